@@ -1,0 +1,112 @@
+//! Builds the application state and the HTTP server; shared by `idp serve`, `demo` and the
+//! in-process tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{middleware::from_fn, web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::crypto::{MasterKey, MasterKeySource};
+use crate::error::Error;
+use crate::store::{PoolOptions, Store};
+use crate::web::middleware::{request_id, security_headers};
+
+/// What every handler may reach. Shared state lives in the database or Redis, never here, so
+/// several instances can serve the same people.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub redis: Option<redis::Client>,
+    pub master_key: MasterKey,
+}
+
+impl AppState {
+    /// Resolves the master key, opens the store (applying migrations) and the Redis client.
+    pub fn prepare(settings: Settings) -> Result<Self, Error> {
+        let (master_key, source) = MasterKey::resolve(
+            settings.master_key.as_ref().map(|k| k.expose()),
+            &settings.data_dir,
+        )?;
+        match &source {
+            MasterKeySource::Configured => tracing::info!("master key: from configuration"),
+            MasterKeySource::LoadedFrom(path) => {
+                tracing::info!(path = %path.display(), "master key: loaded from the data directory")
+            }
+            MasterKeySource::GeneratedInto(path) => tracing::warn!(
+                path = %path.display(),
+                "master key: none configured, generated a new one; back it up, or set \
+                 GUICHET_MASTER_KEY: without it, secrets stored so far cannot be read"
+            ),
+        }
+        let target = settings.database_target()?;
+        let store = Store::open(
+            target,
+            &PoolOptions {
+                max_size: settings.database.pool_size,
+                connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
+                sqlite_busy_timeout_ms: settings.database.sqlite_busy_timeout_ms,
+            },
+        )?;
+        tracing::info!(backend = store.target().backend_name(), "database ready");
+        let redis = settings
+            .redis_url
+            .as_deref()
+            .map(redis::Client::open)
+            .transpose()?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            redis,
+            master_key,
+        })
+    }
+}
+
+/// A bound server, not yet awaited: lets tests and the demo learn the port before serving.
+pub struct Running {
+    pub server: Server,
+    pub addr: SocketAddr,
+}
+
+/// Binds the HTTP server for `state` on the configured address.
+pub fn bind(state: AppState) -> Result<Running, Error> {
+    let settings = state.settings.clone();
+    let addr = settings.bind_addr()?;
+    let https = settings.public_url()?.scheme() == "https";
+    let max_body = settings.http.max_body_bytes;
+    let data = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::FormConfig::default().limit(max_body))
+            .app_data(web::JsonConfig::default().limit(max_body))
+            .wrap(security_headers(https))
+            .wrap(from_fn(request_id))
+            .configure(crate::web::routes)
+    })
+    .shutdown_timeout(settings.http.shutdown_timeout_secs);
+    if settings.http.workers > 0 {
+        server = server.workers(settings.http.workers);
+    }
+    let server = server.bind(addr)?;
+    let addr = server.addrs().first().copied().unwrap_or(addr);
+    Ok(Running {
+        server: server.run(),
+        addr,
+    })
+}
+
+/// Prepares and serves until SIGTERM or SIGINT, then lets requests in flight finish.
+pub async fn serve(settings: Settings) -> Result<(), Error> {
+    let public_url = settings.public_url.clone();
+    let state = AppState::prepare(settings)?;
+    let running = bind(state)?;
+    tracing::info!(addr = %running.addr, public_url = %public_url, "Guichet is listening");
+    running.server.await?;
+    tracing::info!("stopped");
+    Ok(())
+}

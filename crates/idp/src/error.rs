@@ -1,0 +1,82 @@
+//! The crate's error type and its one mapping to HTTP responses.
+//!
+//! Internal details go to the log, never to the client: a response carries a stable code and a
+//! public description only.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::config::ConfigError;
+use crate::crypto::CryptoError;
+use crate::store::StoreError;
+
+/// Everything that can go wrong in the identity provider.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Body of an error answer: an RFC 6749-style object, also used outside OAuth endpoints.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub error_description: &'static str,
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Error::Store(StoreError::Pool(_) | StoreError::Connect(_)) | Error::Redis(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        // The private detail is logged here, once, with the request's span.
+        tracing::error!(error = %self, status = status.as_u16(), "request failed");
+        let body = if status == StatusCode::SERVICE_UNAVAILABLE {
+            ErrorBody {
+                error: "temporarily_unavailable",
+                error_description: "The service is temporarily unavailable. Try again in a moment.",
+            }
+        } else {
+            ErrorBody {
+                error: "server_error",
+                error_description: "An unexpected error occurred. Try again later.",
+            }
+        };
+        HttpResponse::build(status)
+            .insert_header(("Cache-Control", "no-store"))
+            .json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    #[test]
+    fn internal_detail_never_reaches_the_client() {
+        let err = Error::Store(StoreError::Migration("secret table name".into()));
+        let response = err.error_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().try_into_bytes().expect("bytes");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("secret table name"), "{text}");
+        assert!(text.contains("server_error"));
+    }
+}

@@ -1,0 +1,13 @@
+//! Guichet, an OpenID Connect identity provider.
+//!
+//! The binary (`main.rs`) is a thin command line over this library: [`app`] builds the HTTP
+//! server from [`config::Settings`], [`store`] holds every piece of shared state.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod store;
+pub mod telemetry;
+pub mod web;

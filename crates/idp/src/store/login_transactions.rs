@@ -1,0 +1,81 @@
+//! Pending authorization requests, kept server-side while the person signs in.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::login_transactions;
+use super::{DbConnection, StoreResult};
+
+/// A login transaction as stored.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_transactions)]
+pub struct LoginTransactionRecord {
+    /// Hash of the opaque cookie value that refers to it.
+    pub id: String,
+    pub client_id: String,
+    /// The validated authorization request, as JSON.
+    pub request: String,
+    /// The person, once identified.
+    pub user_id: Option<String>,
+    /// Where the person is in the journey.
+    pub step: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+/// Stores a new transaction.
+pub fn insert(conn: &mut DbConnection, tx: &LoginTransactionRecord) -> StoreResult<()> {
+    diesel::insert_into(login_transactions::table)
+        .values(tx)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The transaction if it exists and has not expired at `now`.
+pub fn find_live(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<Option<LoginTransactionRecord>> {
+    Ok(login_transactions::table
+        .find(id)
+        .filter(login_transactions::expires_at.gt(now))
+        .select(LoginTransactionRecord::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Moves the transaction to `step`, only if it is still at `from_step` (so two tabs cannot
+/// both advance it). Returns whether it moved.
+pub fn advance(
+    conn: &mut DbConnection,
+    id: &str,
+    from_step: &str,
+    to_step: &str,
+    user_id: Option<&str>,
+) -> StoreResult<bool> {
+    let n = diesel::update(
+        login_transactions::table
+            .find(id)
+            .filter(login_transactions::step.eq(from_step)),
+    )
+    .set((
+        login_transactions::step.eq(to_step),
+        login_transactions::user_id.eq(user_id),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Removes a finished or abandoned transaction. Returns whether it existed.
+pub fn delete(conn: &mut DbConnection, id: &str) -> StoreResult<bool> {
+    Ok(diesel::delete(login_transactions::table.find(id)).execute(conn)? == 1)
+}
+
+/// Removes every transaction expired at `now`; returns how many.
+pub fn purge_expired(conn: &mut DbConnection, now: NaiveDateTime) -> StoreResult<usize> {
+    Ok(
+        diesel::delete(login_transactions::table.filter(login_transactions::expires_at.le(now)))
+            .execute(conn)?,
+    )
+}

@@ -1,0 +1,364 @@
+//! Storage: one diesel code base over SQLite (embedded default) and PostgreSQL (scale-out).
+//!
+//! Query functions are synchronous and take a [`DbConnection`]; [`Store::run`] executes them on
+//! tokio's blocking pool so diesel never blocks the async executor. Dialect-specific SQL lives
+//! only here, as explicit per-backend arms.
+
+pub mod audit;
+pub mod authorization_codes;
+pub mod clients;
+pub mod login_transactions;
+pub mod one_time_codes;
+pub mod refresh_tokens;
+pub mod schema;
+pub mod signing_keys;
+pub mod sso_sessions;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Arbitrary constant for the advisory lock that serialises migrations when several instances
+/// start at once on one PostgreSQL database.
+const MIGRATION_LOCK_ID: i64 = 0x6775_6963_6865_74; // "guichet"
+
+/// One connection to either backend. Queries written against it work on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(diesel::PgConnection),
+}
+
+/// The backend a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// Path of the SQLite file.
+    Sqlite(PathBuf),
+    /// libpq connection URL.
+    Postgres(String),
+}
+
+impl DatabaseTarget {
+    /// Chooses the backend from the URL scheme; any other scheme is an error.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path, such as sqlite://data/guichet.db".into());
+            }
+            if path.contains('?') {
+                return Err("sqlite:// URLs take no parameters".into());
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+            if parsed.host_str().is_none_or(str::is_empty) && !url.contains("host=") {
+                return Err("postgres:// URL needs a host".into());
+            }
+            return Ok(Self::Postgres(url.to_string()));
+        }
+        let scheme = url.split("://").next().unwrap_or(url);
+        Err(format!(
+            "unsupported database scheme `{scheme}`; use sqlite://PATH or postgres://USER@HOST/DB"
+        ))
+    }
+
+    /// Short name for logs and health output.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Storage failures. A database error is never turned into "not found".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database error: {0}")]
+    Query(diesel::result::Error),
+    #[error("a record with the same {0} already exists")]
+    Conflict(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("cannot prepare the database file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database task was cancelled")]
+    Cancelled,
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                // Name the constrained column when the backend tells us, never the value.
+                let what = info
+                    .constraint_name()
+                    .map(str::to_string)
+                    .or_else(|| {
+                        info.message()
+                            .rsplit("failed: ")
+                            .next()
+                            .map(|s| s.to_string())
+                    })
+                    .unwrap_or_else(|| "key".into());
+                StoreError::Conflict(what)
+            }
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+/// Result of storage calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Opens connections of the configured backend and prepares each one.
+#[derive(Debug, Clone)]
+pub struct ConnectionFactory {
+    target: DatabaseTarget,
+    sqlite_busy_timeout_ms: u32,
+}
+
+impl ConnectionFactory {
+    /// A factory for `target`.
+    pub fn new(target: DatabaseTarget, sqlite_busy_timeout_ms: u32) -> Self {
+        Self {
+            target,
+            sqlite_busy_timeout_ms,
+        }
+    }
+
+    /// Opens one connection. SQLite is set to WAL mode with foreign keys on: SQLite enforces
+    /// foreign keys only on connections that ask for it, so every connection does.
+    pub fn connect(&self) -> StoreResult<DbConnection> {
+        match &self.target {
+            DatabaseTarget::Sqlite(path) => {
+                let path_str = path.to_str().ok_or_else(|| StoreError::File {
+                    path: path.clone(),
+                    source: std::io::Error::other("path is not UTF-8"),
+                })?;
+                let mut conn = diesel::SqliteConnection::establish(path_str)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;",
+                    self.sqlite_busy_timeout_ms
+                ))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            DatabaseTarget::Postgres(url) => Ok(DbConnection::Postgres(
+                diesel::PgConnection::establish(url)?,
+            )),
+        }
+    }
+}
+
+impl ManageConnection for ConnectionFactory {
+    type Connection = DbConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConnection, StoreError> {
+        ConnectionFactory::connect(self)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        conn.batch_execute("SELECT 1").map_err(StoreError::from)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// The pool and how to reach it. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<ConnectionFactory>,
+    target: DatabaseTarget,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.target.backend_name())
+            .finish()
+    }
+}
+
+/// Pool options.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    pub connect_timeout: Duration,
+    pub sqlite_busy_timeout_ms: u32,
+}
+
+impl Store {
+    /// Opens the pool (creating the SQLite file's directory when needed) and applies pending
+    /// migrations.
+    pub fn open(target: DatabaseTarget, options: &PoolOptions) -> StoreResult<Self> {
+        if let DatabaseTarget::Sqlite(path) = &target {
+            prepare_sqlite_dir(path)?;
+        }
+        let factory = ConnectionFactory::new(target.clone(), options.sqlite_busy_timeout_ms);
+        // Fail fast with the real cause (bad URL, database missing) rather than a pool timeout.
+        let mut first = factory.connect()?;
+        run_migrations(&mut first)?;
+        drop(first);
+        let pool = Pool::builder()
+            .max_size(options.max_size)
+            .min_idle(Some(1))
+            .connection_timeout(options.connect_timeout)
+            .build(factory)?;
+        Ok(Self { pool, target })
+    }
+
+    /// Which backend this store talks to.
+    pub fn target(&self) -> &DatabaseTarget {
+        &self.target
+    }
+
+    /// Borrows a connection on the calling thread. For blocking contexts (CLI, tests).
+    pub fn connection(&self) -> StoreResult<PooledConnection<ConnectionFactory>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` with a pooled connection on tokio's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Cancelled)?
+    }
+
+    /// Answers whether the database takes a trivial query.
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
+            .await
+    }
+}
+
+fn prepare_sqlite_dir(path: &Path) -> StoreResult<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::File {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Applies pending migrations of the connection's backend; returns how many ran.
+///
+/// On PostgreSQL an advisory lock makes concurrent starts of several instances take turns.
+pub fn run_migrations(conn: &mut DbConnection) -> StoreResult<usize> {
+    let migration_error =
+        |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    match conn {
+        DbConnection::Sqlite(c) => {
+            let applied = c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(migration_error)?;
+            Ok(applied.len())
+        }
+        DbConnection::Postgres(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|applied| applied.len())
+                .map_err(migration_error);
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))?;
+            result
+        }
+    }
+}
+
+/// Current time as stored: UTC, microsecond precision (what both backends keep).
+pub fn now() -> chrono::NaiveDateTime {
+    truncate_micros(chrono::Utc::now().naive_utc())
+}
+
+/// Drops sub-microsecond precision so a value reads back exactly as written on both backends.
+pub fn truncate_micros(t: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
+    use chrono::{SubsecRound, Timelike};
+    let micros = t.nanosecond() / 1_000;
+    t.trunc_subsecs(0) + chrono::Duration::microseconds(i64::from(micros))
+}
+
+/// Joins a list for storage in a text column (scopes, URIs): JSON, so any character survives.
+pub(crate) fn encode_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// Reverses [`encode_list`]; a value that is not a JSON list is reported, not hidden.
+pub(crate) fn decode_list(column: &str, text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("{column} is not a JSON list: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_from_scheme() {
+        assert_eq!(
+            DatabaseTarget::parse("sqlite://data/guichet.db"),
+            Ok(DatabaseTarget::Sqlite(PathBuf::from("data/guichet.db")))
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:///var/lib/guichet/g.db"),
+            Ok(DatabaseTarget::Sqlite(PathBuf::from(
+                "/var/lib/guichet/g.db"
+            )))
+        );
+        assert!(matches!(
+            DatabaseTarget::parse("postgres://guichet@127.0.0.1/guichet"),
+            Ok(DatabaseTarget::Postgres(_))
+        ));
+        assert!(matches!(
+            DatabaseTarget::parse("postgresql://127.0.0.1:5432/g"),
+            Ok(DatabaseTarget::Postgres(_))
+        ));
+        let err = DatabaseTarget::parse("mysql://x").expect_err("mysql refused");
+        assert!(err.contains("mysql"), "{err}");
+        assert!(DatabaseTarget::parse("sqlite://").is_err());
+        assert!(DatabaseTarget::parse("data/guichet.db").is_err());
+    }
+
+    #[test]
+    fn timestamps_keep_microseconds_only() {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 123_456_789)
+            .expect("valid")
+            .naive_utc();
+        let t = truncate_micros(t);
+        use chrono::Timelike;
+        assert_eq!(t.nanosecond(), 123_456_000);
+    }
+}

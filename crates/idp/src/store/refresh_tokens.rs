@@ -1,0 +1,113 @@
+//! Refresh tokens: stored only as keyed hashes, rotated on every use, grouped in families so
+//! reuse of an old token can revoke the whole line.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::refresh_tokens;
+use super::{DbConnection, StoreError, StoreResult};
+
+/// A stored refresh token.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshTokenRecord {
+    pub token_hash: Vec<u8>,
+    /// Shared by every token descended from one authorization.
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    /// Public `sid` of the SSO session, when there was one.
+    pub session_id: Option<String>,
+    pub scope: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub rotated_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Stores a new token.
+pub fn insert(conn: &mut DbConnection, token: &RefreshTokenRecord) -> StoreResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values(token)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The token with this hash, in whatever state.
+pub fn find(conn: &mut DbConnection, token_hash: &[u8]) -> StoreResult<Option<RefreshTokenRecord>> {
+    Ok(refresh_tokens::table
+        .find(token_hash)
+        .select(RefreshTokenRecord::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Marks `old_hash` as rotated and stores its successor, atomically. Returns false (and stores
+/// nothing) if the old token was already rotated, revoked or expired.
+pub fn rotate(
+    conn: &mut DbConnection,
+    old_hash: &[u8],
+    successor: &RefreshTokenRecord,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    conn.transaction(|conn| {
+        let n = diesel::update(
+            refresh_tokens::table
+                .find(old_hash)
+                .filter(refresh_tokens::rotated_at.is_null())
+                .filter(refresh_tokens::revoked_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(now)),
+        )
+        .set(refresh_tokens::rotated_at.eq(Some(now)))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok::<_, StoreError>(false);
+        }
+        diesel::insert_into(refresh_tokens::table)
+            .values(successor)
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// Revokes one token; returns whether it was not revoked before.
+pub fn revoke(conn: &mut DbConnection, token_hash: &[u8], now: NaiveDateTime) -> StoreResult<bool> {
+    let n = diesel::update(
+        refresh_tokens::table
+            .find(token_hash)
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Some(now)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Revokes every token of a family; returns how many were still unrevoked.
+pub fn revoke_family(
+    conn: &mut DbConnection,
+    family_id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<usize> {
+    Ok(diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Some(now)))
+    .execute(conn)?)
+}
+
+/// Revokes every token of a person's session (logout); returns how many.
+pub fn revoke_for_session(
+    conn: &mut DbConnection,
+    session_id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<usize> {
+    Ok(diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::session_id.eq(session_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Some(now)))
+    .execute(conn)?)
+}

@@ -1,0 +1,170 @@
+//! Table definitions shared by both backends (see `migrations/sqlite` and
+//! `migrations/postgres`, which must stay in step; a contract test compares them).
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        email_key -> Text,
+        email_verified -> Bool,
+        member_code -> Nullable<Text>,
+        given_name -> Text,
+        family_name -> Text,
+        locale -> Text,
+        password_hash -> Nullable<Text>,
+        must_reset -> Bool,
+        mfa_method -> Text,
+        totp_secret_enc -> Nullable<Binary>,
+        totp_last_step -> Nullable<BigInt>,
+        password_failures -> Integer,
+        mfa_failures -> Integer,
+        lock_count -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        secret_hash -> Nullable<Binary>,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        backchannel_logout_uri -> Nullable<Text>,
+        allowed_scopes -> Text,
+        allowed_grants -> Text,
+        id_token_alg -> Text,
+        first_party -> Bool,
+        first_factor -> Text,
+        required_level -> Text,
+        enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key_enc -> Binary,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        publish_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_transactions (id) {
+        id -> Text,
+        client_id -> Text,
+        request -> Text,
+        user_id -> Nullable<Text>,
+        step -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sso_sessions (id) {
+        id -> Text,
+        sid -> Text,
+        user_id -> Text,
+        auth_time -> Timestamp,
+        amr -> Text,
+        acr -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    one_time_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        code_hash -> Binary,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        consumed_at -> Nullable<Timestamp>,
+        superseded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Binary,
+        client_id -> Text,
+        user_id -> Text,
+        session_id -> Text,
+        redirect_uri -> Text,
+        scope -> Text,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        auth_time -> Timestamp,
+        amr -> Text,
+        acr -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        consumed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Binary,
+        family_id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        session_id -> Nullable<Text>,
+        scope -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        rotated_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        id -> Text,
+        occurred_at -> Timestamp,
+        event_type -> Text,
+        actor -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(login_transactions -> clients (client_id));
+diesel::joinable!(sso_sessions -> users (user_id));
+diesel::joinable!(one_time_codes -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    clients,
+    signing_keys,
+    login_transactions,
+    sso_sessions,
+    one_time_codes,
+    authorization_codes,
+    refresh_tokens,
+    audit_events,
+);

@@ -1,0 +1,401 @@
+//! People who sign in: contact email, optional member code, password hash, their one second
+//! factor, and lock state.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::{DbConnection, StoreError, StoreResult};
+
+/// The one second factor a person holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaMethod {
+    /// Not enrolled yet: the person must choose at the end of the first-login journey.
+    None,
+    /// Authenticator app (TOTP).
+    Totp,
+    /// Six-digit code sent to the contact email.
+    Email,
+}
+
+impl MfaMethod {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Totp => "totp",
+            Self::Email => "email",
+        }
+    }
+
+    fn parse(text: &str) -> StoreResult<Self> {
+        match text {
+            "none" => Ok(Self::None),
+            "totp" => Ok(Self::Totp),
+            "email" => Ok(Self::Email),
+            other => Err(StoreError::Corrupt(format!("unknown mfa_method `{other}`"))),
+        }
+    }
+}
+
+/// Which failure counter to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    Password,
+    SecondFactor,
+}
+
+/// A stored person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub member_code: Option<String>,
+    pub given_name: String,
+    pub family_name: String,
+    pub locale: String,
+    pub password_hash: Option<String>,
+    pub must_reset: bool,
+    pub mfa_method: MfaMethod,
+    /// TOTP secret sealed with the master key; present exactly when the method is TOTP.
+    pub totp_secret_enc: Option<Vec<u8>>,
+    pub totp_last_step: Option<i64>,
+    pub password_failures: i32,
+    pub mfa_failures: i32,
+    pub lock_count: i32,
+    pub locked_until: Option<NaiveDateTime>,
+    pub disabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: String,
+    email: String,
+    email_verified: bool,
+    member_code: Option<String>,
+    given_name: String,
+    family_name: String,
+    locale: String,
+    password_hash: Option<String>,
+    must_reset: bool,
+    mfa_method: String,
+    totp_secret_enc: Option<Vec<u8>>,
+    totp_last_step: Option<i64>,
+    password_failures: i32,
+    mfa_failures: i32,
+    lock_count: i32,
+    locked_until: Option<NaiveDateTime>,
+    disabled: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+
+    fn try_from(r: UserRow) -> StoreResult<Self> {
+        Ok(Self {
+            mfa_method: MfaMethod::parse(&r.mfa_method)?,
+            id: r.id,
+            email: r.email,
+            email_verified: r.email_verified,
+            member_code: r.member_code,
+            given_name: r.given_name,
+            family_name: r.family_name,
+            locale: r.locale,
+            password_hash: r.password_hash,
+            must_reset: r.must_reset,
+            totp_secret_enc: r.totp_secret_enc,
+            totp_last_step: r.totp_last_step,
+            password_failures: r.password_failures,
+            mfa_failures: r.mfa_failures,
+            lock_count: r.lock_count,
+            locked_until: r.locked_until,
+            disabled: r.disabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// What is needed to create a person.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    pub email: String,
+    pub member_code: Option<String>,
+    pub given_name: String,
+    pub family_name: String,
+    pub locale: String,
+    pub password_hash: Option<String>,
+    /// Imported members start with no password and must go through the first-login journey.
+    pub must_reset: bool,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct UserInsert<'a> {
+    id: &'a str,
+    email: &'a str,
+    email_key: String,
+    member_code: Option<String>,
+    given_name: &'a str,
+    family_name: &'a str,
+    locale: &'a str,
+    password_hash: Option<&'a str>,
+    must_reset: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// The login name derived from a contact email: trimmed and lower-cased, so lookups and the
+/// uniqueness rule ignore case on both backends alike.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Creates a person; a taken email or member code is [`StoreError::Conflict`].
+pub fn insert(conn: &mut DbConnection, new: &NewUser, now: NaiveDateTime) -> StoreResult<User> {
+    let row = UserInsert {
+        id: &new.id,
+        email: new.email.trim(),
+        email_key: email_key(&new.email),
+        member_code: new.member_code.as_deref().map(|c| c.trim().to_uppercase()),
+        given_name: &new.given_name,
+        family_name: &new.family_name,
+        locale: &new.locale,
+        password_hash: new.password_hash.as_deref(),
+        must_reset: new.must_reset,
+        created_at: now,
+        updated_at: now,
+    };
+    diesel::insert_into(users::table)
+        .values(&row)
+        .execute(conn)?;
+    find_by_id(conn, &new.id)?.ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))
+}
+
+/// The person with this id.
+pub fn find_by_id(conn: &mut DbConnection, id: &str) -> StoreResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(User::try_from)
+        .transpose()
+}
+
+/// The person whose contact email this is, ignoring case and surrounding spaces.
+pub fn find_by_email(conn: &mut DbConnection, email: &str) -> StoreResult<Option<User>> {
+    users::table
+        .filter(users::email_key.eq(email_key(email)))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(User::try_from)
+        .transpose()
+}
+
+/// The person holding this member code (exact match; codes are stored upper-cased).
+pub fn find_by_member_code(conn: &mut DbConnection, code: &str) -> StoreResult<Option<User>> {
+    users::table
+        .filter(users::member_code.eq(code.trim().to_uppercase()))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(User::try_from)
+        .transpose()
+}
+
+/// Stores a new password hash, clears the must-reset flag and the password failure count.
+/// Returns whether the person exists.
+pub fn set_password(
+    conn: &mut DbConnection,
+    id: &str,
+    password_hash: &str,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let n = diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::must_reset.eq(false),
+            users::password_failures.eq(0),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The second factor to set: exactly one method, so choosing one replaces the other.
+#[derive(Debug, Clone)]
+pub enum MfaSetting {
+    None,
+    Email,
+    /// The sealed TOTP secret.
+    Totp(Vec<u8>),
+}
+
+/// Sets the person's one second factor; the TOTP replay marker starts afresh.
+pub fn set_mfa(
+    conn: &mut DbConnection,
+    id: &str,
+    setting: &MfaSetting,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let (method, secret) = match setting {
+        MfaSetting::None => (MfaMethod::None, None),
+        MfaSetting::Email => (MfaMethod::Email, None),
+        MfaSetting::Totp(sealed) => (MfaMethod::Totp, Some(sealed.as_slice())),
+    };
+    let n = diesel::update(users::table.find(id))
+        .set((
+            users::mfa_method.eq(method.as_str()),
+            users::totp_secret_enc.eq(secret),
+            users::totp_last_step.eq(None::<i64>),
+            users::mfa_failures.eq(0),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Records `step` as the last accepted TOTP time step if it is newer than the previous one.
+/// Returns false when the step (or a later one) was already used: each code works once, even
+/// under concurrent submissions, because the check and the write are one statement.
+pub fn accept_totp_step(conn: &mut DbConnection, id: &str, step: i64) -> StoreResult<bool> {
+    let n = diesel::update(
+        users::table
+            .find(id)
+            .filter(users::mfa_method.eq(MfaMethod::Totp.as_str()))
+            .filter(
+                users::totp_last_step
+                    .is_null()
+                    .or(users::totp_last_step.lt(step)),
+            ),
+    )
+    .set(users::totp_last_step.eq(step))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Adds one failure to the counter of `factor` and returns the new count, atomically.
+pub fn increment_failures(
+    conn: &mut DbConnection,
+    id: &str,
+    factor: Factor,
+    now: NaiveDateTime,
+) -> StoreResult<Option<i32>> {
+    let target = users::table.find(id);
+    let count = match factor {
+        Factor::Password => diesel::update(target)
+            .set((
+                users::password_failures.eq(users::password_failures + 1),
+                users::updated_at.eq(now),
+            ))
+            .returning(users::password_failures)
+            .get_result::<i32>(conn)
+            .optional()?,
+        Factor::SecondFactor => diesel::update(target)
+            .set((
+                users::mfa_failures.eq(users::mfa_failures + 1),
+                users::updated_at.eq(now),
+            ))
+            .returning(users::mfa_failures)
+            .get_result::<i32>(conn)
+            .optional()?,
+    };
+    Ok(count)
+}
+
+/// Locks the account until `until`, counts the lock, and clears both failure counters.
+pub fn lock(
+    conn: &mut DbConnection,
+    id: &str,
+    until: NaiveDateTime,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let n = diesel::update(users::table.find(id))
+        .set((
+            users::locked_until.eq(Some(until)),
+            users::lock_count.eq(users::lock_count + 1),
+            users::password_failures.eq(0),
+            users::mfa_failures.eq(0),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Lifts a lock and clears the failure counters. With `forget_history`, the growing lock
+/// period starts over too (a helpdesk unlock or a completed reset).
+pub fn unlock(
+    conn: &mut DbConnection,
+    id: &str,
+    forget_history: bool,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let target = users::table.find(id);
+    let n = if forget_history {
+        diesel::update(target)
+            .set((
+                users::locked_until.eq(None::<NaiveDateTime>),
+                users::lock_count.eq(0),
+                users::password_failures.eq(0),
+                users::mfa_failures.eq(0),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?
+    } else {
+        diesel::update(target)
+            .set((
+                users::locked_until.eq(None::<NaiveDateTime>),
+                users::password_failures.eq(0),
+                users::mfa_failures.eq(0),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+/// Changes the contact email (and so the login name); marks it verified or not.
+pub fn set_email(
+    conn: &mut DbConnection,
+    id: &str,
+    email: &str,
+    verified: bool,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let n = diesel::update(users::table.find(id))
+        .set((
+            users::email.eq(email.trim()),
+            users::email_key.eq(email_key(email)),
+            users::email_verified.eq(verified),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Enables or disables sign-in for the person.
+pub fn set_disabled(
+    conn: &mut DbConnection,
+    id: &str,
+    disabled: bool,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let n = diesel::update(users::table.find(id))
+        .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Number of stored people.
+pub fn count(conn: &mut DbConnection) -> StoreResult<i64> {
+    Ok(users::table.count().get_result(conn)?)
+}

@@ -1,0 +1,13 @@
+//! HTTP layer: the route table, middleware and handlers. Handlers are thin: they parse, call
+//! the domain or the store, and render.
+
+pub mod health;
+pub mod middleware;
+
+use actix_web::web;
+
+/// Every route of the identity provider, in one table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(health::live))
+        .route("/health/ready", web::get().to(health::ready));
+}

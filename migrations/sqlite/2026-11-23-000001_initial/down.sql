@@ -1,0 +1,9 @@
+DROP TABLE audit_events;
+DROP TABLE refresh_tokens;
+DROP TABLE authorization_codes;
+DROP TABLE one_time_codes;
+DROP TABLE sso_sessions;
+DROP TABLE login_transactions;
+DROP TABLE signing_keys;
+DROP TABLE clients;
+DROP TABLE users;
