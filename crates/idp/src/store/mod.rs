@@ -127,6 +127,9 @@ impl From<diesel::result::Error> for StoreError {
     }
 }
 
+/// A connection borrowed from the pool; derefs to [`DbConnection`].
+pub type DbConnectionGuard = PooledConnection<ConnectionFactory>;
+
 /// Result of storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -238,7 +241,7 @@ impl Store {
     }
 
     /// Borrows a connection on the calling thread. For blocking contexts (CLI, tests).
-    pub fn connection(&self) -> StoreResult<PooledConnection<ConnectionFactory>> {
+    pub fn connection(&self) -> StoreResult<DbConnectionGuard> {
         Ok(self.pool.get()?)
     }
 

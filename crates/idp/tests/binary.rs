@@ -1,0 +1,413 @@
+//! The real `idp` binary: serving on SQLite and on a fresh PostgreSQL database, readiness with
+//! Redis, configuration errors that name the key, migrations, graceful shutdown.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{free_port, require_redis, EmptyPostgres};
+
+const IDP: &str = env!("CARGO_BIN_EXE_idp");
+
+/// A running `idp serve`, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `idp serve` in `dir` with `env`, and waits until it answers `/health/live`.
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = base_command(dir);
+        cmd.arg("serve")
+            .env("GUICHET_BIND", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn idp serve");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client().get(server.url("/health/live")).send() {
+                if r.status() == 200 {
+                    return server;
+                }
+            }
+            assert!(Instant::now() < deadline, "idp serve did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and returns the exit status and everything the process printed.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().expect("wait") {
+                break exit;
+            }
+            assert!(Instant::now() < deadline, "idp did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut logs = String::new();
+        for stream in [
+            self.child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+            self.child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        }
+        (exit, logs)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `idp` run in `dir`, with no GUICHET_* variable inherited from the test environment.
+fn base_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(IDP);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GUICHET_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    base_command(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run idp")
+}
+
+fn ready_json(server: &Server) -> (u16, serde_json::Value) {
+    let response = client()
+        .get(server.url("/health/ready"))
+        .send()
+        .expect("GET /health/ready");
+    let status = response.status().as_u16();
+    (status, response.json().expect("JSON body"))
+}
+
+#[test]
+fn serves_on_sqlite_by_default_with_security_headers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let (status, body) = ready_json(&server);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["redis"], "not_configured");
+    assert!(
+        dir.path().join("data/guichet.db").is_file(),
+        "SQLite file under ./data"
+    );
+    assert!(
+        dir.path().join("data/master.key").is_file(),
+        "master key generated"
+    );
+
+    let response = client()
+        .get(server.url("/health/live"))
+        .header("X-Request-Id", "probe-12345678")
+        .send()
+        .expect("GET");
+    let h = response.headers();
+    let csp = h["content-security-policy"].to_str().expect("ascii");
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-request-id"], "probe-12345678");
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "no HSTS over plain http"
+    );
+
+    // Unknown paths and oversized or odd requests never produce a 500.
+    let missing = client().get(server.url("/nope")).send().expect("GET");
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().contains_key("content-security-policy"));
+    let generated = client()
+        .get(server.url("/health/live"))
+        .header("X-Request-Id", "bad id\twith tab")
+        .send()
+        .expect("GET");
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "unsafe incoming ids are replaced: {id}"
+    );
+
+    let (exit, logs) = server.terminate();
+    assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}\n{logs}");
+    assert!(
+        logs.contains("generated a new one"),
+        "start-up says the key was generated:\n{logs}"
+    );
+    assert!(logs.contains("SIGTERM"), "{logs}");
+}
+
+#[test]
+fn second_start_reuses_the_generated_master_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Server::start(dir.path(), &[]);
+    drop(first);
+    let key = std::fs::read_to_string(dir.path().join("data/master.key")).expect("key");
+    let second = Server::start(dir.path(), &[]);
+    let (_, logs) = second.terminate();
+    assert!(logs.contains("loaded from the data directory"), "{logs}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/master.key")).expect("key"),
+        key
+    );
+}
+
+#[test]
+fn serves_on_a_fresh_postgres_database_with_json_logs() {
+    let db = EmptyPostgres::create();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = String::from_utf8(run(dir.path(), &["gen-master-key"], &[]).stdout).expect("utf8");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("GUICHET_DATABASE_URL", &db.url),
+            ("GUICHET_MASTER_KEY", key.trim()),
+            ("GUICHET_LOG_FORMAT", "json"),
+        ],
+    );
+    let (status, body) = ready_json(&server);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["database"], "ok");
+    assert!(
+        !dir.path().join("data/guichet.db").exists(),
+        "no SQLite file when on PostgreSQL"
+    );
+
+    let (exit, logs) = server.terminate();
+    assert!(exit.success(), "{logs}");
+    let mut saw_request = false;
+    for line in logs.lines().filter(|l| l.starts_with('{')) {
+        let event: serde_json::Value = serde_json::from_str(line).expect("every log line is JSON");
+        if event["message"] == "served" {
+            saw_request = true;
+            assert!(event["span"]["request_id"].is_string(), "{line}");
+        }
+    }
+    assert!(saw_request, "request lines logged:\n{logs}");
+    assert!(logs.contains("\"backend\":\"postgres\""), "{logs}");
+    assert!(
+        !logs.contains(key.trim()),
+        "the master key never appears in logs"
+    );
+
+    // Migrations were applied at start: `idp migrate` has nothing left to do.
+    let out = run(
+        dir.path(),
+        &["migrate"],
+        &[
+            ("GUICHET_DATABASE_URL", &db.url),
+            ("GUICHET_MASTER_KEY", key.trim()),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 migration(s) applied"));
+}
+
+#[test]
+fn migrate_applies_then_has_nothing_left() {
+    let db = EmptyPostgres::create();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = String::from_utf8(run(dir.path(), &["gen-master-key"], &[]).stdout).expect("utf8");
+    let env = [
+        ("GUICHET_DATABASE_URL", db.url.as_str()),
+        ("GUICHET_MASTER_KEY", key.trim()),
+    ];
+    let first = run(dir.path(), &["migrate"], &env);
+    assert!(first.status.success(), "{first:?}");
+    assert!(String::from_utf8_lossy(&first.stdout).contains("1 migration(s) applied"));
+    let again = run(dir.path(), &["migrate"], &env);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
+
+    let sqlite = run(
+        dir.path(),
+        &["migrate"],
+        &[("GUICHET_DATABASE_URL", "sqlite://state/g.db")],
+    );
+    assert!(sqlite.status.success(), "{sqlite:?}");
+    assert!(dir.path().join("state/g.db").is_file());
+}
+
+#[test]
+fn readiness_checks_redis_when_configured() {
+    let redis = require_redis();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("GUICHET_REDIS_URL", &redis)]);
+    let (status, body) = ready_json(&server);
+    assert_eq!(
+        (status, body["redis"].as_str()),
+        (200, Some("ok")),
+        "{body}"
+    );
+    drop(server);
+
+    let dead_port = free_port();
+    let server = Server::start(
+        dir.path(),
+        &[(
+            "GUICHET_REDIS_URL",
+            &format!("redis://127.0.0.1:{dead_port}"),
+        )],
+    );
+    let (status, body) = ready_json(&server);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["redis"], "unavailable");
+    assert_eq!(body["database"], "ok");
+    assert!(
+        !body.to_string().contains("refused"),
+        "no internal error text: {body}"
+    );
+}
+
+#[test]
+fn unknown_database_scheme_fails_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[("GUICHET_DATABASE_URL", "mysql://x")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("database_url") && stderr.contains("GUICHET_DATABASE_URL"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mysql"), "{stderr}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing written before the configuration is valid"
+    );
+}
+
+#[test]
+fn misspelled_keys_fail_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("idp.toml"),
+        "bind = \"127.0.0.1:0\"\n[http]\nworkerz = 2\n",
+    )
+    .expect("write");
+    let out = run(dir.path(), &["--config", "idp.toml", "serve"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("workerz") && stderr.contains("idp.toml"),
+        "{stderr}"
+    );
+
+    // The same through GUICHET_CONFIG, and through the default config/idp.toml.
+    let out = run(dir.path(), &["serve"], &[("GUICHET_CONFIG", "idp.toml")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("workerz"));
+    std::fs::create_dir(dir.path().join("config")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("config/idp.toml"),
+        "pubic_url = \"https://id.example.org\"\n",
+    )
+    .expect("write");
+    let out = run(dir.path(), &["serve"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pubic_url"));
+
+    let out = run(
+        dir.path(),
+        &["check-config"],
+        &[("GUICHET_CONFIG", "missing.toml")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn insecure_values_fail_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            ("GUICHET_PUBLIC_URL", "http://id.example.org"),
+            "public_url",
+        ),
+        (("GUICHET_MASTER_KEY", "dG9vIHNob3J0"), "master_key"),
+        (
+            ("GUICHET_DATABASE_URL", "postgres://127.0.0.1/guichet"),
+            "master_key",
+        ),
+    ];
+    for ((key, value), named) in cases {
+        let out = run(dir.path(), &["serve"], &[(key, value)]);
+        assert_eq!(out.status.code(), Some(2), "{key}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "{key}={value}: {stderr}");
+    }
+}
+
+#[test]
+fn check_config_redacts_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = String::from_utf8(run(dir.path(), &["gen-master-key"], &[]).stdout).expect("utf8");
+    let out = run(
+        dir.path(),
+        &["check-config"],
+        &[("GUICHET_MASTER_KEY", key.trim())],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("configuration is valid"));
+    assert!(stdout.contains("[redacted]"));
+    assert!(!stdout.contains(key.trim()));
+}

@@ -1,0 +1,1009 @@
+//! Storage contract: every query function, the same tests on SQLite and on PostgreSQL.
+//!
+//! Each test gets its own database (a fresh SQLite file, a fresh PostgreSQL database). The
+//! output names the backend: `sqlite::users_insert_and_find`, `postgres::users_insert_and_find`.
+
+mod support;
+
+use std::sync::{Arc, Barrier};
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use idp::store::audit::{self, NewAuditEvent};
+use idp::store::authorization_codes::{self, AuthorizationCodeRecord, Redemption};
+use idp::store::clients::{self, Client};
+use idp::store::login_transactions::{self, LoginTransactionRecord};
+use idp::store::one_time_codes::{self, OneTimeCodeRecord};
+use idp::store::refresh_tokens::{self, RefreshTokenRecord};
+use idp::store::signing_keys::{self, SigningKeyRecord};
+use idp::store::sso_sessions::{self, SsoSessionRecord};
+use idp::store::users::{self, Factor, MfaMethod, MfaSetting, NewUser};
+use idp::store::{now, run_migrations, DbConnection, StoreError};
+use support::TestDb;
+
+fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: id(),
+        email: email.into(),
+        member_code: None,
+        given_name: "Marie".into(),
+        family_name: "Tremblay".into(),
+        locale: "fr-CA".into(),
+        password_hash: None,
+        must_reset: true,
+    }
+}
+
+fn add_user(conn: &mut DbConnection, email: &str) -> users::User {
+    users::insert(conn, &new_user(email), now()).expect("insert user")
+}
+
+fn client(id: &str) -> Client {
+    let t = now();
+    Client {
+        id: id.into(),
+        name: "Portail des membres".into(),
+        kind: "confidential".into(),
+        secret_hash: Some(vec![1, 2, 3, 4]),
+        redirect_uris: vec!["https://portal.example.org/callback".into()],
+        post_logout_redirect_uris: vec!["https://portal.example.org/".into()],
+        backchannel_logout_uri: Some("https://portal.example.org/backchannel".into()),
+        allowed_scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        allowed_grants: vec!["authorization_code".into(), "refresh_token".into()],
+        id_token_alg: "RS256".into(),
+        first_party: true,
+        first_factor: "password".into(),
+        required_level: "mfa".into(),
+        enabled: true,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+fn add_client(conn: &mut DbConnection, id: &str) -> Client {
+    clients::upsert(conn, &client(id), now()).expect("upsert client");
+    clients::find(conn, id).expect("find").expect("exists")
+}
+
+fn session(user_id: &str, expires_at: NaiveDateTime) -> SsoSessionRecord {
+    let t = now();
+    SsoSessionRecord {
+        id: id(),
+        sid: id(),
+        user_id: user_id.into(),
+        auth_time: t,
+        amr: "pwd otp mfa".into(),
+        acr: "mfa".into(),
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("test".into()),
+        created_at: t,
+        last_seen_at: t,
+        expires_at,
+        ended_at: None,
+    }
+}
+
+fn code(user_id: &str, purpose: &str, created_at: NaiveDateTime) -> OneTimeCodeRecord {
+    OneTimeCodeRecord {
+        id: id(),
+        user_id: user_id.into(),
+        purpose: purpose.into(),
+        code_hash: uuid::Uuid::new_v4().as_bytes().to_vec(),
+        attempts: 0,
+        max_attempts: 5,
+        created_at,
+        expires_at: created_at + Duration::minutes(10),
+        consumed_at: None,
+        superseded_at: None,
+    }
+}
+
+fn refresh(
+    user_id: &str,
+    client_id: &str,
+    family: &str,
+    session: Option<&str>,
+) -> RefreshTokenRecord {
+    let t = now();
+    RefreshTokenRecord {
+        token_hash: uuid::Uuid::new_v4().as_bytes().to_vec(),
+        family_id: family.into(),
+        client_id: client_id.into(),
+        user_id: user_id.into(),
+        session_id: session.map(str::to_string),
+        scope: "openid email".into(),
+        created_at: t,
+        expires_at: t + Duration::days(30),
+        rotated_at: None,
+        revoked_at: None,
+    }
+}
+
+/// Runs each named contract test once per backend, in modules named after the backend.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { let db = super::TestDb::sqlite(); super::$name(&db); } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { let db = super::TestDb::postgres(); super::$name(&db); } )*
+        }
+    };
+}
+
+contract!(
+    migrations_are_idempotent,
+    users_insert_and_find,
+    users_email_unique_ignoring_case,
+    users_member_code_unique,
+    users_set_password_clears_reset,
+    users_exactly_one_second_factor,
+    users_totp_step_accepted_once,
+    users_failure_counters_and_lock,
+    users_concurrent_failures_counted_exactly,
+    users_set_email_and_disabled,
+    clients_upsert_find_list,
+    clients_secret_and_enabled,
+    clients_confidential_needs_secret,
+    signing_keys_lifecycle,
+    login_transactions_lifecycle,
+    login_transactions_enforce_foreign_keys,
+    sso_sessions_lifecycle,
+    codes_new_code_supersedes_previous,
+    codes_attempt_limit,
+    codes_attempt_limit_holds_under_concurrency,
+    codes_expiry_counting_and_purge,
+    authorization_codes_single_use,
+    refresh_tokens_rotation_and_revocation,
+    audit_append_and_read,
+    audit_rows_cannot_be_changed,
+);
+
+fn migrations_are_idempotent(db: &TestDb) {
+    let mut conn = db.conn();
+    assert_eq!(run_migrations(&mut conn).expect("re-run migrations"), 0);
+}
+
+fn users_insert_and_find(db: &TestDb) {
+    let mut conn = db.conn();
+    let mut new = new_user("  Marie.Tremblay@Example.ORG ");
+    new.member_code = Some("r12345".into());
+    let user = users::insert(&mut conn, &new, now()).expect("insert");
+    assert_eq!(user.email, "Marie.Tremblay@Example.ORG");
+    assert_eq!(user.member_code.as_deref(), Some("R12345"));
+    assert_eq!(user.mfa_method, MfaMethod::None);
+    assert!(user.must_reset);
+    assert!(user.password_hash.is_none());
+    assert_eq!(user.locale, "fr-CA");
+
+    let by_id = users::find_by_id(&mut conn, &user.id)
+        .expect("query")
+        .expect("found");
+    assert_eq!(by_id, user);
+    let by_email = users::find_by_email(&mut conn, "marie.tremblay@example.org  ")
+        .expect("query")
+        .expect("found ignoring case and spaces");
+    assert_eq!(by_email.id, user.id);
+    let by_code = users::find_by_member_code(&mut conn, " r12345")
+        .expect("query")
+        .expect("found");
+    assert_eq!(by_code.id, user.id);
+
+    assert!(users::find_by_id(&mut conn, &id())
+        .expect("query")
+        .is_none());
+    assert!(users::find_by_email(&mut conn, "nobody@example.org")
+        .expect("query")
+        .is_none());
+    assert!(users::find_by_member_code(&mut conn, "54321")
+        .expect("query")
+        .is_none());
+    assert_eq!(users::count(&mut conn).expect("count"), 1);
+}
+
+fn users_email_unique_ignoring_case(db: &TestDb) {
+    let mut conn = db.conn();
+    add_user(&mut conn, "jean@example.org");
+    let err = users::insert(&mut conn, &new_user(" JEAN@Example.org"), now())
+        .expect_err("duplicate email refused");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(users::count(&mut conn).expect("count"), 1);
+}
+
+fn users_member_code_unique(db: &TestDb) {
+    let mut conn = db.conn();
+    let mut a = new_user("a@example.org");
+    a.member_code = Some("50012345".into());
+    users::insert(&mut conn, &a, now()).expect("first");
+    let mut b = new_user("b@example.org");
+    b.member_code = Some("50012345".into());
+    let err = users::insert(&mut conn, &b, now()).expect_err("duplicate code refused");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+fn users_set_password_clears_reset(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "p@example.org");
+    users::increment_failures(&mut conn, &user.id, Factor::Password, now()).expect("fail");
+    assert!(users::set_password(&mut conn, &user.id, "$argon2id$v=19$stub", now()).expect("set"));
+    let user = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!(user.password_hash.as_deref(), Some("$argon2id$v=19$stub"));
+    assert!(!user.must_reset);
+    assert_eq!(user.password_failures, 0);
+    assert!(!users::set_password(&mut conn, &id(), "x", now()).expect("unknown id"));
+}
+
+fn users_exactly_one_second_factor(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "mfa@example.org");
+    assert!(
+        users::set_mfa(&mut conn, &user.id, &MfaSetting::Totp(vec![9; 40]), now()).expect("totp")
+    );
+    assert!(users::accept_totp_step(&mut conn, &user.id, 10).expect("step"));
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!(u.mfa_method, MfaMethod::Totp);
+    assert_eq!(u.totp_secret_enc, Some(vec![9; 40]));
+
+    // Choosing email removes the TOTP secret: a person never holds both.
+    assert!(users::set_mfa(&mut conn, &user.id, &MfaSetting::Email, now()).expect("email"));
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!(u.mfa_method, MfaMethod::Email);
+    assert_eq!(u.totp_secret_enc, None);
+    assert_eq!(u.totp_last_step, None);
+
+    assert!(users::set_mfa(&mut conn, &user.id, &MfaSetting::None, now()).expect("none"));
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!(u.mfa_method, MfaMethod::None);
+
+    // The database itself refuses an email method that keeps a TOTP secret.
+    use idp::store::schema::users as t;
+    let refused = diesel::update(t::table.find(&user.id))
+        .set((
+            t::mfa_method.eq("email"),
+            t::totp_secret_enc.eq(Some(vec![1u8, 2])),
+        ))
+        .execute(&mut *conn);
+    assert!(refused.is_err(), "check constraint must refuse two factors");
+    assert!(!users::set_mfa(&mut conn, &id(), &MfaSetting::Email, now()).expect("unknown id"));
+}
+
+fn users_totp_step_accepted_once(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "totp@example.org");
+    assert!(
+        !users::accept_totp_step(&mut conn, &user.id, 100).expect("q"),
+        "no step is accepted without TOTP enrolled"
+    );
+    users::set_mfa(&mut conn, &user.id, &MfaSetting::Totp(vec![1; 20]), now()).expect("totp");
+    assert!(users::accept_totp_step(&mut conn, &user.id, 100).expect("q"));
+    assert!(
+        !users::accept_totp_step(&mut conn, &user.id, 100).expect("q"),
+        "same step twice"
+    );
+    assert!(
+        !users::accept_totp_step(&mut conn, &user.id, 99).expect("q"),
+        "older step"
+    );
+    assert!(users::accept_totp_step(&mut conn, &user.id, 101).expect("q"));
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!(u.totp_last_step, Some(101));
+}
+
+fn users_failure_counters_and_lock(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "lock@example.org");
+    let t = now();
+    assert_eq!(
+        users::increment_failures(&mut conn, &user.id, Factor::Password, t).expect("q"),
+        Some(1)
+    );
+    assert_eq!(
+        users::increment_failures(&mut conn, &user.id, Factor::Password, t).expect("q"),
+        Some(2)
+    );
+    assert_eq!(
+        users::increment_failures(&mut conn, &user.id, Factor::SecondFactor, t).expect("q"),
+        Some(1)
+    );
+    assert_eq!(
+        users::increment_failures(&mut conn, &id(), Factor::Password, t).expect("q"),
+        None
+    );
+
+    let until = t + Duration::minutes(15);
+    assert!(users::lock(&mut conn, &user.id, until, t).expect("lock"));
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!(u.locked_until, Some(until));
+    assert_eq!(u.lock_count, 1);
+    assert_eq!((u.password_failures, u.mfa_failures), (0, 0));
+
+    assert!(users::unlock(&mut conn, &user.id, false, t).expect("unlock"));
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!(u.locked_until, None);
+    assert_eq!(
+        u.lock_count, 1,
+        "lock history kept so the next lock lasts longer"
+    );
+
+    users::lock(&mut conn, &user.id, until, t).expect("lock");
+    assert!(users::unlock(&mut conn, &user.id, true, t).expect("unlock"));
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!((u.locked_until, u.lock_count), (None, 0));
+}
+
+fn users_concurrent_failures_counted_exactly(db: &TestDb) {
+    let user = add_user(&mut db.conn(), "race@example.org");
+    let threads = 8;
+    let per_thread = 20;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let user_id = user.id.clone();
+            std::thread::spawn(move || {
+                // Wait before checking out: the pool has fewer connections than threads.
+                barrier.wait();
+                let mut conn = store.connection().expect("connection");
+                for _ in 0..per_thread {
+                    users::increment_failures(&mut conn, &user_id, Factor::Password, now())
+                        .expect("increment");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    let u = users::find_by_id(&mut db.conn(), &user.id)
+        .expect("q")
+        .expect("found");
+    assert_eq!(
+        u.password_failures,
+        i32::try_from(threads * per_thread).expect("fits")
+    );
+}
+
+fn users_set_email_and_disabled(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "old@example.org");
+    add_user(&mut conn, "taken@example.org");
+    assert!(users::set_email(&mut conn, &user.id, " New@Example.org", true, now()).expect("set"));
+    assert!(users::find_by_email(&mut conn, "old@example.org")
+        .expect("q")
+        .is_none());
+    let u = users::find_by_email(&mut conn, "new@example.org")
+        .expect("q")
+        .expect("found");
+    assert_eq!(u.email, "New@Example.org");
+    assert!(u.email_verified);
+    let err = users::set_email(&mut conn, &user.id, "TAKEN@example.org", true, now())
+        .expect_err("taken address refused");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    assert!(users::set_disabled(&mut conn, &user.id, true, now()).expect("disable"));
+    assert!(
+        users::find_by_id(&mut conn, &user.id)
+            .expect("q")
+            .expect("found")
+            .disabled
+    );
+    assert!(users::set_disabled(&mut conn, &user.id, false, now()).expect("enable"));
+    assert!(
+        !users::find_by_id(&mut conn, &user.id)
+            .expect("q")
+            .expect("found")
+            .disabled
+    );
+}
+
+fn clients_upsert_find_list(db: &TestDb) {
+    let mut conn = db.conn();
+    let created = add_client(&mut conn, "file-portal");
+    assert_eq!(
+        created.redirect_uris,
+        vec!["https://portal.example.org/callback"]
+    );
+    assert_eq!(created.allowed_scopes, vec!["openid", "email", "profile"]);
+    assert_eq!(
+        created.backchannel_logout_uri.as_deref(),
+        Some("https://portal.example.org/backchannel")
+    );
+
+    let mut changed = client("file-portal");
+    changed.name = "Portail dossier".into();
+    changed.redirect_uris = vec![
+        "https://a.example.org/cb".into(),
+        "https://b.example.org/cb?x=\"1\"".into(),
+    ];
+    changed.backchannel_logout_uri = None;
+    let later = now() + Duration::seconds(5);
+    clients::upsert(&mut conn, &changed, later).expect("update");
+    let found = clients::find(&mut conn, "file-portal")
+        .expect("q")
+        .expect("found");
+    assert_eq!(found.name, "Portail dossier");
+    assert_eq!(found.redirect_uris, changed.redirect_uris);
+    assert_eq!(found.backchannel_logout_uri, None);
+    assert_eq!(
+        found.created_at, created.created_at,
+        "created_at survives an update"
+    );
+    assert_eq!(found.updated_at, later);
+
+    add_client(&mut conn, "atip-portal");
+    let ids: Vec<_> = clients::list(&mut conn)
+        .expect("list")
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, vec!["atip-portal", "file-portal"]);
+    assert!(clients::find(&mut conn, "nope").expect("q").is_none());
+}
+
+fn clients_secret_and_enabled(db: &TestDb) {
+    let mut conn = db.conn();
+    add_client(&mut conn, "c1");
+    assert!(clients::set_secret_hash(&mut conn, "c1", &[7; 32], now()).expect("rotate"));
+    assert!(clients::set_enabled(&mut conn, "c1", false, now()).expect("disable"));
+    let c = clients::find(&mut conn, "c1").expect("q").expect("found");
+    assert_eq!(c.secret_hash, Some(vec![7; 32]));
+    assert!(!c.enabled);
+    assert!(!clients::set_secret_hash(&mut conn, "nope", &[1], now()).expect("unknown"));
+    assert!(!clients::set_enabled(&mut conn, "nope", true, now()).expect("unknown"));
+
+    let mut public = client("spa");
+    public.kind = "public".into();
+    public.secret_hash = None;
+    clients::upsert(&mut conn, &public, now()).expect("public clients need no secret");
+}
+
+fn clients_confidential_needs_secret(db: &TestDb) {
+    let mut conn = db.conn();
+    let mut bad = client("bad");
+    bad.secret_hash = None;
+    assert!(clients::upsert(&mut conn, &bad, now()).is_err());
+    assert!(
+        clients::find(&mut conn, "bad").expect("q").is_none(),
+        "nothing half-written"
+    );
+}
+
+fn signing_keys_lifecycle(db: &TestDb) {
+    let mut conn = db.conn();
+    let t0 = now();
+    let key = |kid: &str, created_at| SigningKeyRecord {
+        kid: kid.into(),
+        alg: "RS256".into(),
+        private_key_enc: vec![1, 2, 3],
+        public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        created_at,
+        retired_at: None,
+        publish_until: None,
+    };
+    signing_keys::insert(&mut conn, &key("old", t0)).expect("insert");
+    signing_keys::insert(&mut conn, &key("new", t0 + Duration::seconds(1))).expect("insert");
+    let active: Vec<_> = signing_keys::active(&mut conn)
+        .expect("q")
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(active, vec!["new", "old"]);
+
+    let until = t0 + Duration::hours(1);
+    assert!(signing_keys::retire(&mut conn, "old", t0, until).expect("retire"));
+    assert!(!signing_keys::retire(&mut conn, "old", t0, until).expect("retire twice"));
+    let active: Vec<_> = signing_keys::active(&mut conn)
+        .expect("q")
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(active, vec!["new"]);
+    let published: Vec<_> = signing_keys::publishable(&mut conn, t0 + Duration::minutes(30))
+        .expect("q")
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(
+        published,
+        vec!["new", "old"],
+        "retired key published until its tokens expire"
+    );
+    let published: Vec<_> = signing_keys::publishable(&mut conn, t0 + Duration::hours(2))
+        .expect("q")
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(published, vec!["new"]);
+    let all = signing_keys::list(&mut conn).expect("list");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].private_key_enc, vec![1, 2, 3]);
+    assert!(
+        signing_keys::insert(&mut conn, &key("new", t0)).is_err(),
+        "kid is unique"
+    );
+}
+
+fn login_transactions_lifecycle(db: &TestDb) {
+    let mut conn = db.conn();
+    add_client(&mut conn, "portal");
+    let user = add_user(&mut conn, "tx@example.org");
+    let t = now();
+    let tx = LoginTransactionRecord {
+        id: id(),
+        client_id: "portal".into(),
+        request: r#"{"scope":"openid"}"#.into(),
+        user_id: None,
+        step: "password".into(),
+        created_at: t,
+        expires_at: t + Duration::minutes(30),
+    };
+    login_transactions::insert(&mut conn, &tx).expect("insert");
+    assert_eq!(
+        login_transactions::find_live(&mut conn, &tx.id, t).expect("q"),
+        Some(tx.clone())
+    );
+    assert!(
+        login_transactions::find_live(&mut conn, &tx.id, t + Duration::hours(1))
+            .expect("q")
+            .is_none()
+    );
+
+    assert!(
+        !login_transactions::advance(&mut conn, &tx.id, "mfa", "done", Some(&user.id)).expect("q")
+    );
+    assert!(
+        login_transactions::advance(&mut conn, &tx.id, "password", "mfa", Some(&user.id))
+            .expect("q")
+    );
+    assert!(
+        !login_transactions::advance(&mut conn, &tx.id, "password", "mfa", Some(&user.id))
+            .expect("q"),
+        "advances once"
+    );
+    let found = login_transactions::find_live(&mut conn, &tx.id, t)
+        .expect("q")
+        .expect("live");
+    assert_eq!(
+        (found.step.as_str(), found.user_id.as_deref()),
+        ("mfa", Some(user.id.as_str()))
+    );
+
+    let old = LoginTransactionRecord {
+        id: id(),
+        expires_at: t - Duration::seconds(1),
+        ..tx.clone()
+    };
+    login_transactions::insert(&mut conn, &old).expect("insert");
+    assert_eq!(
+        login_transactions::purge_expired(&mut conn, t).expect("purge"),
+        1
+    );
+    assert!(login_transactions::delete(&mut conn, &tx.id).expect("delete"));
+    assert!(!login_transactions::delete(&mut conn, &tx.id).expect("delete again"));
+}
+
+fn login_transactions_enforce_foreign_keys(db: &TestDb) {
+    let mut conn = db.conn();
+    let t = now();
+    let orphan = LoginTransactionRecord {
+        id: id(),
+        client_id: "no-such-client".into(),
+        request: "{}".into(),
+        user_id: None,
+        step: "password".into(),
+        created_at: t,
+        expires_at: t + Duration::minutes(30),
+    };
+    assert!(
+        login_transactions::insert(&mut conn, &orphan).is_err(),
+        "foreign keys are enforced on every connection"
+    );
+}
+
+fn sso_sessions_lifecycle(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "sso@example.org");
+    let t = now();
+    let s1 = session(&user.id, t + Duration::hours(8));
+    let s2 = session(&user.id, t + Duration::hours(8));
+    let gone = session(&user.id, t - Duration::seconds(1));
+    for s in [&s1, &s2, &gone] {
+        sso_sessions::insert(&mut conn, s).expect("insert");
+    }
+    assert_eq!(
+        sso_sessions::find_live(&mut conn, &s1.id, t).expect("q"),
+        Some(s1.clone())
+    );
+    assert!(
+        sso_sessions::find_live(&mut conn, &gone.id, t)
+            .expect("q")
+            .is_none(),
+        "expired"
+    );
+    assert_eq!(
+        sso_sessions::find_by_sid(&mut conn, &s2.sid)
+            .expect("q")
+            .map(|s| s.id),
+        Some(s2.id.clone())
+    );
+    assert_eq!(
+        sso_sessions::live_for_user(&mut conn, &user.id, t)
+            .expect("q")
+            .len(),
+        2
+    );
+
+    let later = t + Duration::minutes(5);
+    assert!(sso_sessions::touch(&mut conn, &s1.id, later).expect("touch"));
+    assert_eq!(
+        sso_sessions::find_live(&mut conn, &s1.id, t)
+            .expect("q")
+            .expect("live")
+            .last_seen_at,
+        later
+    );
+
+    assert!(sso_sessions::end(&mut conn, &s1.id, later).expect("end"));
+    assert!(!sso_sessions::end(&mut conn, &s1.id, later).expect("end twice"));
+    assert!(!sso_sessions::touch(&mut conn, &s1.id, later).expect("touch ended"));
+    assert!(sso_sessions::find_live(&mut conn, &s1.id, t)
+        .expect("q")
+        .is_none());
+    assert_eq!(
+        sso_sessions::end_all_for_user(&mut conn, &user.id, later).expect("end all"),
+        2
+    );
+    assert!(sso_sessions::live_for_user(&mut conn, &user.id, t)
+        .expect("q")
+        .is_empty());
+}
+
+fn codes_new_code_supersedes_previous(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "code@example.org");
+    let t = now();
+    let first = code(&user.id, "login", t);
+    let second = code(&user.id, "login", t + Duration::seconds(31));
+    let other_purpose = code(&user.id, "reset", t);
+    one_time_codes::issue(&mut conn, &first).expect("issue");
+    one_time_codes::issue(&mut conn, &other_purpose).expect("issue");
+    one_time_codes::issue(&mut conn, &second).expect("issue");
+
+    let latest = one_time_codes::latest(&mut conn, &user.id, "login")
+        .expect("q")
+        .expect("some");
+    assert_eq!(latest.id, second.id);
+    let old = one_time_codes::find(&mut conn, &first.id)
+        .expect("q")
+        .expect("kept");
+    assert_eq!(
+        old.superseded_at,
+        Some(second.created_at),
+        "a new code kills the previous one"
+    );
+    assert!(!one_time_codes::consume(&mut conn, &first.id, t + Duration::seconds(40)).expect("q"));
+    assert!(one_time_codes::consume(&mut conn, &second.id, t + Duration::seconds(40)).expect("q"));
+    assert!(
+        !one_time_codes::consume(&mut conn, &second.id, t + Duration::seconds(41)).expect("q"),
+        "single use"
+    );
+    let reset = one_time_codes::find(&mut conn, &other_purpose.id)
+        .expect("q")
+        .expect("kept");
+    assert_eq!(reset.superseded_at, None, "other purposes untouched");
+    assert!(one_time_codes::find(&mut conn, &id()).expect("q").is_none());
+}
+
+fn codes_attempt_limit(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "tries@example.org");
+    let t = now();
+    let c = code(&user.id, "login", t);
+    one_time_codes::issue(&mut conn, &c).expect("issue");
+    for expected in 1..=5 {
+        assert_eq!(
+            one_time_codes::register_failure(&mut conn, &c.id, t).expect("q"),
+            Some(expected)
+        );
+    }
+    assert_eq!(
+        one_time_codes::register_failure(&mut conn, &c.id, t).expect("q"),
+        None,
+        "dead after 5"
+    );
+    assert!(
+        !one_time_codes::consume(&mut conn, &c.id, t).expect("q"),
+        "no tries left"
+    );
+}
+
+fn codes_attempt_limit_holds_under_concurrency(db: &TestDb) {
+    let user = add_user(&mut db.conn(), "burst@example.org");
+    let c = code(&user.id, "login", now());
+    one_time_codes::issue(&mut db.conn(), &c).expect("issue");
+    let threads = 10;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let code_id = c.id.clone();
+            std::thread::spawn(move || {
+                // Wait before checking out: the pool has fewer connections than threads.
+                barrier.wait();
+                let mut conn = store.connection().expect("connection");
+                (0..5)
+                    .filter(|_| {
+                        one_time_codes::register_failure(&mut conn, &code_id, now())
+                            .expect("q")
+                            .is_some()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let counted: usize = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+    assert_eq!(
+        counted, 5,
+        "50 concurrent wrong guesses never get more than 5 tries"
+    );
+}
+
+fn codes_expiry_counting_and_purge(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "exp@example.org");
+    let t = now();
+    let c = code(&user.id, "login", t);
+    one_time_codes::issue(&mut conn, &c).expect("issue");
+    assert!(
+        !one_time_codes::consume(&mut conn, &c.id, t + Duration::minutes(10)).expect("q"),
+        "expired at 10 min"
+    );
+    assert_eq!(
+        one_time_codes::register_failure(&mut conn, &c.id, t + Duration::minutes(11)).expect("q"),
+        None
+    );
+    one_time_codes::issue(
+        &mut conn,
+        &code(&user.id, "login", t + Duration::minutes(1)),
+    )
+    .expect("issue");
+    assert_eq!(
+        one_time_codes::count_issued_since(&mut conn, &user.id, "login", t).expect("q"),
+        2
+    );
+    assert_eq!(
+        one_time_codes::count_issued_since(&mut conn, &user.id, "login", t + Duration::seconds(30))
+            .expect("q"),
+        1
+    );
+    assert_eq!(
+        one_time_codes::count_issued_since(&mut conn, &user.id, "reset", t).expect("q"),
+        0
+    );
+    assert_eq!(
+        one_time_codes::purge_expired(&mut conn, t + Duration::minutes(10) + Duration::seconds(1))
+            .expect("purge"),
+        1
+    );
+    assert!(one_time_codes::find(&mut conn, &c.id).expect("q").is_none());
+}
+
+fn authorization_codes_single_use(db: &TestDb) {
+    let mut conn = db.conn();
+    add_client(&mut conn, "portal");
+    let user = add_user(&mut conn, "ac@example.org");
+    let t = now();
+    let record = AuthorizationCodeRecord {
+        code_hash: vec![0xAB; 32],
+        client_id: "portal".into(),
+        user_id: user.id.clone(),
+        session_id: id(),
+        redirect_uri: "https://portal.example.org/callback".into(),
+        scope: "openid email".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        auth_time: t,
+        amr: "pwd otp mfa".into(),
+        acr: "mfa".into(),
+        created_at: t,
+        expires_at: t + Duration::seconds(60),
+        consumed_at: None,
+    };
+    authorization_codes::insert(&mut conn, &record).expect("insert");
+    let at = t + Duration::seconds(1);
+    match authorization_codes::redeem(&mut conn, &record.code_hash, at).expect("q") {
+        Redemption::Redeemed(r) => {
+            assert_eq!(r.consumed_at, Some(at));
+            assert_eq!(r.nonce, record.nonce);
+            assert_eq!(r.code_challenge, record.code_challenge);
+        }
+        other => panic!("expected first redemption, got {other:?}"),
+    }
+    assert!(matches!(
+        authorization_codes::redeem(&mut conn, &record.code_hash, at).expect("q"),
+        Redemption::Replayed(_)
+    ));
+    assert_eq!(
+        authorization_codes::redeem(&mut conn, &[1; 32], at).expect("q"),
+        Redemption::Unknown
+    );
+
+    let late = AuthorizationCodeRecord {
+        code_hash: vec![0xCD; 32],
+        ..record.clone()
+    };
+    authorization_codes::insert(&mut conn, &late).expect("insert");
+    assert_eq!(
+        authorization_codes::redeem(&mut conn, &late.code_hash, t + Duration::seconds(61))
+            .expect("q"),
+        Redemption::Expired
+    );
+    assert_eq!(
+        authorization_codes::purge_expired(&mut conn, t + Duration::seconds(61)).expect("purge"),
+        2
+    );
+}
+
+fn refresh_tokens_rotation_and_revocation(db: &TestDb) {
+    let mut conn = db.conn();
+    add_client(&mut conn, "portal");
+    let user = add_user(&mut conn, "rt@example.org");
+    let t = now();
+    let family = id();
+    let first = refresh(&user.id, "portal", &family, Some("sid-1"));
+    refresh_tokens::insert(&mut conn, &first).expect("insert");
+    let second = refresh(&user.id, "portal", &family, Some("sid-1"));
+    assert!(refresh_tokens::rotate(&mut conn, &first.token_hash, &second, t).expect("rotate"));
+    let third = refresh(&user.id, "portal", &family, Some("sid-1"));
+    assert!(
+        !refresh_tokens::rotate(&mut conn, &first.token_hash, &third, t).expect("reuse"),
+        "an old token rotates once"
+    );
+    assert!(
+        refresh_tokens::find(&mut conn, &third.token_hash)
+            .expect("q")
+            .is_none(),
+        "no successor stored on reuse"
+    );
+    assert_eq!(
+        refresh_tokens::find(&mut conn, &first.token_hash)
+            .expect("q")
+            .expect("kept")
+            .rotated_at,
+        Some(t)
+    );
+
+    assert_eq!(
+        refresh_tokens::revoke_family(&mut conn, &family, t).expect("family"),
+        2
+    );
+    assert!(!refresh_tokens::rotate(&mut conn, &second.token_hash, &third, t).expect("revoked"));
+    assert_eq!(
+        refresh_tokens::revoke_family(&mut conn, &family, t).expect("again"),
+        0
+    );
+
+    let other = refresh(&user.id, "portal", &id(), Some("sid-2"));
+    refresh_tokens::insert(&mut conn, &other).expect("insert");
+    assert!(refresh_tokens::revoke(&mut conn, &other.token_hash, t).expect("revoke"));
+    assert!(!refresh_tokens::revoke(&mut conn, &other.token_hash, t).expect("revoke twice"));
+    let last = refresh(&user.id, "portal", &id(), Some("sid-2"));
+    refresh_tokens::insert(&mut conn, &last).expect("insert");
+    assert_eq!(
+        refresh_tokens::revoke_for_session(&mut conn, "sid-2", t).expect("session"),
+        1
+    );
+
+    let mut expired = refresh(&user.id, "portal", &id(), None);
+    expired.expires_at = t - Duration::seconds(1);
+    refresh_tokens::insert(&mut conn, &expired).expect("insert");
+    assert!(!refresh_tokens::rotate(&mut conn, &expired.token_hash, &third, t).expect("expired"));
+}
+
+fn audit_event(event_type: &str, subject: Option<&str>) -> NewAuditEvent {
+    NewAuditEvent {
+        id: id(),
+        occurred_at: now(),
+        event_type: event_type.into(),
+        actor: None,
+        subject: subject.map(str::to_string),
+        client_id: Some("portal".into()),
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("test".into()),
+        request_id: Some(id()),
+        detail: r#"{"method":"totp"}"#.into(),
+    }
+}
+
+fn audit_append_and_read(db: &TestDb) {
+    let mut conn = db.conn();
+    let a = audit::append(&mut conn, &audit_event("signin.succeeded", Some("u1"))).expect("append");
+    let b = audit::append(&mut conn, &audit_event("token.issued", Some("u2"))).expect("append");
+    let c = audit::append(&mut conn, &audit_event("signin.failed", Some("u1"))).expect("append");
+    assert!(a < b && b < c, "sequence grows");
+    let recent: Vec<_> = audit::recent(&mut conn, 2)
+        .expect("q")
+        .into_iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(recent, vec![c, b]);
+    let mine: Vec<_> = audit::for_subject(&mut conn, "u1", 10)
+        .expect("q")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(mine, vec!["signin.failed", "signin.succeeded"]);
+    assert_eq!(audit::count(&mut conn).expect("count"), 3);
+}
+
+fn audit_rows_cannot_be_changed(db: &TestDb) {
+    let mut conn = db.conn();
+    audit::append(&mut conn, &audit_event("signin.succeeded", Some("u1"))).expect("append");
+    assert!(conn
+        .batch_execute("UPDATE audit_events SET event_type = 'x'")
+        .is_err());
+    assert!(conn.batch_execute("DELETE FROM audit_events").is_err());
+    assert_eq!(audit::count(&mut conn).expect("count"), 1);
+}
+
+/// The paired migration folders describe the same tables and columns.
+#[test]
+fn both_backends_have_the_same_schema() {
+    #[derive(QueryableByName, PartialEq, Eq, PartialOrd, Ord, Debug)]
+    struct Column {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        column_name: String,
+    }
+    let sqlite_db = TestDb::sqlite();
+    let pg_db = TestDb::postgres();
+    let mut sqlite_cols: Vec<Column> = match &mut *sqlite_db.conn() {
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "SELECT m.name AS table_name, p.name AS column_name \
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+             AND m.name <> '__diesel_schema_migrations'",
+        )
+        .load(c)
+        .expect("sqlite columns"),
+        DbConnection::Postgres(_) => panic!("expected SQLite"),
+    };
+    let mut pg_cols: Vec<Column> = match &mut *pg_db.conn() {
+        DbConnection::Postgres(c) => diesel::sql_query(
+            "SELECT table_name::text AS table_name, column_name::text AS column_name \
+             FROM information_schema.columns WHERE table_schema = 'public' \
+             AND table_name <> '__diesel_schema_migrations'",
+        )
+        .load(c)
+        .expect("postgres columns"),
+        DbConnection::Sqlite(_) => panic!("expected PostgreSQL"),
+    };
+    sqlite_cols.sort();
+    pg_cols.sort();
+    assert!(sqlite_cols.len() > 50, "schema read: {}", sqlite_cols.len());
+    assert_eq!(sqlite_cols, pg_cols);
+}

@@ -1,0 +1,169 @@
+//! Test databases: a fresh SQLite file or a fresh PostgreSQL database per test.
+//!
+//! PostgreSQL and Redis are required. When they cannot be reached the tests fail with a message
+//! saying how to get them (`scripts/test.sh` starts or installs both); they never skip.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use idp::store::{DatabaseTarget, PoolOptions, Store};
+
+/// Administrative URL of the test PostgreSQL server (must be allowed to create databases).
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://guichet_test:guichet_test@127.0.0.1:5432/postgres".into())
+}
+
+/// URL of the test Redis server.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A database owned by one test, removed when dropped.
+pub struct TestDb {
+    pub store: Store,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+fn pool_options() -> PoolOptions {
+    PoolOptions {
+        max_size: 8,
+        connect_timeout: Duration::from_secs(10),
+        sqlite_busy_timeout_ms: 10_000,
+    }
+}
+
+impl TestDb {
+    /// A new SQLite file in a temporary directory, migrated.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("guichet.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::open(DatabaseTarget::Sqlite(path), &pool_options())
+            .expect("open SQLite test database");
+        Self {
+            store,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A new PostgreSQL database, migrated.
+    pub fn postgres() -> Self {
+        let admin_url = postgres_admin_url();
+        let name = format!("guichet_t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required for these tests and is not reachable at {admin_url}: {e}. \
+                 Run scripts/test.sh (it starts or installs PostgreSQL) or set TEST_POSTGRES_URL."
+            )
+        });
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        let url = replace_database(&admin_url, &name);
+        let store = Store::open(DatabaseTarget::Postgres(url.clone()), &pool_options())
+            .expect("open PostgreSQL test database");
+        Self {
+            store,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        }
+    }
+
+    /// A pooled connection for synchronous calls.
+    pub fn conn(&self) -> idp::store::DbConnectionGuard {
+        self.store.connection().expect("pooled connection")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
+                let _ =
+                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// Same server and credentials, another database.
+pub fn replace_database(url: &str, database: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("PostgreSQL URL");
+    parsed.set_path(&format!("/{database}"));
+    parsed.to_string()
+}
+
+/// Fails loudly unless Redis answers PING.
+pub fn require_redis() -> String {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("Redis URL");
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(3))
+        .unwrap_or_else(|e| {
+            panic!(
+                "Redis is required for these tests and is not reachable at {url}: {e}. \
+                 Run scripts/test.sh (it starts or installs Redis) or set TEST_REDIS_URL."
+            )
+        });
+    let pong: String = redis::cmd("PING").query(&mut conn).expect("Redis PING");
+    assert_eq!(pong, "PONG");
+    url
+}
+
+/// An empty PostgreSQL database (no migrations), dropped with the guard.
+pub struct EmptyPostgres {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl EmptyPostgres {
+    pub fn create() -> Self {
+        let admin_url = postgres_admin_url();
+        let name = format!("guichet_t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = diesel::PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required for these tests and is not reachable at {admin_url}: {e}. \
+                 Run scripts/test.sh (it starts or installs PostgreSQL) or set TEST_POSTGRES_URL."
+            )
+        });
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        Self {
+            url: replace_database(&admin_url, &name),
+            admin_url,
+            name,
+        }
+    }
+}
+
+impl Drop for EmptyPostgres {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = diesel::PgConnection::establish(&self.admin_url) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// A free loopback port (bound then released; the child binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

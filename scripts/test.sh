@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Runs every check and every test of the workspace against real services.
+#
+# PostgreSQL and Redis are started when installed but stopped, and installed with apt when
+# missing (as root, or through sudo). When a service cannot be had, this script fails: no test
+# is ever skipped for want of a service.
+#
+# Environment (all optional):
+#   TEST_POSTGRES_URL  PostgreSQL URL of a role allowed to create databases
+#                      (default: a guichet_test role this script creates on 127.0.0.1:5432)
+#   TEST_REDIS_URL     Redis URL (default redis://127.0.0.1:6379)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+die() { printf '\nerror: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+apt_updated=
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* yourself"
+  if [ -z "$apt_updated" ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  log "installing $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq "$seconds"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  die "$what did not answer within ${seconds}s"
+}
+
+ensure_postgres() {
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    log "starting PostgreSQL"
+    local version
+    for version in $(ls /etc/postgresql 2>/dev/null); do
+      as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    done
+    wait_for 30 "PostgreSQL on 127.0.0.1:5432" pg_isready -q -h 127.0.0.1 -p 5432
+  fi
+  if [ -z "${TEST_POSTGRES_URL:-}" ]; then
+    # A dedicated role with a password works whether the server trusts loopback or asks for
+    # scram passwords (Debian's default); it is created through the local socket as postgres.
+    as_root runuser -u postgres -- psql -qtA -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'guichet_test') THEN
+    CREATE ROLE guichet_test LOGIN CREATEDB PASSWORD 'guichet_test';
+  END IF;
+END
+$$;
+SQL
+    export TEST_POSTGRES_URL="postgres://guichet_test:guichet_test@127.0.0.1:5432/postgres"
+  fi
+  echo "PostgreSQL ready: $(psql "$TEST_POSTGRES_URL" -qtAc 'SHOW server_version')"
+}
+
+redis_answers() { [ "$(redis-cli -u "$TEST_REDIS_URL" ping 2>/dev/null)" = "PONG" ]; }
+
+ensure_redis() {
+  export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    apt_install redis-server
+  fi
+  if ! redis_answers; then
+    log "starting Redis"
+    as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
+      --save "" --appendonly no --dir /tmp --logfile /tmp/guichet-test-redis.log
+    wait_for 15 "Redis at $TEST_REDIS_URL" redis_answers
+  fi
+  echo "Redis ready: $(redis-cli -u "$TEST_REDIS_URL" info server | grep -m1 redis_version | tr -d '\r')"
+}
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup)"
+
+log "services"
+ensure_postgres
+ensure_redis
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test (SQLite and PostgreSQL)"
+cargo test --workspace --locked
