@@ -69,6 +69,12 @@ SQL
     export TEST_POSTGRES_URL="postgres://guichet_test:guichet_test@127.0.0.1:5432/postgres"
   fi
   echo "PostgreSQL ready: $(psql "$TEST_POSTGRES_URL" -qtAc 'SHOW server_version')"
+  # Databases left behind by an interrupted earlier run.
+  local stale
+  for stale in $(psql "$TEST_POSTGRES_URL" -qtAc \
+      "SELECT datname FROM pg_database WHERE datname LIKE 'guichet\_t\_%'"); do
+    psql "$TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS \"$stale\" WITH (FORCE)" || true
+  done
 }
 
 redis_answers() { [ "$(redis-cli -u "$TEST_REDIS_URL" ping 2>/dev/null)" = "PONG" ]; }
@@ -100,4 +106,17 @@ log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test (SQLite and PostgreSQL)"
-cargo test --workspace --locked
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+set +e
+cargo test --workspace --all-targets --locked 2>&1 | tee "$test_log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole workspace, summed over every test binary.
+summary=$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$test_log")
+echo
+echo "workspace: $summary"
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+case "$summary" in
+  "0 passed"*) die "no test ran" ;;
+esac

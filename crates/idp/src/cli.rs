@@ -80,7 +80,7 @@ fn migrate(settings: &Settings) -> Result<(), crate::error::Error> {
     let target = settings.database_target()?;
     if let crate::store::DatabaseTarget::Sqlite(path) = &target {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            crate::crypto::create_private_dir(dir)?;
         }
     }
     let factory = ConnectionFactory::new(target, settings.database.sqlite_busy_timeout_ms);

@@ -353,6 +353,8 @@ fn describe_figment_error(error: figment::Error) -> String {
 }
 
 #[cfg(test)]
+// figment::Jail's closures return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

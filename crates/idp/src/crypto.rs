@@ -94,7 +94,7 @@ impl MasterKey {
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok((Self::from_base64(&text)?, MasterKeySource::LoadedFrom(path))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir).map_err(io)?;
+                create_private_dir(data_dir).map_err(io)?;
                 let key = Self::generate();
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
@@ -152,6 +152,19 @@ impl MasterKey {
     }
 }
 
+/// Creates `dir` (and missing parents) readable by the owner only; an existing directory keeps
+/// its permissions.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +212,8 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
+            let dir_mode = std::fs::metadata(&data).expect("meta").permissions().mode();
+            assert_eq!(dir_mode & 0o077, 0, "data directory must be private");
             let mode = std::fs::metadata(data.join(MASTER_KEY_FILE))
                 .expect("meta")
                 .permissions()

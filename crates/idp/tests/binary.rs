@@ -1,6 +1,8 @@
 //! The real `idp` binary: serving on SQLite and on a fresh PostgreSQL database, readiness with
 //! Redis, configuration errors that name the key, migrations, graceful shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod support;
 
 use std::io::{BufRead, BufReader};

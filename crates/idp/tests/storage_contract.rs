@@ -3,6 +3,8 @@
 //! Each test gets its own database (a fresh SQLite file, a fresh PostgreSQL database). The
 //! output names the backend: `sqlite::users_insert_and_find`, `postgres::users_insert_and_find`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod support;
 
 use std::sync::{Arc, Barrier};

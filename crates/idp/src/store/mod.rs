@@ -28,7 +28,7 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrati
 
 /// Arbitrary constant for the advisory lock that serialises migrations when several instances
 /// start at once on one PostgreSQL database.
-const MIGRATION_LOCK_ID: i64 = 0x6775_6963_6865_74; // "guichet"
+const MIGRATION_LOCK_ID: i64 = 0x0067_7569_6368_6574; // "guichet"
 
 /// One connection to either backend. Queries written against it work on both.
 #[derive(diesel::MultiConnection)]
@@ -269,7 +269,7 @@ impl Store {
 
 fn prepare_sqlite_dir(path: &Path) -> StoreResult<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::File {
+        crate::crypto::create_private_dir(dir).map_err(|source| StoreError::File {
             path: dir.to_path_buf(),
             source,
         })?;

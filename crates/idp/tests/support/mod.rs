@@ -3,6 +3,7 @@
 //! PostgreSQL and Redis are required. When they cannot be reached the tests fail with a message
 //! saying how to get them (`scripts/test.sh` starts or installs both); they never skip.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code)]
 
 use std::time::Duration;
