@@ -16,7 +16,7 @@ fn main() -> anyhow::Result<()> {
         let state = idp::app::AppState::prepare(settings)?;
         let running = idp::app::bind(state)?;
         println!();
-        println!("Guichet demo is running (SQLite under ./data, mail kept in-process).");
+        println!("Guichet demo is running (SQLite under ./data, no other server needed).");
         println!("  Identity provider: {public_url}/");
         println!("  Readiness:         {public_url}/health/ready");
         println!("  Listening on:      {}", running.addr);
