@@ -11,7 +11,8 @@ use actix_web::{middleware::from_fn, web, App, HttpServer};
 use crate::config::Settings;
 use crate::crypto::{MasterKey, MasterKeySource};
 use crate::error::Error;
-use crate::store::{PoolOptions, Store};
+use crate::oidc::keys::{ensure_keys, SigningKeyRing};
+use crate::store::{now, PoolOptions, Store};
 use crate::web::middleware::{request_id, security_headers};
 
 /// What every handler may reach. Shared state lives in the database or Redis, never here, so
@@ -21,6 +22,7 @@ pub struct AppState {
     pub store: Store,
     pub redis: Option<redis::Client>,
     pub master_key: MasterKey,
+    pub keys: Arc<SigningKeyRing>,
 }
 
 impl AppState {
@@ -51,6 +53,19 @@ impl AppState {
             },
         )?;
         tracing::info!(backend = store.target().backend_name(), "database ready");
+        let keys = {
+            let mut conn = store.connection()?;
+            let created = ensure_keys(&mut conn, &master_key, now())?;
+            for key in &created {
+                tracing::info!(kid = %key.kid, alg = %key.alg, "signing key created");
+            }
+            SigningKeyRing::load(
+                &mut conn,
+                master_key.clone(),
+                settings.key_propagation(),
+                now(),
+            )?
+        };
         let redis = settings
             .redis_url
             .as_deref()
@@ -61,6 +76,7 @@ impl AppState {
             store,
             redis,
             master_key,
+            keys: Arc::new(keys),
         })
     }
 }
@@ -71,9 +87,15 @@ pub struct Running {
     pub addr: SocketAddr,
 }
 
-/// Binds the HTTP server for `state` on the configured address.
+/// Binds the HTTP server for `state` on the configured address and starts the background
+/// refresh of signing keys. Must be called within a tokio runtime.
 pub fn bind(state: AppState) -> Result<Running, Error> {
     let settings = state.settings.clone();
+    tokio::spawn(refresh_keys(
+        state.store.clone(),
+        state.keys.clone(),
+        Duration::from_secs(settings.keys.refresh_interval_secs),
+    ));
     let addr = settings.bind_addr()?;
     let https = settings.public_url()?.scheme() == "https";
     let max_body = settings.http.max_body_bytes;
@@ -98,6 +120,26 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         server: server.run(),
         addr,
     })
+}
+
+/// Re-reads the signing keys every `interval`, so a rotation made by the CLI or another
+/// instance is used here without restart.
+async fn refresh_keys(store: Store, keys: Arc<SigningKeyRing>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let ring = keys.clone();
+        match store.run(move |conn| Ok(ring.reload(conn, now()))).await {
+            Ok(Ok(())) => tracing::debug!("signing keys reloaded"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "signing keys: reload failed, keeping the current ones")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "signing keys: reload failed, keeping the current ones")
+            }
+        }
+    }
 }
 
 /// Prepares and serves until SIGTERM or SIGINT, then lets requests in flight finish.

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Settings, CONFIG_ENV};
 use crate::crypto::MasterKey;
-use crate::store::{run_migrations, ConnectionFactory};
+use crate::oidc::keys::{self, SigningAlg};
+use crate::store::audit::{self, NewAuditEvent};
+use crate::store::{now, run_migrations, signing_keys, ConnectionFactory, PoolOptions, Store};
 
 /// Guichet, an OpenID Connect identity provider.
 #[derive(Debug, Parser)]
@@ -31,6 +33,25 @@ pub enum Command {
     CheckConfig,
     /// Print a new random master key for GUICHET_MASTER_KEY.
     GenMasterKey,
+    /// Token signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+/// Signing key operations.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys: id, algorithm, state, dates.
+    List,
+    /// Add a new signing key and retire the current one (it stays in the JWKS until the tokens
+    /// it signed have expired). Running instances use the new key within a minute.
+    Rotate {
+        /// Algorithm to rotate: RS256, ES256, EdDSA, or all.
+        #[arg(long, default_value = "all")]
+        alg: String,
+    },
 }
 
 impl Cli {
@@ -56,6 +77,7 @@ impl Cli {
                 Ok(())
             }
             Command::GenMasterKey => Ok(()),
+            Command::Keys { action } => keys_command(&settings, action),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -87,5 +109,92 @@ fn migrate(settings: &Settings) -> Result<(), crate::error::Error> {
     let mut conn = factory.connect()?;
     let applied = run_migrations(&mut conn)?;
     println!("{applied} migration(s) applied");
+    Ok(())
+}
+
+fn open_store(settings: &Settings) -> Result<Store, crate::error::Error> {
+    Ok(Store::open(
+        settings.database_target()?,
+        &PoolOptions {
+            max_size: 1,
+            connect_timeout: std::time::Duration::from_secs(settings.database.connect_timeout_secs),
+            sqlite_busy_timeout_ms: settings.database.sqlite_busy_timeout_ms,
+        },
+    )?)
+}
+
+fn keys_command(settings: &Settings, action: KeysCommand) -> Result<(), crate::error::Error> {
+    let store = open_store(settings)?;
+    let mut conn = store.connection()?;
+    match action {
+        KeysCommand::List => {
+            let at = now();
+            println!(
+                "{:<44} {:<6} {:<8} {:<20} publish until",
+                "kid", "alg", "state", "created"
+            );
+            for key in signing_keys::list(&mut conn)? {
+                let state = match (key.retired_at, key.publish_until) {
+                    (None, _) => "active",
+                    (Some(retired), _) if retired > at => "retiring",
+                    (Some(_), Some(until)) if until > at => "retired",
+                    _ => "expired",
+                };
+                println!(
+                    "{:<44} {:<6} {:<8} {:<20} {}",
+                    key.kid,
+                    key.alg,
+                    state,
+                    key.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    key.publish_until
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        KeysCommand::Rotate { alg } => {
+            let algs: Vec<SigningAlg> = if alg.eq_ignore_ascii_case("all") {
+                SigningAlg::ALL.to_vec()
+            } else {
+                vec![SigningAlg::parse(&alg).ok_or_else(|| {
+                    crate::config::ConfigError::Source(format!(
+                        "unknown algorithm `{alg}`; use RS256, ES256, EdDSA or all"
+                    ))
+                })?]
+            };
+            let (master_key, _) = MasterKey::resolve(
+                settings.master_key.as_ref().map(|k| k.expose()),
+                &settings.data_dir,
+            )?;
+            for alg in algs {
+                let at = now();
+                let created = keys::rotate(
+                    &mut conn,
+                    &master_key,
+                    alg,
+                    at,
+                    settings.key_propagation(),
+                    settings.retired_key_publication(),
+                )?;
+                audit::append(
+                    &mut conn,
+                    &NewAuditEvent {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        occurred_at: at,
+                        event_type: "signing_key.rotated".into(),
+                        actor: Some("cli".into()),
+                        subject: None,
+                        client_id: None,
+                        ip: None,
+                        user_agent: None,
+                        request_id: None,
+                        detail: serde_json::json!({ "kid": created.kid, "alg": created.alg })
+                            .to_string(),
+                    },
+                )?;
+                println!("{} rotated: new key {}", created.alg, created.kid);
+            }
+        }
+    }
     Ok(())
 }

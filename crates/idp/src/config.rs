@@ -47,6 +47,8 @@ pub struct Settings {
     pub log_level: String,
     pub database: DatabaseSettings,
     pub http: HttpSettings,
+    pub keys: KeySettings,
+    pub tokens: TokenSettings,
 }
 
 impl Default for Settings {
@@ -63,6 +65,8 @@ impl Default for Settings {
             log_level: "info".into(),
             database: DatabaseSettings::default(),
             http: HttpSettings::default(),
+            keys: KeySettings::default(),
+            tokens: TokenSettings::default(),
         }
     }
 }
@@ -108,6 +112,60 @@ impl Default for HttpSettings {
             shutdown_timeout_secs: 30,
             max_body_bytes: 64 * 1024,
         }
+    }
+}
+
+/// Signing key handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    /// How often each instance re-reads the signing keys (picks up rotations), in seconds.
+    pub refresh_interval_secs: u64,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            refresh_interval_secs: 30,
+        }
+    }
+}
+
+/// Token lifetimes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// Lifetime of access tokens, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of ID tokens, in seconds.
+    pub id_token_ttl_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 600,
+            id_token_ttl_secs: 600,
+        }
+    }
+}
+
+impl Settings {
+    /// How long a new signing key is published before it signs, and how long after retirement
+    /// an old one may still sign somewhere: two refresh intervals.
+    pub fn key_propagation(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.keys.refresh_interval_secs * 2).unwrap_or(120))
+    }
+
+    /// How long a retired key stays in the JWKS after it stops signing: until every token it
+    /// signed has expired, with a propagation margin for instances still reloading.
+    pub fn retired_key_publication(&self) -> chrono::Duration {
+        let longest = self
+            .tokens
+            .access_token_ttl_secs
+            .max(self.tokens.id_token_ttl_secs);
+        chrono::Duration::seconds(i64::try_from(longest).unwrap_or(i64::MAX / 4))
+            + self.key_propagation()
     }
 }
 
@@ -260,6 +318,26 @@ impl Settings {
                 "database.connect_timeout_secs",
                 "must be at least 1",
             ));
+        }
+        if !(1..=60).contains(&self.keys.refresh_interval_secs) {
+            return Err(ConfigError::invalid(
+                "keys.refresh_interval_secs",
+                "must be between 1 and 60 (rotations must reach every instance within a minute)",
+            ));
+        }
+        for (key, value) in [
+            (
+                "tokens.access_token_ttl_secs",
+                self.tokens.access_token_ttl_secs,
+            ),
+            ("tokens.id_token_ttl_secs", self.tokens.id_token_ttl_secs),
+        ] {
+            if !(30..=86_400).contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be between 30 and 86400 seconds",
+                ));
+            }
         }
         if self.http.workers > 1024 {
             return Err(ConfigError::invalid("http.workers", "must be at most 1024"));

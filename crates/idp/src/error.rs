@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::ConfigError;
 use crate::crypto::CryptoError;
+use crate::oidc::keys::KeyError;
 use crate::store::StoreError;
 
 /// Everything that can go wrong in the identity provider.
@@ -20,6 +21,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("I/O: {0}")]

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod oidc;
 pub mod store;
 pub mod telemetry;
 pub mod web;

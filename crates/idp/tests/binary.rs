@@ -413,3 +413,60 @@ fn check_config_redacts_secrets() {
     assert!(stdout.contains("[redacted]"));
     assert!(!stdout.contains(key.trim()));
 }
+
+#[test]
+fn jwks_is_served_and_rotation_reaches_a_running_instance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("GUICHET_KEYS__REFRESH_INTERVAL_SECS", "1")]);
+    let response = client().get(server.url("/jwks")).send().expect("GET /jwks");
+    assert_eq!(response.status(), 200);
+    let cache = response.headers()["cache-control"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(cache.contains("max-age=60"), "{cache}");
+    let jwks: serde_json::Value = response.json().expect("json");
+    let before: Vec<String> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_string())
+        .collect();
+    assert_eq!(before.len(), 3, "RS256, ES256 and EdDSA keys: {jwks}");
+    assert!(!jwks.to_string().contains("\"d\""), "no private members");
+
+    let out = run(dir.path(), &["keys", "rotate", "--alg", "ES256"], &[]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.contains("ES256 rotated"), "{stdout}");
+
+    // The running instance publishes the new key after its next reload, without restart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let jwks: serde_json::Value = client()
+            .get(server.url("/jwks"))
+            .send()
+            .expect("GET")
+            .json()
+            .expect("json");
+        let now_published = jwks["keys"].as_array().expect("keys").len();
+        if now_published == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rotation not picked up: {jwks}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let list = run(dir.path(), &["keys", "list"], &[]);
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(listing.matches(" active ").count(), 3, "{listing}");
+    assert_eq!(
+        listing.matches(" retiring ").count() + listing.matches(" retired ").count(),
+        1,
+        "{listing}"
+    );
+
+    let bad = run(dir.path(), &["keys", "rotate", "--alg", "HS256"], &[]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("HS256"));
+}

@@ -18,7 +18,7 @@ pub struct SigningKeyRecord {
     /// Public JWK as JSON.
     pub public_jwk: String,
     pub created_at: NaiveDateTime,
-    /// When it stopped signing; `None` while active.
+    /// When it stops (or stopped) signing; `None` while it has no successor.
     pub retired_at: Option<NaiveDateTime>,
     /// Until when the public key stays in the JWKS (after the last token it signed expires).
     pub publish_until: Option<NaiveDateTime>,
@@ -32,7 +32,7 @@ pub fn insert(conn: &mut DbConnection, key: &SigningKeyRecord) -> StoreResult<()
     Ok(())
 }
 
-/// Keys still signing, newest first.
+/// Keys without a successor, newest first.
 pub fn active(conn: &mut DbConnection) -> StoreResult<Vec<SigningKeyRecord>> {
     Ok(signing_keys::table
         .filter(signing_keys::retired_at.is_null())
@@ -66,11 +66,12 @@ pub fn list(conn: &mut DbConnection) -> StoreResult<Vec<SigningKeyRecord>> {
         .load(conn)?)
 }
 
-/// Stops a key from signing; it stays published until `publish_until`.
+/// Schedules the end of a key: it stops signing at `retired_at` and stays published until
+/// `publish_until`. Only a key not already retired can be.
 pub fn retire(
     conn: &mut DbConnection,
     kid: &str,
-    now: NaiveDateTime,
+    retired_at: NaiveDateTime,
     publish_until: NaiveDateTime,
 ) -> StoreResult<bool> {
     let n = diesel::update(
@@ -79,7 +80,7 @@ pub fn retire(
             .filter(signing_keys::retired_at.is_null()),
     )
     .set((
-        signing_keys::retired_at.eq(Some(now)),
+        signing_keys::retired_at.eq(Some(retired_at)),
         signing_keys::publish_until.eq(Some(publish_until)),
     ))
     .execute(conn)?;

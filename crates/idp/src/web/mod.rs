@@ -2,6 +2,7 @@
 //! the domain or the store, and render.
 
 pub mod health;
+pub mod jwks;
 pub mod middleware;
 
 use actix_web::web;
@@ -9,5 +10,6 @@ use actix_web::web;
 /// Every route of the identity provider, in one table.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(health::live))
-        .route("/health/ready", web::get().to(health::ready));
+        .route("/health/ready", web::get().to(health::ready))
+        .route("/jwks", web::get().to(jwks::jwks));
 }

@@ -1,0 +1,3 @@
+//! OpenID Connect protocol pieces: signing keys and the JWKS.
+
+pub mod keys;
