@@ -9,7 +9,7 @@ use actix_web::dev::Server;
 use actix_web::{middleware::from_fn, web, App, HttpServer};
 
 use crate::config::Settings;
-use crate::crypto::{MasterKey, MasterKeySource};
+use crate::crypto::{KeyedHasher, MasterKey, MasterKeySource};
 use crate::error::Error;
 use crate::oidc::keys::{ensure_keys, SigningKeyRing};
 use crate::store::{now, PoolOptions, Store};
@@ -22,6 +22,7 @@ pub struct AppState {
     pub store: Store,
     pub redis: Option<redis::Client>,
     pub master_key: MasterKey,
+    pub hasher: KeyedHasher,
     pub keys: Arc<SigningKeyRing>,
 }
 
@@ -53,8 +54,18 @@ impl AppState {
             },
         )?;
         tracing::info!(backend = store.target().backend_name(), "database ready");
+        let hasher = KeyedHasher::new(&master_key);
         let keys = {
             let mut conn = store.connection()?;
+            let synced = crate::oidc::clients::sync_configured(
+                &mut conn,
+                &settings.clients,
+                &hasher,
+                now(),
+            )?;
+            if synced > 0 {
+                tracing::info!(clients = synced, "configured clients registered");
+            }
             let created = ensure_keys(&mut conn, &master_key, now())?;
             for key in &created {
                 tracing::info!(kid = %key.kid, alg = %key.alg, "signing key created");
@@ -76,6 +87,7 @@ impl AppState {
             store,
             redis,
             master_key,
+            hasher,
             keys: Arc::new(keys),
         })
     }

@@ -49,6 +49,9 @@ pub struct Settings {
     pub http: HttpSettings,
     pub keys: KeySettings,
     pub tokens: TokenSettings,
+    /// Portals registered with this Guichet (OAuth clients), synchronised to the database at
+    /// every start.
+    pub clients: Vec<ClientSettings>,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             keys: KeySettings::default(),
             tokens: TokenSettings::default(),
+            clients: Vec::new(),
         }
     }
 }
@@ -151,6 +155,11 @@ impl Default for TokenSettings {
 }
 
 impl Settings {
+    /// The OpenID issuer: the public URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        self.public_url.trim_end_matches('/').to_string()
+    }
+
     /// How long a new signing key is published before it signs, and how long after retirement
     /// an old one may still sign somewhere: two refresh intervals.
     pub fn key_propagation(&self) -> chrono::Duration {
@@ -166,6 +175,176 @@ impl Settings {
             .max(self.tokens.id_token_ttl_secs);
         chrono::Duration::seconds(i64::try_from(longest).unwrap_or(i64::MAX / 4))
             + self.key_propagation()
+    }
+}
+
+/// Whether a client can keep a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// A server-side application holding a secret.
+    Confidential,
+    /// A browser or native application: no secret, PKCE required.
+    Public,
+}
+
+impl ClientKind {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confidential => "confidential",
+            Self::Public => "public",
+        }
+    }
+}
+
+/// Grant types a client may use.
+pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+
+/// One registered portal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// `client_id`: letters, digits, `-`, `_`, `.`; at most 64 characters.
+    pub id: String,
+    /// Name shown to people.
+    pub name: String,
+    #[serde(default = "ClientSettings::default_kind")]
+    pub kind: ClientKind,
+    /// Secret of a confidential client: at least 32 characters (`idp gen-master-key` makes a
+    /// suitable one). Stored only as a keyed hash.
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+    /// Exact redirect URIs (https, or http on loopback).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Scopes the client may ask for.
+    #[serde(default = "ClientSettings::default_scopes")]
+    pub scopes: Vec<String>,
+    /// Grant types the client may use.
+    #[serde(default = "ClientSettings::default_grants")]
+    pub grants: Vec<String>,
+    /// Signing algorithm of its tokens: RS256, ES256 or EdDSA.
+    #[serde(default = "ClientSettings::default_alg")]
+    pub id_token_alg: String,
+    /// First-party portals skip the consent screen.
+    #[serde(default)]
+    pub first_party: bool,
+    /// `password`, or `upstream:NAME` for a federated first factor.
+    #[serde(default = "ClientSettings::default_first_factor")]
+    pub first_factor: String,
+    /// Level an SSO session must have reached for this portal.
+    #[serde(default = "ClientSettings::default_level")]
+    pub required_level: String,
+}
+
+impl ClientSettings {
+    fn default_kind() -> ClientKind {
+        ClientKind::Confidential
+    }
+    fn default_scopes() -> Vec<String> {
+        ["openid", "profile", "email"].map(String::from).to_vec()
+    }
+    fn default_grants() -> Vec<String> {
+        ["authorization_code", "refresh_token"]
+            .map(String::from)
+            .to_vec()
+    }
+    fn default_alg() -> String {
+        "RS256".into()
+    }
+    fn default_first_factor() -> String {
+        "password".into()
+    }
+    fn default_level() -> String {
+        "mfa".into()
+    }
+
+    /// Checks one client; `Err` holds the field and why.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let valid_id = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid_id {
+            return Err(("id", "use 1 to 64 letters, digits, `-`, `_` or `.`".into()));
+        }
+        if self.name.trim().is_empty() {
+            return Err(("name", "must not be empty".into()));
+        }
+        match (self.kind, &self.secret) {
+            (ClientKind::Confidential, None) => {
+                return Err(("secret", "a confidential client needs a secret".into()))
+            }
+            (ClientKind::Confidential, Some(secret)) if secret.expose().chars().count() < 32 => {
+                return Err((
+                    "secret",
+                    "must be at least 32 characters (generate one with `idp gen-master-key`)"
+                        .into(),
+                ))
+            }
+            (ClientKind::Public, Some(_)) => {
+                return Err(("secret", "a public client cannot keep a secret".into()))
+            }
+            _ => {}
+        }
+        for uri in self
+            .redirect_uris
+            .iter()
+            .chain(&self.post_logout_redirect_uris)
+        {
+            check_client_uri(uri).map_err(|m| ("redirect_uris", format!("`{uri}`: {m}")))?;
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            check_client_uri(uri).map_err(|m| ("backchannel_logout_uri", m))?;
+        }
+        for grant in &self.grants {
+            if !GRANT_TYPES.contains(&grant.as_str()) {
+                return Err(("grants", format!("unknown grant `{grant}`")));
+            }
+        }
+        if self.grants.iter().any(|g| g == "authorization_code") && self.redirect_uris.is_empty() {
+            return Err((
+                "redirect_uris",
+                "authorization_code needs at least one".into(),
+            ));
+        }
+        if self.kind == ClientKind::Public && self.grants.iter().any(|g| g == "client_credentials")
+        {
+            return Err((
+                "grants",
+                "a public client cannot use client_credentials".into(),
+            ));
+        }
+        if crate::oidc::keys::SigningAlg::parse(&self.id_token_alg).is_none() {
+            return Err(("id_token_alg", "use RS256, ES256 or EdDSA".into()));
+        }
+        if self
+            .scopes
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(("scopes", "each scope is one word".into()));
+        }
+        Ok(())
+    }
+}
+
+fn check_client_uri(uri: &str) -> Result<(), String> {
+    let url = Url::parse(uri).map_err(|e| format!("not an absolute URL: {e}"))?;
+    if url.fragment().is_some() {
+        return Err("must not contain a fragment".into());
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        _ => Err("must be https (http only on loopback)".into()),
     }
 }
 
@@ -336,6 +515,26 @@ impl Settings {
                 return Err(ConfigError::invalid(
                     key,
                     "must be between 30 and 86400 seconds",
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, client) in self.clients.iter().enumerate() {
+            if let Err((field, message)) = client.check() {
+                return Err(ConfigError::Invalid {
+                    key: "clients",
+                    env: env_name("clients"),
+                    message: format!(
+                        "client #{} (`{}`), `{field}`: {message}",
+                        index + 1,
+                        client.id
+                    ),
+                });
+            }
+            if !seen.insert(client.id.as_str()) {
+                return Err(ConfigError::invalid(
+                    "clients",
+                    format!("client id `{}` is declared twice", client.id),
                 ));
             }
         }
@@ -606,6 +805,167 @@ mod tests {
                 other => panic!("expected {key} to be refused, got {other:?}"),
             }
         }
+    }
+
+    fn client(id: &str) -> ClientSettings {
+        ClientSettings {
+            id: id.into(),
+            name: "Portail".into(),
+            kind: ClientKind::Confidential,
+            secret: Some(SecretString::new("0123456789abcdef0123456789abcdef")),
+            redirect_uris: vec!["https://portal.example.org/callback".into()],
+            post_logout_redirect_uris: vec![],
+            backchannel_logout_uri: None,
+            scopes: ClientSettings::default_scopes(),
+            grants: ClientSettings::default_grants(),
+            id_token_alg: "RS256".into(),
+            first_party: true,
+            first_factor: "password".into(),
+            required_level: "mfa".into(),
+        }
+    }
+
+    #[test]
+    fn clients_are_checked_naming_the_client_and_field() {
+        let ok = Settings {
+            clients: vec![client("file-portal"), client("atip")],
+            ..Settings::default()
+        };
+        ok.validate().expect("valid clients");
+        let cases: Vec<(ClientSettings, &str)> = vec![
+            (
+                ClientSettings {
+                    id: "bad id".into(),
+                    ..client("x")
+                },
+                "`id`",
+            ),
+            (
+                ClientSettings {
+                    secret: None,
+                    ..client("x")
+                },
+                "`secret`",
+            ),
+            (
+                ClientSettings {
+                    secret: Some(SecretString::new("short")),
+                    ..client("x")
+                },
+                "32",
+            ),
+            (
+                ClientSettings {
+                    kind: ClientKind::Public,
+                    ..client("x")
+                },
+                "public",
+            ),
+            (
+                ClientSettings {
+                    redirect_uris: vec!["http://portal.example.org/cb".into()],
+                    ..client("x")
+                },
+                "https",
+            ),
+            (
+                ClientSettings {
+                    redirect_uris: vec!["https://p.example.org/cb#frag".into()],
+                    ..client("x")
+                },
+                "fragment",
+            ),
+            (
+                ClientSettings {
+                    redirect_uris: vec!["/relative".into()],
+                    ..client("x")
+                },
+                "absolute",
+            ),
+            (
+                ClientSettings {
+                    redirect_uris: vec![],
+                    ..client("x")
+                },
+                "authorization_code",
+            ),
+            (
+                ClientSettings {
+                    grants: vec!["password".into()],
+                    ..client("x")
+                },
+                "password",
+            ),
+            (
+                ClientSettings {
+                    id_token_alg: "HS256".into(),
+                    ..client("x")
+                },
+                "id_token_alg",
+            ),
+            (
+                ClientSettings {
+                    scopes: vec!["a b".into()],
+                    ..client("x")
+                },
+                "scopes",
+            ),
+        ];
+        for (bad, expected) in cases {
+            let settings = Settings {
+                clients: vec![client("ok"), bad],
+                ..Settings::default()
+            };
+            let err = settings
+                .validate()
+                .expect_err("must be refused")
+                .to_string();
+            assert!(
+                err.contains("client #2") && err.contains(expected),
+                "{expected}: {err}"
+            );
+        }
+        let twice = Settings {
+            clients: vec![client("a"), client("a")],
+            ..Settings::default()
+        };
+        assert!(twice
+            .validate()
+            .expect_err("duplicate")
+            .to_string()
+            .contains("twice"));
+        let shown = format!("{:?}", client("x"));
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
+
+    #[test]
+    fn clients_from_a_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "idp.toml",
+                r#"
+[[clients]]
+id = "file-portal"
+name = "Portail des membres"
+secret = "0123456789abcdef0123456789abcdef"
+redirect_uris = ["https://portal.example.org/callback"]
+grants = ["authorization_code", "refresh_token", "client_credentials"]
+id_token_alg = "ES256"
+"#,
+            )?;
+            let s = load_in(jail, Some("idp.toml")).expect("loads");
+            assert_eq!(s.clients.len(), 1);
+            assert_eq!(s.clients[0].kind, ClientKind::Confidential);
+            assert_eq!(s.clients[0].scopes, vec!["openid", "profile", "email"]);
+            assert_eq!(s.clients[0].id_token_alg, "ES256");
+            jail.create_file(
+                "bad.toml",
+                "[[clients]]\nid = \"x\"\nname = \"X\"\nredirect_uri = []\n",
+            )?;
+            let err = load_in(jail, Some("bad.toml")).expect_err("unknown client key");
+            assert!(err.to_string().contains("redirect_uri"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

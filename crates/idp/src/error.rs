@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::ConfigError;
 use crate::crypto::CryptoError;
+use crate::oidc::error::OAuthError;
 use crate::oidc::keys::KeyError;
 use crate::store::StoreError;
 
@@ -23,6 +24,8 @@ pub enum Error {
     Crypto(#[from] CryptoError),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("I/O: {0}")]
@@ -39,6 +42,7 @@ pub struct ErrorBody {
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
+            Error::OAuth(e) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
             Error::Store(StoreError::Pool(_) | StoreError::Connect(_)) | Error::Redis(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -48,6 +52,25 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        if let Error::OAuth(e) = self {
+            // An expected refusal: a short log line, the RFC 6749 object for the client.
+            tracing::info!(
+                error = e.code,
+                status = status.as_u16(),
+                "oauth request refused"
+            );
+            let mut response = HttpResponse::build(status);
+            response
+                .insert_header(("Cache-Control", "no-store"))
+                .insert_header(("Pragma", "no-cache"));
+            if e.challenge {
+                response.insert_header(("WWW-Authenticate", "Basic realm=\"guichet\""));
+            }
+            return response.json(ErrorBody {
+                error: e.code,
+                error_description: e.description,
+            });
+        }
         // The private detail is logged here, once, with the request's span.
         tracing::error!(error = %self, status = status.as_u16(), "request failed");
         let body = if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -1,3 +1,6 @@
-//! OpenID Connect protocol pieces: signing keys and the JWKS.
+//! OpenID Connect and OAuth protocol: signing keys, clients, the token endpoint's grants.
 
+pub mod clients;
+pub mod error;
 pub mod keys;
+pub mod token;

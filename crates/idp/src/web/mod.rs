@@ -4,6 +4,7 @@
 pub mod health;
 pub mod jwks;
 pub mod middleware;
+pub mod token;
 
 use actix_web::web;
 
@@ -11,5 +12,10 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
-        .route("/jwks", web::get().to(jwks::jwks));
+        .route("/jwks", web::get().to(jwks::jwks))
+        .service(
+            web::resource("/token")
+                .route(web::post().to(token::token))
+                .default_service(web::to(token::method_not_allowed)),
+        );
 }

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;

@@ -1,0 +1,238 @@
+//! Registered clients: synchronisation from configuration and client authentication.
+
+use chrono::NaiveDateTime;
+
+use crate::config::{ClientKind, ClientSettings};
+use crate::crypto::KeyedHasher;
+use crate::oidc::error::OAuthError;
+use crate::store::clients::{self, Client};
+use crate::store::{DbConnection, StoreResult};
+
+/// Purpose label of client secret hashes.
+pub const SECRET_PURPOSE: &str = "client_secret";
+
+/// Writes every configured client to the database (secrets as keyed hashes). Clients created
+/// otherwise (admin console) are left alone. Returns how many were written.
+pub fn sync_configured(
+    conn: &mut DbConnection,
+    configured: &[ClientSettings],
+    hasher: &KeyedHasher,
+    now: NaiveDateTime,
+) -> StoreResult<usize> {
+    for c in configured {
+        let client = Client {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            kind: c.kind.as_str().to_string(),
+            secret_hash: c
+                .secret
+                .as_ref()
+                .map(|s| hasher.hash(SECRET_PURPOSE, s.expose().as_bytes())),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            allowed_scopes: c.scopes.clone(),
+            allowed_grants: c.grants.clone(),
+            id_token_alg: c.id_token_alg.clone(),
+            first_party: c.first_party,
+            first_factor: c.first_factor.clone(),
+            required_level: c.required_level.clone(),
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        };
+        clients::upsert(conn, &client, now)?;
+    }
+    Ok(configured.len())
+}
+
+/// How the client presented itself at the token endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ClientCredentials {
+    /// `client_secret_basic`: HTTP Basic authentication.
+    Basic { id: String, secret: String },
+    /// `client_secret_post`: `client_id` and `client_secret` in the body.
+    Post { id: String, secret: String },
+    /// `none`: a public client naming itself.
+    None { id: String },
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Basic { id, .. } => write!(f, "Basic({id}, [redacted])"),
+            Self::Post { id, .. } => write!(f, "Post({id}, [redacted])"),
+            Self::None { id } => write!(f, "None({id})"),
+        }
+    }
+}
+
+impl ClientCredentials {
+    /// The client id presented.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
+        }
+    }
+
+    /// Reads the credentials from an `Authorization` header value and the body parameters.
+    /// Using two methods at once is refused (RFC 6749 section 2.3).
+    pub fn parse(
+        authorization: Option<&str>,
+        body_id: Option<&str>,
+        body_secret: Option<&str>,
+    ) -> Result<Self, OAuthError> {
+        if let Some(header) = authorization {
+            if body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "Use one client authentication method only.",
+                ));
+            }
+            let (id, secret) = parse_basic(header).ok_or(OAuthError::invalid_client(
+                "The Authorization header is not valid Basic authentication.",
+            ))?;
+            if body_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id does not match the authenticated client.",
+                ));
+            }
+            return Ok(Self::Basic { id, secret });
+        }
+        match (body_id, body_secret) {
+            (Some(id), Some(secret)) => Ok(Self::Post {
+                id: id.to_string(),
+                secret: secret.to_string(),
+            }),
+            (Some(id), None) => Ok(Self::None { id: id.to_string() }),
+            (None, _) => Err(OAuthError::invalid_client(
+                "Client authentication is required.",
+            )),
+        }
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 section 2.3.1).
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, encoded) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let decode = |s: &str| -> Option<String> {
+        let plus_as_space = s.replace('+', " ");
+        url::form_urlencoded::parse(format!("x={plus_as_space}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    let (id, secret) = (decode(id)?, decode(secret)?);
+    if id.is_empty() {
+        return None;
+    }
+    Some((id, secret))
+}
+
+/// Checks the credentials against the stored client. Unknown client, wrong secret, disabled
+/// client and wrong method all give the same `invalid_client`, after the same work.
+pub fn authenticate(
+    found: Option<Client>,
+    credentials: &ClientCredentials,
+    hasher: &KeyedHasher,
+) -> Result<Client, OAuthError> {
+    const REFUSED: OAuthError = OAuthError::invalid_client("Client authentication failed.");
+    let presented = match credentials {
+        ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
+            Some(secret.as_bytes())
+        }
+        ClientCredentials::None { .. } => None,
+    };
+    let Some(client) = found else {
+        // Same hashing work as a real check, so timing does not tell which ids exist.
+        let _ = hasher.hash(SECRET_PURPOSE, presented.unwrap_or_default());
+        return Err(REFUSED);
+    };
+    if !client.enabled {
+        return Err(REFUSED);
+    }
+    match (
+        client.kind.as_str(),
+        presented,
+        client.secret_hash.as_deref(),
+    ) {
+        ("confidential", Some(secret), Some(expected))
+            if hasher.verify(SECRET_PURPOSE, secret, expected) =>
+        {
+            Ok(client)
+        }
+        ("public", None, _) => Ok(client),
+        _ => Err(REFUSED),
+    }
+}
+
+/// Whether the client is confidential.
+pub fn is_confidential(client: &Client) -> bool {
+    client.kind == ClientKind::Confidential.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    }
+
+    #[test]
+    fn credentials_from_header_or_body() {
+        let c = ClientCredentials::parse(Some(&basic("portal", "s%3Acret")), None, None)
+            .expect("basic");
+        assert_eq!(
+            c,
+            ClientCredentials::Basic {
+                id: "portal".into(),
+                secret: "s:cret".into()
+            },
+            "form-urlencoded parts are decoded"
+        );
+        assert!(matches!(
+            ClientCredentials::parse(None, Some("portal"), Some("x")),
+            Ok(ClientCredentials::Post { .. })
+        ));
+        assert!(matches!(
+            ClientCredentials::parse(None, Some("spa"), None),
+            Ok(ClientCredentials::None { .. })
+        ));
+        let err = ClientCredentials::parse(Some(&basic("a", "b")), None, Some("b"))
+            .expect_err("two methods");
+        assert_eq!(err.code, "invalid_request");
+        let err = ClientCredentials::parse(Some(&basic("a", "b")), Some("other"), None)
+            .expect_err("id mismatch");
+        assert_eq!(err.code, "invalid_request");
+        for bad in ["Bearer abc", "Basic !!!", "Basic Zm9v", "Basic"] {
+            let err = ClientCredentials::parse(Some(bad), None, None).expect_err(bad);
+            assert_eq!(
+                (err.code, err.status, err.challenge),
+                ("invalid_client", 401, true)
+            );
+        }
+        assert_eq!(
+            ClientCredentials::parse(None, None, None)
+                .expect_err("none")
+                .code,
+            "invalid_client"
+        );
+        let shown = format!(
+            "{:?}",
+            ClientCredentials::parse(Some(&basic("a", "topsecret")), None, None)
+        );
+        assert!(!shown.contains("topsecret"));
+    }
+}

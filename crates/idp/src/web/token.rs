@@ -1,0 +1,56 @@
+//! `POST /token`: parses the HTTP request, calls the token service, renders JSON.
+
+use actix_web::http::header;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+
+use crate::app::AppState;
+use crate::error::Error;
+use crate::oidc::token::{exchange, TokenInput};
+use crate::web::middleware::RequestId;
+
+/// The token endpoint.
+pub async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let form_encoded = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    let header_text = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let input = TokenInput {
+        form_encoded,
+        authorization: header_text(header::AUTHORIZATION),
+        body: body.to_vec(),
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: header_text(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    };
+    let response = exchange(&state, input).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(response))
+}
+
+/// Any method but POST on the token endpoint.
+pub async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "POST"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(crate::error::ErrorBody {
+            error: "invalid_request",
+            error_description: "The token endpoint accepts POST only.",
+        })
+}

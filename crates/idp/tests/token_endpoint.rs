@@ -1,0 +1,344 @@
+//! `POST /token` through the real binary, on SQLite and on PostgreSQL: the client_credentials
+//! grant, client authentication, RFC 6749 error objects, and the audit row of each issuance.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use base64::Engine;
+use idp::store::{audit, DatabaseTarget, PoolOptions, Store};
+use serde_json::Value;
+use support::server::{client, Server};
+use support::EmptyPostgres;
+
+const SECRET: &str = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ";
+
+const CLIENTS: &str = r#"
+[[clients]]
+id = "batch-es"
+name = "Batch (ES256)"
+secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
+grants = ["client_credentials"]
+scopes = ["openid", "members.read", "members.write"]
+id_token_alg = "ES256"
+
+[[clients]]
+id = "batch-rs"
+name = "Batch (RS256)"
+secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
+grants = ["client_credentials"]
+scopes = ["members.read"]
+
+[[clients]]
+id = "batch-ed"
+name = "Batch (EdDSA)"
+secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
+grants = ["client_credentials"]
+scopes = ["members.read"]
+id_token_alg = "EdDSA"
+
+[[clients]]
+id = "file-portal"
+name = "Portail des membres"
+secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
+redirect_uris = ["http://localhost:9000/callback"]
+"#;
+
+/// A server with the test clients, on the backend given by `database_url` (None = SQLite).
+struct Fixture {
+    server: Server,
+    store: Store,
+    _dir: tempfile::TempDir,
+    _pg: Option<EmptyPostgres>,
+}
+
+fn start(postgres: bool) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("idp.toml"), CLIENTS).expect("config");
+    let pg = postgres.then(EmptyPostgres::create);
+    let key = idp::crypto::MasterKey::generate().to_base64();
+    let mut env: Vec<(&str, &str)> =
+        vec![("GUICHET_CONFIG", "idp.toml"), ("GUICHET_MASTER_KEY", &key)];
+    if let Some(pg) = &pg {
+        env.push(("GUICHET_DATABASE_URL", &pg.url));
+    }
+    let server = Server::start(dir.path(), &env);
+    let target = match &pg {
+        Some(pg) => DatabaseTarget::Postgres(pg.url.clone()),
+        None => DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
+    };
+    let store = Store::open(
+        target,
+        &PoolOptions {
+            max_size: 2,
+            connect_timeout: std::time::Duration::from_secs(10),
+            sqlite_busy_timeout_ms: 10_000,
+        },
+    )
+    .expect("open the server's database");
+    Fixture {
+        server,
+        store,
+        _dir: dir,
+        _pg: pg,
+    }
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+fn post(
+    f: &Fixture,
+    authorization: Option<&str>,
+    body: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = client()
+        .post(f.server.url("/token"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.to_string());
+    if let Some(a) = authorization {
+        request = request.header("Authorization", a);
+    }
+    let response = request.send().expect("POST /token");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.json().expect("JSON body"))
+}
+
+fn verify(f: &Fixture, token: &str) -> (jsonwebtoken::Header, Value) {
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    let jwks: jsonwebtoken::jwk::JwkSet = client()
+        .get(f.server.url("/jwks"))
+        .send()
+        .expect("GET /jwks")
+        .json()
+        .expect("jwks");
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("kid in JWKS");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&["http://localhost:8080"]);
+    validation.set_issuer(&["http://localhost:8080"]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("valid signature and claims");
+    (data.header, data.claims)
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(&super::start(false)); } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(&super::start(true)); } )*
+        }
+    };
+}
+
+on_both_backends!(
+    client_credentials_issues_a_verifiable_access_token,
+    every_signing_algorithm_and_client_secret_post,
+    authentication_failures_are_invalid_client,
+    request_errors_are_rfc6749_objects,
+);
+
+fn client_credentials_issues_a_verifiable_access_token(f: &Fixture) {
+    let (status, headers, body) = post(
+        f,
+        Some(&basic("batch-es", SECRET)),
+        "grant_type=client_credentials",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["pragma"], "no-cache");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 600);
+    assert_eq!(
+        body["scope"], "members.read members.write",
+        "default: every non-user scope"
+    );
+    let token = body["access_token"].as_str().expect("token");
+
+    let (header, claims) = verify(f, token);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 type");
+    assert_eq!(
+        header.alg,
+        jsonwebtoken::Algorithm::ES256,
+        "the client's algorithm"
+    );
+    assert_eq!(claims["sub"], "batch-es");
+    assert_eq!(claims["client_id"], "batch-es");
+    assert_eq!(claims["iss"], "http://localhost:8080");
+    assert_eq!(
+        claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"),
+        600
+    );
+    let jti = claims["jti"].as_str().expect("jti").to_string();
+
+    let (_, _, narrower) = post(
+        f,
+        Some(&basic("batch-es", SECRET)),
+        "grant_type=client_credentials&scope=members.read",
+    );
+    assert_eq!(narrower["scope"], "members.read");
+
+    // The issuance is audited by jti; the token itself is never stored.
+    let events = f
+        .store
+        .connection()
+        .map(|mut c| audit::recent(&mut c, 10).expect("audit"))
+        .expect("connection");
+    let issued: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "token.issued")
+        .collect();
+    assert_eq!(issued.len(), 2);
+    assert!(issued.iter().any(|e| e.detail.contains(&jti)));
+    for e in &events {
+        assert!(!e.detail.contains(token), "token stored in the audit log");
+        assert!(!e.detail.contains(SECRET));
+    }
+    assert_eq!(issued[0].client_id.as_deref(), Some("batch-es"));
+    assert_eq!(issued[0].ip.as_deref(), Some("127.0.0.1"));
+    assert!(issued[0].request_id.is_some());
+}
+
+fn every_signing_algorithm_and_client_secret_post(f: &Fixture) {
+    for (id, alg) in [
+        ("batch-rs", jsonwebtoken::Algorithm::RS256),
+        ("batch-ed", jsonwebtoken::Algorithm::EdDSA),
+    ] {
+        let body = format!("grant_type=client_credentials&client_id={id}&client_secret={SECRET}");
+        let (status, _, json) = post(f, None, &body);
+        assert_eq!(status, 200, "{id}: {json}");
+        let (header, claims) = verify(f, json["access_token"].as_str().expect("token"));
+        assert_eq!(header.alg, alg);
+        assert_eq!(claims["scope"], "members.read");
+    }
+}
+
+fn authentication_failures_are_invalid_client(f: &Fixture) {
+    let cases = [
+        (
+            Some(basic("batch-es", "wrong-secret")),
+            "grant_type=client_credentials".to_string(),
+        ),
+        (
+            Some(basic("nobody", SECRET)),
+            "grant_type=client_credentials".to_string(),
+        ),
+        (
+            None,
+            format!("grant_type=client_credentials&client_id=batch-es&client_secret={SECRET}x"),
+        ),
+        (
+            None,
+            "grant_type=client_credentials&client_id=batch-es".to_string(),
+        ),
+        (None, "grant_type=client_credentials".to_string()),
+        (
+            Some("Basic not-base64!".to_string()),
+            "grant_type=client_credentials".to_string(),
+        ),
+    ];
+    let mut bodies = Vec::new();
+    for (authorization, body) in cases {
+        let (status, headers, json) = post(f, authorization.as_deref(), &body);
+        assert_eq!(status, 401, "{body}: {json}");
+        assert_eq!(json["error"], "invalid_client");
+        assert!(headers["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("Basic"));
+        assert_eq!(headers["cache-control"], "no-store");
+        bodies.push(json);
+    }
+    // Unknown client and wrong secret are indistinguishable.
+    assert_eq!(bodies[0], bodies[1]);
+}
+
+fn request_errors_are_rfc6749_objects(f: &Fixture) {
+    let auth = basic("batch-es", SECRET);
+    let cases = [
+        ("", 400, "invalid_request"),
+        (
+            "grant_type=client_credentials&grant_type=client_credentials",
+            400,
+            "invalid_request",
+        ),
+        (
+            "grant_type=password&username=a&password=b",
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "grant_type=client_credentials&scope=openid",
+            400,
+            "invalid_scope",
+        ),
+        (
+            "grant_type=client_credentials&scope=admin",
+            400,
+            "invalid_scope",
+        ),
+    ];
+    for (body, status, error) in cases {
+        let (got, _, json) = post(f, Some(&auth), body);
+        assert_eq!(
+            (got, json["error"].as_str()),
+            (status, Some(error)),
+            "{body}: {json}"
+        );
+        assert!(json["error_description"].is_string());
+    }
+    // A client not allowed the grant.
+    let (status, _, json) = post(
+        f,
+        Some(&basic("file-portal", SECRET)),
+        "grant_type=client_credentials",
+    );
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "{json}"
+    );
+
+    // Wrong content type, wrong method, garbage: clear errors, never a 500.
+    let response = client()
+        .post(f.server.url("/token"))
+        .header("Authorization", &auth)
+        .header("Content-Type", "application/json")
+        .body(r#"{"grant_type":"client_credentials"}"#)
+        .send()
+        .expect("POST");
+    assert_eq!(response.status(), 400);
+    let response = client().get(f.server.url("/token")).send().expect("GET");
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let garbage: Vec<u8> = (0..2000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let response = client()
+        .post(f.server.url("/token"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(garbage)
+        .send()
+        .expect("POST");
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let huge = format!(
+        "grant_type=client_credentials&scope={}",
+        "a".repeat(100_000)
+    );
+    let response = client()
+        .post(f.server.url("/token"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Authorization", &auth)
+        .body(huge)
+        .send()
+        .expect("POST");
+    assert!(response.status().is_client_error(), "{}", response.status());
+}
