@@ -32,9 +32,11 @@ pub struct TestDb {
     cleanup: Cleanup,
 }
 
+// Held for their `Drop`: the directory or database goes with the test.
+#[allow(dead_code)]
 enum Cleanup {
     Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres(EmptyPostgres),
 }
 
 fn pool_options() -> PoolOptions {
@@ -62,41 +64,20 @@ impl TestDb {
 
     /// A new PostgreSQL database, migrated.
     pub fn postgres() -> Self {
-        let admin_url = postgres_admin_url();
-        let name = format!("guichet_t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = diesel::PgConnection::establish(&admin_url).unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is required for these tests and is not reachable at {admin_url}: {e}. \
-                 Run scripts/test.sh (it starts or installs PostgreSQL) or set TEST_POSTGRES_URL."
-            )
-        });
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("create test database");
-        let url = replace_database(&admin_url, &name);
+        let database = EmptyPostgres::create();
+        let url = database.url.clone();
         let store = Store::open(DatabaseTarget::Postgres(url.clone()), &pool_options())
             .expect("open PostgreSQL test database");
         Self {
             store,
             url,
-            cleanup: Cleanup::Postgres { admin_url, name },
+            cleanup: Cleanup::Postgres(database),
         }
     }
 
     /// A pooled connection for synchronous calls.
     pub fn conn(&self) -> idp::store::DbConnectionGuard {
         self.store.connection().expect("pooled connection")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
-            if let Ok(mut admin) = diesel::PgConnection::establish(admin_url) {
-                let _ =
-                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        }
     }
 }
 

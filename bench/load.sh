@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Load benchmark on loopback: a bare actix-web JSON handler (the baseline), then Guichet's
+# JWKS, liveness and token endpoint (client_credentials with RS256, ES256 and EdDSA clients),
+# on SQLite. Prints a Markdown table; the figures go to docs/benchmarks.md.
+#
+#   bench/load.sh                 (DURATION=10 CONNECTIONS=64 THREADS=2 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${DURATION:-10}
+connections=${CONNECTIONS:-64}
+threads=${THREADS:-2}
+target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+
+if ! command -v wrk >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+cargo build --release --locked -q -p idp --bins --example bare_json
+idp="$target/release/idp"
+bare="$target/release/examples/bare_json"
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+idp_port=$(free_port)
+bare_port=$(free_port)
+secret=$("$idp" gen-master-key)
+cat > "$work/idp.toml" <<TOML
+log_level = "warn"
+[[clients]]
+id = "bench-rs256"
+name = "Bench RS256"
+secret = "$secret"
+grants = ["client_credentials"]
+scopes = ["members.read"]
+id_token_alg = "RS256"
+[[clients]]
+id = "bench-es256"
+name = "Bench ES256"
+secret = "$secret"
+grants = ["client_credentials"]
+scopes = ["members.read"]
+id_token_alg = "ES256"
+[[clients]]
+id = "bench-eddsa"
+name = "Bench EdDSA"
+secret = "$secret"
+grants = ["client_credentials"]
+scopes = ["members.read"]
+id_token_alg = "EdDSA"
+TOML
+
+(cd "$work" && GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$idp_port" exec "$idp" serve >"$work/idp.log" 2>&1) &
+pids+=($!)
+idp_pid=$!
+"$bare" "127.0.0.1:$bare_port" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$idp_port/health/ready" >/dev/null \
+    && curl -fs "http://127.0.0.1:$bare_port/" >/dev/null && break
+  sleep 0.1
+done
+
+errors_total=0
+measure() { # measure NAME URL [wrk options...]
+  local name=$1 url=$2; shift 2
+  local out rps p50 p99 errors
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$@" "$url")
+  rps=$(awk '/^Requests\/sec:/ { printf "%d", $2 }' <<<"$out")
+  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
+  errors_total=$((errors_total + errors))
+  printf '| %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$errors"
+}
+
+echo "wrk: $threads threads, $connections connections, ${duration}s per scenario, loopback, $(nproc) cores"
+echo
+echo "| scenario | requests/s | p50 | p99 | errors |"
+echo "|---|---|---|---|---|"
+measure "bare actix-web JSON handler (baseline)" "http://127.0.0.1:$bare_port/"
+measure "GET /jwks" "http://127.0.0.1:$idp_port/jwks"
+measure "GET /health/live" "http://127.0.0.1:$idp_port/health/live"
+for alg in rs256 es256 eddsa; do
+  auth="Basic $(printf 'bench-%s:%s' "$alg" "$secret" | base64 -w0)"
+  AUTH="$auth" BODY="grant_type=client_credentials" measure \
+    "POST /token client_credentials, ${alg^^}" "http://127.0.0.1:$idp_port/token" \
+    -s bench/wrk/post-form.lua
+done
+echo
+echo "idp peak RSS: $(awk '/^VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$idp_pid/status")"
+if [ "$errors_total" -ne 0 ]; then
+  echo "error: $errors_total requests failed" >&2
+  exit 1
+fi
