@@ -1,0 +1,3 @@
+//! Authentication of people: passwords (this version); second factors and journeys follow.
+
+pub mod password;
