@@ -24,6 +24,11 @@ pub struct AppState {
     pub master_key: MasterKey,
     pub hasher: KeyedHasher,
     pub keys: Arc<SigningKeyRing>,
+    pub passwords: crate::authn::password::Passwords,
+    /// Whether the public URL is https (secure `__Host-` cookies, HSTS).
+    pub https: bool,
+    /// The discovery document, serialised once.
+    pub discovery: Arc<str>,
 }
 
 impl AppState {
@@ -82,7 +87,15 @@ impl AppState {
             .as_deref()
             .map(redis::Client::open)
             .transpose()?;
+        let https = settings.public_url()?.scheme() == "https";
+        let discovery: Arc<str> =
+            Arc::from(crate::oidc::service::discovery_document(&settings.issuer()).to_string());
+        let passwords = crate::authn::password::Passwords::owasp()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Self {
+            https,
+            discovery,
+            passwords,
             settings: Arc::new(settings),
             store,
             redis,

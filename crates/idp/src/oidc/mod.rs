@@ -1,7 +1,11 @@
-//! OpenID Connect and OAuth protocol: signing keys, clients, the token endpoint's grants.
+//! OpenID Connect and OAuth protocol: authorization requests, the code flow, signing keys,
+//! clients, the token endpoint's grants, discovery.
 
 pub mod authorize;
 pub mod clients;
 pub mod error;
+pub mod flow;
+pub mod id_token;
 pub mod keys;
+pub mod service;
 pub mod token;

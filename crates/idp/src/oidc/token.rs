@@ -1,7 +1,7 @@
 //! The token endpoint's service: parameter parsing, client authentication, the grants.
 //!
-//! This version serves `client_credentials`; the other grants answer
-//! `unsupported_grant_type` until they are built.
+//! This version serves `authorization_code` (with PKCE) and `client_credentials`; other grants
+//! answer `unsupported_grant_type`.
 
 use std::collections::BTreeMap;
 
@@ -11,10 +11,12 @@ use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::clients::{authenticate, is_confidential, ClientCredentials};
 use crate::oidc::error::OAuthError;
+use crate::oidc::flow::{code_hash, pkce_matches};
 use crate::oidc::keys::SigningAlg;
 use crate::store::audit::{self, NewAuditEvent};
+use crate::store::authorization_codes::{self, Redemption};
 use crate::store::clients::{self, Client};
-use crate::store::now;
+use crate::store::{now, users};
 
 /// Longest value accepted for any parameter.
 const MAX_PARAMETER_LEN: usize = 4096;
@@ -39,6 +41,8 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
 }
@@ -144,15 +148,23 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
     let grant_type = params
         .get("grant_type")
         .ok_or(OAuthError::invalid_request("grant_type is required."))?;
-    if grant_type != "client_credentials" {
-        // Authenticate first anyway, so an unauthenticated caller learns nothing more.
-        let _ = authenticated_client(state, &credentials).await?;
-        return Err(OAuthError::unsupported_grant_type(
+    let client = authenticated_client(state, &credentials).await?;
+    match grant_type.as_str() {
+        "client_credentials" => client_credentials(state, client, &params, input).await,
+        "authorization_code" => authorization_code(state, client, &params, input).await,
+        _ => Err(OAuthError::unsupported_grant_type(
             "This grant type is not supported by this server.",
         )
-        .into());
+        .into()),
     }
-    let client = authenticated_client(state, &credentials).await?;
+}
+
+async fn client_credentials(
+    state: &AppState,
+    client: Client,
+    params: &BTreeMap<String, String>,
+    input: TokenInput,
+) -> Result<TokenResponse, Error> {
     let scopes = client_credentials_scopes(&client, params.get("scope").map(String::as_str))?;
     let scope = scopes.join(" ");
 
@@ -176,25 +188,19 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
         },
     )?;
 
-    let event = NewAuditEvent {
-        id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now(),
-        event_type: "token.issued".into(),
-        actor: Some(format!("client:{}", client.id)),
-        subject: Some(format!("client:{}", client.id)),
-        client_id: Some(client.id.clone()),
-        ip: input.ip,
-        user_agent: input.user_agent,
-        request_id: input.request_id,
-        detail: serde_json::json!({
+    let event = audit_event(
+        "token.issued",
+        &client.id,
+        Some(format!("client:{}", client.id)),
+        &input,
+        serde_json::json!({
             "grant_type": "client_credentials",
             "token": "access",
             "jti": jti,
             "kid": signer.kid(),
             "scope": scope,
-        })
-        .to_string(),
-    };
+        }),
+    );
     state
         .store
         .run(move |conn| audit::append(conn, &event))
@@ -204,8 +210,159 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
         access_token,
         token_type: "Bearer",
         expires_in: ttl,
+        id_token: None,
         scope,
     })
+}
+
+/// Exchanges an authorization code (RFC 6749 4.1.3, RFC 7636 4.6).
+async fn authorization_code(
+    state: &AppState,
+    client: Client,
+    params: &BTreeMap<String, String>,
+    input: TokenInput,
+) -> Result<TokenResponse, Error> {
+    if !client
+        .allowed_grants
+        .iter()
+        .any(|g| g == "authorization_code")
+    {
+        return Err(OAuthError::unauthorized_client(
+            "This client is not allowed to use authorization_code.",
+        )
+        .into());
+    }
+    let code = params
+        .get("code")
+        .ok_or(OAuthError::invalid_request("code is required."))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or(OAuthError::invalid_request("redirect_uri is required."))?
+        .clone();
+    let verifier = params.get("code_verifier").cloned();
+    let hash = code_hash(&state.hasher, code);
+    let at = now();
+    let redemption = state
+        .store
+        .run(move |conn| authorization_codes::redeem(conn, &hash, at))
+        .await?;
+    const BAD_CODE: OAuthError =
+        OAuthError::invalid_grant("The authorization code is invalid, expired or already used.");
+    let record = match redemption {
+        Redemption::Redeemed(record) => record,
+        Redemption::Replayed(record) => {
+            // A second use means the code leaked: record it; the first exchange's refresh
+            // tokens (none are issued yet) would be revoked here.
+            let event = audit_event(
+                "token.code_replayed",
+                &client.id,
+                Some(record.user_id.clone()),
+                &input,
+                serde_json::json!({ "session": record.session_id }),
+            );
+            state
+                .store
+                .run(move |conn| audit::append(conn, &event))
+                .await?;
+            return Err(BAD_CODE.into());
+        }
+        Redemption::Expired | Redemption::Unknown => return Err(BAD_CODE.into()),
+    };
+    if record.client_id != client.id || record.redirect_uri != redirect_uri {
+        return Err(BAD_CODE.into());
+    }
+    match (&record.code_challenge, &verifier) {
+        (Some(challenge), Some(v)) if pkce_matches(v, challenge) => {}
+        (None, None) => {}
+        _ => {
+            return Err(OAuthError::invalid_grant("The PKCE code_verifier does not match.").into())
+        }
+    }
+    let user_id = record.user_id.clone();
+    let user = state
+        .store
+        .run(move |conn| users::find_by_id(conn, &user_id))
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(BAD_CODE)?;
+
+    let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
+    let signer = state.keys.signer(alg)?;
+    let issuer = state.settings.issuer();
+    let issued_at = chrono::Utc::now().timestamp();
+    let access_ttl = state.settings.tokens.access_token_ttl_secs;
+    let id_ttl = i64::try_from(state.settings.tokens.id_token_ttl_secs).unwrap_or(600);
+    let access_jti = uuid::Uuid::new_v4().to_string();
+    let access_token = signer.sign_jwt(
+        "at+jwt",
+        &AccessTokenClaims {
+            iss: &issuer,
+            sub: &user.id,
+            aud: &issuer,
+            exp: issued_at + i64::try_from(access_ttl).unwrap_or(600),
+            iat: issued_at,
+            jti: &access_jti,
+            client_id: &client.id,
+            scope: &record.scope,
+        },
+    )?;
+    let id_claims = crate::oidc::id_token::claims(
+        &issuer,
+        &client.id,
+        &user,
+        &record,
+        alg,
+        &access_token,
+        issued_at,
+        id_ttl,
+    );
+    let id_token = signer.sign_jwt("JWT", &id_claims)?;
+    let event = audit_event(
+        "token.issued",
+        &client.id,
+        Some(user.id.clone()),
+        &input,
+        serde_json::json!({
+            "grant_type": "authorization_code",
+            "tokens": ["access", "id"],
+            "jti": access_jti,
+            "kid": signer.kid(),
+            "sid": record.session_id,
+            "scope": record.scope,
+        }),
+    );
+    state
+        .store
+        .run(move |conn| audit::append(conn, &event))
+        .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: access_ttl,
+        id_token: Some(id_token),
+        scope: record.scope,
+    })
+}
+
+fn audit_event(
+    event_type: &str,
+    client_id: &str,
+    subject: Option<String>,
+    input: &TokenInput,
+    detail: serde_json::Value,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        occurred_at: now(),
+        event_type: event_type.into(),
+        actor: Some(format!("client:{client_id}")),
+        subject,
+        client_id: Some(client_id.to_string()),
+        ip: input.ip.clone(),
+        user_agent: input.user_agent.clone(),
+        request_id: input.request_id.clone(),
+        detail: detail.to_string(),
+    }
 }
 
 async fn authenticated_client(

@@ -1,6 +1,8 @@
 //! HTTP layer: the route table, middleware and handlers. Handlers are thin: they parse, call
 //! the domain or the store, and render.
 
+pub mod authorize;
+pub mod cookies;
 pub mod health;
 pub mod jwks;
 pub mod middleware;
@@ -13,6 +15,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(health::ready))
         .route("/jwks", web::get().to(jwks::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(authorize::discovery),
+        )
+        .route("/authorize", web::get().to(authorize::authorize))
+        .route("/login", web::get().to(authorize::login_form))
+        .route("/login", web::post().to(authorize::login_submit))
         .service(
             web::resource("/token")
                 .route(web::post().to(token::token))

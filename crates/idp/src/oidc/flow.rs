@@ -1,0 +1,263 @@
+//! The authorization code flow's server-side state: login transactions, SSO sessions and
+//! authorization codes. Every value handed to a browser or client is random; only its keyed
+//! hash is stored.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use chrono::{Duration, NaiveDateTime};
+use rand::RngCore;
+
+use crate::crypto::KeyedHasher;
+use crate::oidc::authorize::AuthorizationRequest;
+use crate::store::authorization_codes::{self, AuthorizationCodeRecord};
+use crate::store::login_transactions::{self, LoginTransactionRecord};
+use crate::store::sso_sessions::{self, SsoSessionRecord};
+use crate::store::{DbConnection, StoreError, StoreResult};
+
+/// How long a person has to finish signing in.
+pub const LOGIN_TRANSACTION_TTL: Duration = Duration::minutes(30);
+/// How long an SSO session lasts without a new sign-in.
+pub const SSO_SESSION_TTL: Duration = Duration::hours(8);
+/// Lifetime of an authorization code (Security BCP: short).
+pub const AUTHORIZATION_CODE_TTL: Duration = Duration::seconds(60);
+
+const TX_PURPOSE: &str = "login_transaction";
+const SESSION_PURPOSE: &str = "sso_session";
+const CODE_PURPOSE: &str = "authorization_code";
+const CSRF_PURPOSE: &str = "csrf";
+
+/// 32 random bytes, base64url: cookie values, codes.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    B64URL.encode(bytes)
+}
+
+fn hex_hash(hasher: &KeyedHasher, purpose: &str, value: &str) -> String {
+    hasher
+        .hash(purpose, value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Stores a validated request; returns the cookie value that refers to it.
+pub fn start_login(
+    conn: &mut DbConnection,
+    hasher: &KeyedHasher,
+    request: &AuthorizationRequest,
+    now: NaiveDateTime,
+) -> StoreResult<String> {
+    let token = random_token();
+    let json = serde_json::to_string(request)
+        .map_err(|e| StoreError::Corrupt(format!("authorization request: {e}")))?;
+    login_transactions::insert(
+        conn,
+        &LoginTransactionRecord {
+            id: hex_hash(hasher, TX_PURPOSE, &token),
+            client_id: request.client_id.clone(),
+            request: json,
+            user_id: None,
+            step: "password".into(),
+            created_at: now,
+            expires_at: now + LOGIN_TRANSACTION_TTL,
+        },
+    )?;
+    Ok(token)
+}
+
+/// A live login transaction found from its cookie value.
+#[derive(Debug, Clone)]
+pub struct LoginTransaction {
+    pub id: String,
+    pub request: AuthorizationRequest,
+}
+
+/// The transaction behind a cookie value, if it is still live.
+pub fn find_login(
+    conn: &mut DbConnection,
+    hasher: &KeyedHasher,
+    token: &str,
+    now: NaiveDateTime,
+) -> StoreResult<Option<LoginTransaction>> {
+    let id = hex_hash(hasher, TX_PURPOSE, token);
+    login_transactions::find_live(conn, &id, now)?
+        .map(|record| {
+            let request = serde_json::from_str(&record.request)
+                .map_err(|e| StoreError::Corrupt(format!("login transaction request: {e}")))?;
+            Ok(LoginTransaction {
+                id: record.id,
+                request,
+            })
+        })
+        .transpose()
+}
+
+/// The CSRF token of forms in a login transaction: derived from it, so nothing more is stored.
+pub fn csrf_token(hasher: &KeyedHasher, transaction_id: &str) -> String {
+    B64URL.encode(hasher.hash(CSRF_PURPOSE, transaction_id.as_bytes()))
+}
+
+/// Whether a submitted CSRF token belongs to the transaction (constant-time).
+pub fn csrf_matches(hasher: &KeyedHasher, transaction_id: &str, submitted: &str) -> bool {
+    B64URL
+        .decode(submitted)
+        .is_ok_and(|bytes| hasher.verify(CSRF_PURPOSE, transaction_id.as_bytes(), &bytes))
+}
+
+/// An SSO session as the flow sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub record: SsoSessionRecord,
+}
+
+impl Session {
+    /// Whether the session satisfies the request: no forced login and not older than max_age.
+    pub fn satisfies(&self, request: &AuthorizationRequest, now: NaiveDateTime) -> bool {
+        if request.prompts("login") {
+            return false;
+        }
+        match request.max_age {
+            Some(max_age) => now - self.record.auth_time <= Duration::seconds(max_age),
+            None => true,
+        }
+    }
+}
+
+/// What a successful sign-in established.
+#[derive(Debug, Clone)]
+pub struct Authentication {
+    pub user_id: String,
+    /// RFC 8176 values.
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Creates an SSO session (a new id at every sign-in); returns its cookie value and record.
+pub fn create_session(
+    conn: &mut DbConnection,
+    hasher: &KeyedHasher,
+    auth: &Authentication,
+    now: NaiveDateTime,
+) -> StoreResult<(String, Session)> {
+    let token = random_token();
+    let record = SsoSessionRecord {
+        id: hex_hash(hasher, SESSION_PURPOSE, &token),
+        sid: uuid::Uuid::new_v4().to_string(),
+        user_id: auth.user_id.clone(),
+        auth_time: now,
+        amr: auth.amr.join(" "),
+        acr: auth.acr.clone(),
+        ip: auth.ip.clone(),
+        user_agent: auth.user_agent.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + SSO_SESSION_TTL,
+        ended_at: None,
+    };
+    sso_sessions::insert(conn, &record)?;
+    Ok((token, Session { record }))
+}
+
+/// The live session behind a cookie value.
+pub fn find_session(
+    conn: &mut DbConnection,
+    hasher: &KeyedHasher,
+    token: &str,
+    now: NaiveDateTime,
+) -> StoreResult<Option<Session>> {
+    let id = hex_hash(hasher, SESSION_PURPOSE, token);
+    Ok(sso_sessions::find_live(conn, &id, now)?.map(|record| Session { record }))
+}
+
+/// Issues an authorization code for `request` from `session`; returns the code.
+pub fn issue_code(
+    conn: &mut DbConnection,
+    hasher: &KeyedHasher,
+    request: &AuthorizationRequest,
+    session: &Session,
+    now: NaiveDateTime,
+) -> StoreResult<String> {
+    let code = random_token();
+    authorization_codes::insert(
+        conn,
+        &AuthorizationCodeRecord {
+            code_hash: hasher.hash(CODE_PURPOSE, code.as_bytes()),
+            client_id: request.client_id.clone(),
+            user_id: session.record.user_id.clone(),
+            session_id: session.record.sid.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            scope: request.scope.join(" "),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            auth_time: session.record.auth_time,
+            amr: session.record.amr.clone(),
+            acr: session.record.acr.clone(),
+            created_at: now,
+            expires_at: now + AUTHORIZATION_CODE_TTL,
+            consumed_at: None,
+        },
+    )?;
+    Ok(code)
+}
+
+/// The stored hash of a code presented at the token endpoint.
+pub fn code_hash(hasher: &KeyedHasher, code: &str) -> Vec<u8> {
+    hasher.hash(CODE_PURPOSE, code.as_bytes())
+}
+
+/// RFC 7636: BASE64URL(SHA-256(verifier)) == challenge, with the verifier's format checked.
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if !well_formed {
+        return false;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let computed = B64URL.encode(digest.as_ref());
+    aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes())
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_rfc7636_example() {
+        // RFC 7636 appendix B.
+        assert!(pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_matches(
+            "short",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+    }
+
+    #[test]
+    fn csrf_is_bound_to_the_transaction() {
+        let hasher = KeyedHasher::new(&crate::crypto::MasterKey::generate());
+        let token = csrf_token(&hasher, "tx1");
+        assert!(csrf_matches(&hasher, "tx1", &token));
+        assert!(!csrf_matches(&hasher, "tx2", &token));
+        assert!(!csrf_matches(&hasher, "tx1", "not base64!"));
+        assert!(!csrf_matches(&hasher, "tx1", ""));
+    }
+
+    #[test]
+    fn random_tokens_are_long_and_distinct() {
+        let a = random_token();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_token());
+    }
+}

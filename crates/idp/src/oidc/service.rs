@@ -1,0 +1,332 @@
+//! The authorization endpoint and the provisional password sign-in, as services the HTTP
+//! handlers call: they take what the request carried and say what to answer.
+
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::error::Error;
+use crate::oidc::authorize::{parse_parameters, redirect_with, validate, AuthorizeError};
+use crate::oidc::flow::{
+    create_session, csrf_matches, csrf_token, find_login, find_session, issue_code, start_login,
+    Authentication,
+};
+use crate::store::audit::{self, NewAuditEvent};
+use crate::store::{clients, login_transactions, now, users};
+
+/// What `/authorize` answers.
+#[derive(Debug)]
+pub enum AuthorizeOutcome {
+    /// An error page (the client or its redirect URI could not be trusted).
+    ErrorPage { description: &'static str },
+    /// Back to the client (code or error).
+    Redirect(String),
+    /// On to the sign-in page, with a new login transaction cookie.
+    SignIn { transaction: String },
+}
+
+/// Handles an authorization request (`query` is the raw query string).
+pub async fn authorize(
+    state: &AppState,
+    query: &str,
+    session_token: Option<String>,
+) -> Result<AuthorizeOutcome, Error> {
+    let issuer = state.settings.issuer();
+    let params = match parse_parameters(query) {
+        Ok(p) => p,
+        Err(e) => return Ok(refused(e, &issuer)),
+    };
+    let client = match params.get("client_id").cloned() {
+        Some(id) => state.store.run(move |c| clients::find(c, &id)).await?,
+        None => None,
+    };
+    let request = match validate(&params, client.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return Ok(refused(e, &issuer)),
+    };
+    let hasher = state.hasher.clone();
+    let req = request.clone();
+    let answer = state
+        .store
+        .run(move |conn| {
+            let at = now();
+            let session = match session_token {
+                Some(token) => find_session(conn, &hasher, &token, at)?,
+                None => None,
+            };
+            match session.filter(|s| s.satisfies(&req, at)) {
+                Some(session) => Ok(Ok(issue_code(conn, &hasher, &req, &session, at)?)),
+                None if req.prompts("none") => Ok(Err(None)),
+                None => Ok(Err(Some(start_login(conn, &hasher, &req, at)?))),
+            }
+        })
+        .await?;
+    Ok(match answer {
+        Ok(code) => AuthorizeOutcome::Redirect(success_redirect(
+            &request.redirect_uri,
+            &code,
+            request.state.as_deref(),
+            &issuer,
+        )),
+        Err(None) => AuthorizeOutcome::Redirect(error_redirect(
+            &request.redirect_uri,
+            "login_required",
+            "The person must sign in.",
+            request.state.as_deref(),
+            &issuer,
+        )),
+        Err(Some(transaction)) => AuthorizeOutcome::SignIn { transaction },
+    })
+}
+
+fn refused(error: AuthorizeError, issuer: &str) -> AuthorizeOutcome {
+    match error {
+        AuthorizeError::Page { description, .. } => AuthorizeOutcome::ErrorPage { description },
+        AuthorizeError::Redirect {
+            redirect_uri,
+            state,
+            code,
+            description,
+        } => AuthorizeOutcome::Redirect(error_redirect(
+            &redirect_uri,
+            code,
+            description,
+            state.as_deref(),
+            issuer,
+        )),
+    }
+}
+
+fn success_redirect(redirect_uri: &str, code: &str, state: Option<&str>, issuer: &str) -> String {
+    let mut params = vec![("code", code)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    // RFC 9207: the issuer identifies who answered, against mix-up attacks.
+    params.push(("iss", issuer));
+    redirect_with(redirect_uri, &params)
+}
+
+fn error_redirect(
+    redirect_uri: &str,
+    code: &str,
+    description: &str,
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
+    let mut params = vec![("error", code), ("error_description", description)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer));
+    redirect_with(redirect_uri, &params)
+}
+
+/// The sign-in form's content.
+#[derive(Debug, Clone)]
+pub struct SignInForm {
+    pub client_name: String,
+    pub csrf: String,
+    pub email: String,
+    pub error: Option<&'static str>,
+}
+
+/// What `/login` answers.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    /// No live login transaction (expired, already used, or a forged form).
+    Expired,
+    /// Show the form (again).
+    Form(SignInForm),
+    /// Signed in: set the session cookie, clear the transaction cookie, go back to the portal.
+    Done {
+        redirect: String,
+        session_token: String,
+    },
+}
+
+/// The sign-in form for the transaction behind `transaction`.
+pub async fn sign_in_form(
+    state: &AppState,
+    transaction: Option<String>,
+) -> Result<SignInOutcome, Error> {
+    let Some(token) = transaction else {
+        return Ok(SignInOutcome::Expired);
+    };
+    let hasher = state.hasher.clone();
+    let found = state
+        .store
+        .run(move |conn| {
+            let Some(tx) = find_login(conn, &hasher, &token, now())? else {
+                return Ok(None);
+            };
+            let client = clients::find(conn, &tx.request.client_id)?;
+            Ok(Some((tx, client)))
+        })
+        .await?;
+    Ok(match found {
+        Some((tx, client)) => SignInOutcome::Form(SignInForm {
+            client_name: client.map(|c| c.name).unwrap_or_default(),
+            csrf: csrf_token(&state.hasher, &tx.id),
+            email: tx.request.login_hint.clone().unwrap_or_default(),
+            error: None,
+        }),
+        None => SignInOutcome::Expired,
+    })
+}
+
+/// What the person submitted. No `Debug`: it holds a password.
+pub struct SignInSubmission {
+    pub csrf: String,
+    pub email: String,
+    pub password: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+const WRONG_CREDENTIALS: &str =
+    "Courriel ou mot de passe incorrect. / Incorrect email or password.";
+
+/// Checks email and password; on success opens an SSO session and issues the code.
+pub async fn sign_in(
+    state: &AppState,
+    transaction: Option<String>,
+    mut submission: SignInSubmission,
+) -> Result<SignInOutcome, Error> {
+    let password = std::mem::take(&mut submission.password);
+    let Some(token) = transaction else {
+        return Ok(SignInOutcome::Expired);
+    };
+    let hasher = state.hasher.clone();
+    let email = submission.email.trim().to_string();
+    let lookup_email = email.clone();
+    let found = state
+        .store
+        .run(move |conn| {
+            let Some(tx) = find_login(conn, &hasher, &token, now())? else {
+                return Ok(None);
+            };
+            let client = clients::find(conn, &tx.request.client_id)?;
+            let user = users::find_by_email(conn, &lookup_email)?;
+            Ok(Some((tx, client, user)))
+        })
+        .await?;
+    let Some((tx, client, user)) = found else {
+        return Ok(SignInOutcome::Expired);
+    };
+    if !csrf_matches(&state.hasher, &tx.id, &submission.csrf) {
+        return Ok(SignInOutcome::Expired);
+    }
+    let usable = user.filter(|u| !u.disabled && !u.must_reset);
+    let stored_hash = usable.as_ref().and_then(|u| u.password_hash.clone());
+    let matched = state.passwords.verify(password, stored_hash).await;
+    let client_id = tx.request.client_id.clone();
+    let Some(user) = usable.filter(|_| matched) else {
+        let event = event(
+            "signin.failed",
+            None,
+            &client_id,
+            &submission,
+            json!({ "reason": "bad_credentials" }),
+        );
+        state.store.run(move |c| audit::append(c, &event)).await?;
+        return Ok(SignInOutcome::Form(SignInForm {
+            client_name: client.map(|c| c.name).unwrap_or_default(),
+            csrf: submission.csrf,
+            email,
+            error: Some(WRONG_CREDENTIALS),
+        }));
+    };
+
+    let hasher = state.hasher.clone();
+    let request = tx.request.clone();
+    let auth = Authentication {
+        user_id: user.id.clone(),
+        amr: vec!["pwd".into()],
+        acr: "pwd".into(),
+        ip: submission.ip.clone(),
+        user_agent: submission.user_agent.clone(),
+    };
+    let succeeded = event(
+        "signin.succeeded",
+        Some(user.id.clone()),
+        &client_id,
+        &submission,
+        json!({ "amr": ["pwd"] }),
+    );
+    let tx_id = tx.id.clone();
+    let done = state
+        .store
+        .run(move |conn| {
+            let at = now();
+            // The transaction is spent once: a second submission finds nothing to delete.
+            if !login_transactions::delete(conn, &tx_id)? {
+                return Ok(None);
+            }
+            let (session_token, session) = create_session(conn, &hasher, &auth, at)?;
+            let code = issue_code(conn, &hasher, &request, &session, at)?;
+            audit::append(conn, &succeeded)?;
+            Ok(Some((session_token, code)))
+        })
+        .await?;
+    let Some((session_token, code)) = done else {
+        return Ok(SignInOutcome::Expired);
+    };
+    Ok(SignInOutcome::Done {
+        redirect: success_redirect(
+            &tx.request.redirect_uri,
+            &code,
+            tx.request.state.as_deref(),
+            &state.settings.issuer(),
+        ),
+        session_token,
+    })
+}
+
+fn event(
+    event_type: &str,
+    subject: Option<String>,
+    client_id: &str,
+    submission: &SignInSubmission,
+    detail: serde_json::Value,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        occurred_at: now(),
+        event_type: event_type.into(),
+        actor: subject.clone(),
+        subject,
+        client_id: Some(client_id.to_string()),
+        ip: submission.ip.clone(),
+        user_agent: submission.user_agent.clone(),
+        request_id: submission.request_id.clone(),
+        detail: detail.to_string(),
+    }
+}
+
+/// The discovery document (OpenID Connect Discovery 1.0), listing only what is served.
+pub fn discovery_document(issuer: &str) -> serde_json::Value {
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "scopes_supported": ["openid", "profile", "email"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
+            "email", "email_verified", "name", "given_name", "family_name", "locale", "member_code"
+        ],
+        "ui_locales_supported": ["fr-CA", "en"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+    })
+}

@@ -1,0 +1,182 @@
+//! `GET /authorize`, `GET|POST /login`, `GET /.well-known/openid-configuration`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::error::Error;
+use crate::oidc::flow::{LOGIN_TRANSACTION_TTL, SSO_SESSION_TTL};
+use crate::oidc::service::{
+    authorize as authorize_request, sign_in, sign_in_form, AuthorizeOutcome, SignInForm,
+    SignInOutcome, SignInSubmission,
+};
+use crate::web::cookies;
+use crate::web::middleware::RequestId;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    client_name: &'a str,
+    csrf: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    next_step: &'a str,
+}
+
+fn html(status: actix_web::http::StatusCode, body: Result<String, askama::Error>) -> HttpResponse {
+    match body {
+        Ok(body) => HttpResponse::build(status)
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+fn error_page(message: &str) -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::BAD_REQUEST,
+        ErrorPage {
+            title: "Demande refusée / Request refused",
+            message,
+            next_step:
+                "Retournez au portail et recommencez. / Go back to the portal and try again.",
+        }
+        .render(),
+    )
+}
+
+fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::SeeOther();
+    response
+        .insert_header((header::LOCATION, location.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    response
+}
+
+/// The authorization endpoint.
+pub async fn authorize(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let session = req
+        .cookie(&cookies::name(cookies::SESSION, state.https))
+        .map(|c| c.value().to_string());
+    Ok(
+        match authorize_request(&state, req.query_string(), session).await? {
+            AuthorizeOutcome::ErrorPage { description } => error_page(description),
+            AuthorizeOutcome::Redirect(location) => see_other(&location).finish(),
+            AuthorizeOutcome::SignIn { transaction } => see_other("/login")
+                .cookie(cookies::build(
+                    cookies::TRANSACTION,
+                    transaction,
+                    state.https,
+                    LOGIN_TRANSACTION_TTL.num_seconds(),
+                ))
+                .finish(),
+        },
+    )
+}
+
+const EXPIRED: &str = "Votre demande de connexion a expiré ou a déjà servi. / Your sign-in request has expired or was already used.";
+
+fn render_sign_in(outcome: SignInOutcome, https: bool) -> HttpResponse {
+    match outcome {
+        SignInOutcome::Expired => error_page(EXPIRED),
+        SignInOutcome::Form(SignInForm {
+            client_name,
+            csrf,
+            email,
+            error,
+        }) => html(
+            actix_web::http::StatusCode::OK,
+            LoginPage {
+                client_name: &client_name,
+                csrf: &csrf,
+                email: &email,
+                error,
+            }
+            .render(),
+        ),
+        SignInOutcome::Done {
+            redirect,
+            session_token,
+        } => see_other(&redirect)
+            .cookie(cookies::build(
+                cookies::SESSION,
+                session_token,
+                https,
+                SSO_SESSION_TTL.num_seconds(),
+            ))
+            .cookie(cookies::removal(cookies::TRANSACTION, https))
+            .finish(),
+    }
+}
+
+fn transaction(req: &HttpRequest, https: bool) -> Option<String> {
+    req.cookie(&cookies::name(cookies::TRANSACTION, https))
+        .map(|c| c.value().to_string())
+}
+
+/// The sign-in form.
+pub async fn login_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let outcome = sign_in_form(&state, transaction(&req, state.https)).await?;
+    Ok(render_sign_in(outcome, state.https))
+}
+
+/// Fields of the sign-in form.
+#[derive(Deserialize)]
+pub struct LoginFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The sign-in form's submission.
+pub async fn login_submit(
+    req: HttpRequest,
+    form: web::Form<LoginFields>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let form = form.into_inner();
+    let submission = SignInSubmission {
+        csrf: form.csrf,
+        email: form.email,
+        password: form.password,
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    };
+    let outcome = sign_in(&state, transaction(&req, state.https), submission).await?;
+    Ok(render_sign_in(outcome, state.https))
+}
+
+/// The discovery document.
+pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(header::ContentType::json())
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(state.discovery.to_string())
+}

@@ -1,0 +1,37 @@
+//! Cookie names and attributes. On https the `__Host-` prefix pins cookies to this host
+//! (Secure, Path=/, no Domain); on plain-http loopback development the same names without the
+//! prefix are used, since browsers refuse `__Host-` cookies there.
+
+use actix_web::cookie::{time, Cookie, SameSite};
+
+/// The SSO session cookie.
+pub const SESSION: &str = "guichet_session";
+/// The login transaction cookie.
+pub const TRANSACTION: &str = "guichet_tx";
+
+/// The name as sent on this deployment.
+pub fn name(base: &str, https: bool) -> String {
+    if https {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+/// An HttpOnly, SameSite=Lax cookie, Secure on https.
+pub fn build(base: &str, value: String, https: bool, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(name(base, https), value)
+        .path("/")
+        .http_only(true)
+        .secure(https)
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+/// The same cookie, expired.
+pub fn removal(base: &str, https: bool) -> Cookie<'static> {
+    let mut cookie = build(base, String::new(), https, 0);
+    cookie.make_removal();
+    cookie
+}

@@ -1,0 +1,555 @@
+//! The authorization code flow through the real binary, on SQLite and PostgreSQL: authorize,
+//! provisional password sign-in, code exchange with PKCE, ID token checked against the JWKS,
+//! single sign-on, prompts, and the refusals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod support;
+
+use base64::Engine;
+use idp::store::users::{self, NewUser};
+use idp::store::{audit, DatabaseTarget, PoolOptions, Store};
+use reqwest::blocking::Client as Http;
+use serde_json::Value;
+use support::server::Server;
+use support::EmptyPostgres;
+
+const SECRET: &str = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ";
+const PASSWORD: &str = "Correct-Horse-Battery-9";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const ISSUER: &str = "http://localhost:8080";
+const CALLBACK: &str = "http://localhost:9000/callback";
+
+const CLIENTS: &str = r#"
+[[clients]]
+id = "file-portal"
+name = "Portail des membres"
+secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
+redirect_uris = ["http://localhost:9000/callback"]
+
+[[clients]]
+id = "spa"
+name = "Public app"
+kind = "public"
+redirect_uris = ["http://localhost:9001/cb"]
+scopes = ["openid"]
+id_token_alg = "EdDSA"
+"#;
+
+struct Fixture {
+    server: Server,
+    store: Store,
+    user_id: String,
+    _dir: tempfile::TempDir,
+    _pg: Option<EmptyPostgres>,
+}
+
+fn start(postgres: bool) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("idp.toml"), CLIENTS).expect("config");
+    let pg = postgres.then(EmptyPostgres::create);
+    let key = idp::crypto::MasterKey::generate().to_base64();
+    let mut env: Vec<(&str, &str)> =
+        vec![("GUICHET_CONFIG", "idp.toml"), ("GUICHET_MASTER_KEY", &key)];
+    if let Some(pg) = &pg {
+        env.push(("GUICHET_DATABASE_URL", &pg.url));
+    }
+    let server = Server::start(dir.path(), &env);
+    let target = match &pg {
+        Some(pg) => DatabaseTarget::Postgres(pg.url.clone()),
+        None => DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
+    };
+    let store = Store::open(
+        target,
+        &PoolOptions {
+            max_size: 2,
+            connect_timeout: std::time::Duration::from_secs(10),
+            sqlite_busy_timeout_ms: 10_000,
+        },
+    )
+    .expect("open the server's database");
+    // A member with a password (low argon2 cost: the server reads the cost from the hash).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let hash = runtime
+        .block_on(
+            idp::authn::password::Passwords::new(1024, 1, 1, 1)
+                .expect("params")
+                .hash(PASSWORD.into()),
+        )
+        .expect("hash");
+    let user = users::insert(
+        &mut store.connection().expect("conn"),
+        &NewUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: "Marie.Tremblay@example.org".into(),
+            member_code: Some("R12345".into()),
+            given_name: "Marie".into(),
+            family_name: "Tremblay".into(),
+            locale: "fr-CA".into(),
+            password_hash: Some(hash),
+            must_reset: false,
+        },
+        idp::store::now(),
+    )
+    .expect("user");
+    Fixture {
+        server,
+        store,
+        user_id: user.id,
+        _dir: dir,
+        _pg: pg,
+    }
+}
+
+fn http() -> Http {
+    Http::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+fn authorize_url(f: &Fixture, extra: &str) -> String {
+    f.server.url(&format!(
+        "/authorize?client_id=file-portal&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback\
+         &response_type=code&scope=openid+email+profile&state=st-1&nonce=no-1\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256{extra}"
+    ))
+}
+
+fn location(response: &reqwest::blocking::Response) -> String {
+    response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_string()
+}
+
+/// The `name=value` of a Set-Cookie header named `name`.
+fn cookie(response: &reqwest::blocking::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    html[start..start + html[start..].find('"').expect("end")].to_string()
+}
+
+/// Runs authorize + sign-in; returns the redirect to the portal and the session cookie.
+fn sign_in(f: &Fixture, http: &Http) -> (String, String) {
+    let r = http.get(authorize_url(f, "")).send().expect("authorize");
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/login");
+    let tx = cookie(&r, "guichet_tx").expect("transaction cookie");
+    let tx = tx.split(';').next().expect("pair").to_string();
+    let page = http
+        .get(f.server.url("/login"))
+        .header("Cookie", &tx)
+        .send()
+        .expect("login form")
+        .text()
+        .expect("html");
+    let csrf = csrf_of(&page);
+    let r = http
+        .post(f.server.url("/login"))
+        .header("Cookie", &tx)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", " marie.tremblay@EXAMPLE.org "),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .expect("submit");
+    assert_eq!(r.status(), 303, "signed in");
+    let session = cookie(&r, "guichet_session").expect("session cookie");
+    (
+        location(&r),
+        session.split(';').next().expect("pair").to_string(),
+    )
+}
+
+fn exchange(f: &Fixture, http: &Http, code: &str, verifier: &str) -> (u16, Value) {
+    let r = http
+        .post(f.server.url("/token"))
+        .header(
+            "Authorization",
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("file-portal:{SECRET}"))
+            ),
+        )
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .expect("token");
+    (r.status().as_u16(), r.json().expect("json"))
+}
+
+fn verify_id_token(f: &Fixture, token: &str, audience: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    let jwks: jsonwebtoken::jwk::JwkSet = http()
+        .get(f.server.url("/jwks"))
+        .send()
+        .expect("jwks")
+        .json()
+        .expect("json");
+    let key = jsonwebtoken::DecodingKey::from_jwk(
+        jwks.find(header.kid.as_deref().expect("kid")).expect("kid"),
+    )
+    .expect("key");
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_audience(&[audience]);
+    v.set_issuer(&[ISSUER]);
+    jsonwebtoken::decode::<Value>(token, &key, &v)
+        .expect("valid ID token")
+        .claims
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(&super::start(false)); } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(&super::start(true)); } )*
+        }
+    };
+}
+
+on_both_backends!(
+    code_flow_with_pkce_gives_a_valid_id_token,
+    single_sign_on_and_prompts,
+    refusals_of_the_sign_in_page,
+    public_client_needs_pkce_and_no_secret,
+    unregistered_redirect_uris_never_redirect,
+);
+
+fn code_flow_with_pkce_gives_a_valid_id_token(f: &Fixture) {
+    let http = http();
+    let discovery: Value = http
+        .get(f.server.url("/.well-known/openid-configuration"))
+        .send()
+        .expect("discovery")
+        .json()
+        .expect("json");
+    assert_eq!(discovery["issuer"], ISSUER);
+    assert_eq!(
+        discovery["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+
+    let (redirect, session) = sign_in(f, &http);
+    assert!(redirect.starts_with(CALLBACK), "{redirect}");
+    assert_eq!(query_param(&redirect, "state").as_deref(), Some("st-1"));
+    assert_eq!(query_param(&redirect, "iss").as_deref(), Some(ISSUER));
+    assert!(session.starts_with("guichet_session="));
+    let code = query_param(&redirect, "code").expect("code");
+
+    let (status, body) = exchange(f, &http, &code, VERIFIER);
+    assert_eq!(status, 200, "{body}");
+    let claims = verify_id_token(
+        f,
+        body["id_token"].as_str().expect("id_token"),
+        "file-portal",
+    );
+    assert_eq!(claims["sub"], f.user_id.as_str());
+    assert_eq!(claims["nonce"], "no-1");
+    assert_eq!(claims["email"], "Marie.Tremblay@example.org");
+    assert_eq!(claims["member_code"], "R12345");
+    assert_eq!(claims["given_name"], "Marie");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
+    assert!(claims["sid"].is_string() && claims["auth_time"].is_i64());
+    let at_hash = idp::oidc::id_token::at_hash(
+        idp::oidc::keys::SigningAlg::Rs256,
+        body["access_token"].as_str().expect("access token"),
+    );
+    assert_eq!(claims["at_hash"], at_hash.as_str());
+
+    // A replayed code is refused and recorded.
+    let (status, body) = exchange(f, &http, &code, VERIFIER);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let events = audit::recent(&mut f.store.connection().expect("conn"), 20).expect("audit");
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    for expected in ["signin.succeeded", "token.issued", "token.code_replayed"] {
+        assert!(types.contains(&expected), "{expected} in {types:?}");
+    }
+    for e in &events {
+        assert!(
+            !e.detail.contains(&code) && !e.detail.contains(PASSWORD),
+            "secret in audit: {e:?}"
+        );
+    }
+}
+
+fn single_sign_on_and_prompts(f: &Fixture) {
+    let http = http();
+    let (_, session) = sign_in(f, &http);
+    // With a session: straight back with a code, no sign-in page.
+    let r = http
+        .get(authorize_url(f, ""))
+        .header("Cookie", &session)
+        .send()
+        .expect("sso");
+    assert_eq!(r.status(), 303);
+    let back = location(&r);
+    assert!(back.starts_with(CALLBACK), "{back}");
+    let code = query_param(&back, "code").expect("code");
+    // Wrong PKCE verifier.
+    let (status, body) = exchange(
+        f,
+        &http,
+        &code,
+        "a-wrong-verifier-that-is-long-enough-for-pkce-0123",
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+
+    // prompt=login forces the sign-in page even with a session.
+    let r = http
+        .get(authorize_url(f, "&prompt=login"))
+        .header("Cookie", &session)
+        .send()
+        .expect("login");
+    assert_eq!(location(&r), "/login");
+    // max_age=0: any session is too old for this request.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let r = http
+        .get(authorize_url(f, "&max_age=0"))
+        .header("Cookie", &session)
+        .send()
+        .expect("max_age");
+    assert_eq!(location(&r), "/login");
+    let r = http
+        .get(authorize_url(f, "&max_age=3600"))
+        .header("Cookie", &session)
+        .send()
+        .expect("max_age");
+    assert!(
+        location(&r).starts_with(CALLBACK),
+        "a recent session satisfies max_age=3600"
+    );
+    // prompt=none without a session: login_required, with state.
+    let r = http
+        .get(authorize_url(f, "&prompt=none"))
+        .send()
+        .expect("none");
+    let back = location(&r);
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("login_required")
+    );
+    assert_eq!(query_param(&back, "state").as_deref(), Some("st-1"));
+    // prompt=none with a session: a code.
+    let r = http
+        .get(authorize_url(f, "&prompt=none"))
+        .header("Cookie", &session)
+        .send()
+        .expect("none");
+    assert!(query_param(&location(&r), "code").is_some());
+}
+
+fn refusals_of_the_sign_in_page(f: &Fixture) {
+    let http = http();
+    let r = http.get(authorize_url(f, "")).send().expect("authorize");
+    let tx = cookie(&r, "guichet_tx").expect("tx");
+    assert!(
+        tx.contains("HttpOnly") && tx.contains("SameSite=Lax"),
+        "{tx}"
+    );
+    let tx = tx.split(';').next().expect("pair").to_string();
+    let page = http
+        .get(f.server.url("/login"))
+        .header("Cookie", &tx)
+        .send()
+        .expect("form")
+        .text()
+        .expect("html");
+    for needle in [
+        "autocomplete=\"username\"",
+        "autocomplete=\"current-password\"",
+        "<label for=\"email\"",
+        "<label for=\"password\"",
+    ] {
+        assert!(page.contains(needle), "{needle} missing");
+    }
+    let csrf = csrf_of(&page);
+
+    // Wrong password and unknown email: the same answer.
+    let wrong = http
+        .post(f.server.url("/login"))
+        .header("Cookie", &tx)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "marie.tremblay@example.org"),
+            ("password", "nope"),
+        ])
+        .send()
+        .expect("post");
+    assert_eq!(wrong.status(), 200);
+    let wrong = wrong.text().expect("html");
+    let unknown = http
+        .post(f.server.url("/login"))
+        .header("Cookie", &tx)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "nobody@example.org"),
+            ("password", "nope"),
+        ])
+        .send()
+        .expect("post")
+        .text()
+        .expect("html");
+    assert!(wrong.contains("Incorrect email or password"));
+    assert_eq!(
+        wrong.replace("marie.tremblay@example.org", "E"),
+        unknown.replace("nobody@example.org", "E")
+    );
+    assert!(!wrong.contains("nope"), "a password is never shown");
+
+    // A forged CSRF token, a missing transaction: refused, nothing issued.
+    let forged = http
+        .post(f.server.url("/login"))
+        .header("Cookie", &tx)
+        .form(&[
+            ("csrf", "Zm9yZ2Vk"),
+            ("email", "marie.tremblay@example.org"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .expect("post");
+    assert_eq!(forged.status(), 400);
+    assert!(cookie(&forged, "guichet_session").is_none());
+    let r = http.get(f.server.url("/login")).send().expect("no tx");
+    assert_eq!(r.status(), 400);
+
+    // The transaction is spent by a successful sign-in.
+    let ok = http
+        .post(f.server.url("/login"))
+        .header("Cookie", &tx)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "marie.tremblay@example.org"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .expect("post");
+    assert_eq!(ok.status(), 303);
+    let again = http
+        .post(f.server.url("/login"))
+        .header("Cookie", &tx)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "marie.tremblay@example.org"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .expect("post");
+    assert_eq!(again.status(), 400);
+}
+
+fn public_client_needs_pkce_and_no_secret(f: &Fixture) {
+    let http = http();
+    let (_, session) = sign_in(f, &http);
+    let base = "/authorize?client_id=spa&redirect_uri=http%3A%2F%2Flocalhost%3A9001%2Fcb&response_type=code&scope=openid&state=s2";
+    let r = http
+        .get(f.server.url(base))
+        .header("Cookie", &session)
+        .send()
+        .expect("no pkce");
+    assert_eq!(
+        query_param(&location(&r), "error").as_deref(),
+        Some("invalid_request")
+    );
+    let r = http
+        .get(f.server.url(&format!(
+            "{base}&code_challenge={CHALLENGE}&code_challenge_method=plain"
+        )))
+        .header("Cookie", &session)
+        .send()
+        .expect("plain");
+    assert_eq!(
+        query_param(&location(&r), "error").as_deref(),
+        Some("invalid_request")
+    );
+    let r = http
+        .get(f.server.url(&format!(
+            "{base}&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        )))
+        .header("Cookie", &session)
+        .send()
+        .expect("pkce");
+    let code = query_param(&location(&r), "code").expect("code");
+    let r = http
+        .post(f.server.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "spa"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://localhost:9001/cb"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .expect("token");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().expect("json");
+    let claims = verify_id_token(f, body["id_token"].as_str().expect("id"), "spa");
+    assert!(
+        claims.get("email").is_none(),
+        "no email claim without the email scope"
+    );
+    let header = jsonwebtoken::decode_header(body["id_token"].as_str().expect("id")).expect("h");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+}
+
+fn unregistered_redirect_uris_never_redirect(f: &Fixture) {
+    let http = http();
+    for query in [
+        "client_id=file-portal&redirect_uri=https%3A%2F%2Fevil.example.org%2Fcallback&response_type=code&scope=openid",
+        "client_id=file-portal&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback%2Fextra&response_type=code&scope=openid",
+        "client_id=file-portal&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback%3Fx%3D1&response_type=code&scope=openid",
+        "client_id=unknown&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback&response_type=code&scope=openid",
+        "redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback",
+        "client_id=file-portal&client_id=spa",
+    ] {
+        let r = http.get(f.server.url(&format!("/authorize?{query}"))).send().expect("authorize");
+        assert_eq!(r.status(), 400, "{query}");
+        assert!(r.headers().get("location").is_none(), "never redirects: {query}");
+        assert!(r.text().expect("html").contains("portail"));
+    }
+    // After the redirect URI is trusted, errors go back to it.
+    let r = http
+        .get(f.server.url("/authorize?client_id=file-portal&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback&response_type=token&scope=openid&state=z"))
+        .send()
+        .expect("authorize");
+    assert_eq!(
+        query_param(&location(&r), "error").as_deref(),
+        Some("unsupported_response_type")
+    );
+    assert_eq!(query_param(&location(&r), "state").as_deref(), Some("z"));
+}
