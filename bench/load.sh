@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load benchmark on loopback: a bare actix-web JSON handler (the baseline), then Guichet's
-# JWKS, liveness and token endpoint (client_credentials with RS256, ES256 and EdDSA clients),
+# discovery, JWKS, liveness and token endpoint (client_credentials with RS256, ES256 and EdDSA clients),
 # on SQLite. Prints a Markdown table; the figures go to docs/benchmarks.md.
 #
 #   bench/load.sh                 (DURATION=10 CONNECTIONS=64 THREADS=2 by default)
@@ -83,6 +83,7 @@ echo
 echo "| scenario | requests/s | p50 | p99 | errors |"
 echo "|---|---|---|---|---|"
 measure "bare actix-web JSON handler (baseline)" "http://127.0.0.1:$bare_port/"
+measure "GET /.well-known/openid-configuration" "http://127.0.0.1:$idp_port/.well-known/openid-configuration"
 measure "GET /jwks" "http://127.0.0.1:$idp_port/jwks"
 measure "GET /health/live" "http://127.0.0.1:$idp_port/health/live"
 for alg in rs256 es256 eddsa; do
