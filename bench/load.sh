@@ -28,7 +28,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 idp_port=$(free_port)
 bare_port=$(free_port)
-secret=$("$idp" gen-master-key)
+secret=$("$idp" gen-client-secret)
 cat > "$work/idp.toml" <<TOML
 log_level = "warn"
 [[clients]]

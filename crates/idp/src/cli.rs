@@ -33,6 +33,8 @@ pub enum Command {
     CheckConfig,
     /// Print a new random master key for GUICHET_MASTER_KEY.
     GenMasterKey,
+    /// Print a new random client secret (URL-safe, 256 bits).
+    GenClientSecret,
     /// Token signing keys.
     Keys {
         #[command(subcommand)]
@@ -57,9 +59,16 @@ pub enum KeysCommand {
 impl Cli {
     /// Runs the command; errors are printed to stderr with the key or cause they concern.
     pub fn run(self) -> ExitCode {
-        if let Command::GenMasterKey = self.command {
-            println!("{}", MasterKey::generate().to_base64());
-            return ExitCode::SUCCESS;
+        match self.command {
+            Command::GenMasterKey => {
+                println!("{}", MasterKey::generate().to_base64());
+                return ExitCode::SUCCESS;
+            }
+            Command::GenClientSecret => {
+                println!("{}", crate::oidc::flow::random_token());
+                return ExitCode::SUCCESS;
+            }
+            _ => {}
         }
         let settings = match Settings::load(self.config.as_deref()) {
             Ok(s) => s,
@@ -76,7 +85,7 @@ impl Cli {
                 println!("configuration is valid:\n{settings:#?}");
                 Ok(())
             }
-            Command::GenMasterKey => Ok(()),
+            Command::GenMasterKey | Command::GenClientSecret => Ok(()),
             Command::Keys { action } => keys_command(&settings, action),
         };
         match result {

@@ -143,6 +143,9 @@ pub struct TokenSettings {
     pub access_token_ttl_secs: u64,
     /// Lifetime of ID tokens, in seconds.
     pub id_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in seconds. Each use rotates the token; logging out revokes
+    /// the session's tokens.
+    pub refresh_token_ttl_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -150,6 +153,7 @@ impl Default for TokenSettings {
         Self {
             access_token_ttl_secs: 600,
             id_token_ttl_secs: 600,
+            refresh_token_ttl_secs: 8 * 3600,
         }
     }
 }
@@ -211,8 +215,8 @@ pub struct ClientSettings {
     pub name: String,
     #[serde(default = "ClientSettings::default_kind")]
     pub kind: ClientKind,
-    /// Secret of a confidential client: at least 32 characters (`idp gen-master-key` makes a
-    /// suitable one). Stored only as a keyed hash.
+    /// Secret of a confidential client: at least 32 characters (`idp gen-client-secret` makes
+    /// one). Stored only as a keyed hash.
     #[serde(default)]
     pub secret: Option<SecretString>,
     /// Exact redirect URIs (https, or http on loopback).
@@ -285,7 +289,7 @@ impl ClientSettings {
             (ClientKind::Confidential, Some(secret)) if secret.expose().chars().count() < 32 => {
                 return Err((
                     "secret",
-                    "must be at least 32 characters (generate one with `idp gen-master-key`)"
+                    "must be at least 32 characters (generate one with `idp gen-client-secret`)"
                         .into(),
                 ))
             }
@@ -470,7 +474,7 @@ impl Settings {
                 return Err(ConfigError::invalid(
                     "master_key",
                     "required with PostgreSQL: every instance must share the same key \
-                     (generate one with `idp gen-master-key`)",
+                     (generate one with `idp gen-client-secret`)",
                 ));
             }
             None => {}

@@ -242,6 +242,7 @@ on_both_backends!(
     refusals_of_the_sign_in_page,
     public_client_needs_pkce_and_no_secret,
     unregistered_redirect_uris_never_redirect,
+    refresh_tokens_rotate_and_reuse_revokes_the_family,
 );
 
 fn code_flow_with_pkce_gives_a_valid_id_token(f: &Fixture) {
@@ -552,4 +553,134 @@ fn unregistered_redirect_uris_never_redirect(f: &Fixture) {
         Some("unsupported_response_type")
     );
     assert_eq!(query_param(&location(&r), "state").as_deref(), Some("z"));
+}
+
+fn refresh(
+    f: &Fixture,
+    http: &Http,
+    client: (&str, Option<&str>),
+    token: &str,
+    scope: Option<&str>,
+) -> (u16, Value) {
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    let mut request = http.post(f.server.url("/token"));
+    match client {
+        (id, Some(secret)) => {
+            request = request.header(
+                "Authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+                ),
+            );
+        }
+        (id, None) => form.push(("client_id", id)),
+    }
+    let r = request.form(&form).send().expect("refresh");
+    (r.status().as_u16(), r.json().expect("json"))
+}
+
+fn refresh_tokens_rotate_and_reuse_revokes_the_family(f: &Fixture) {
+    let http = http();
+    let portal = ("file-portal", Some(SECRET));
+    let (redirect, session) = sign_in(f, &http);
+    let code = query_param(&redirect, "code").expect("code");
+    let (_, first) = exchange(f, &http, &code, VERIFIER);
+    let r1 = first["refresh_token"]
+        .as_str()
+        .expect("refresh token issued")
+        .to_string();
+
+    let (status, second) = refresh(f, &http, portal, &r1, None);
+    assert_eq!(status, 200, "{second}");
+    let r2 = second["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_string();
+    assert_ne!(r1, r2);
+    assert!(second.get("id_token").is_none());
+    assert_ne!(second["access_token"], first["access_token"]);
+    assert_eq!(second["scope"], "openid email profile");
+
+    // Narrowing works; widening does not; another client cannot use the token.
+    let (status, narrow) = refresh(f, &http, portal, &r2, Some("openid"));
+    assert_eq!(
+        (status, narrow["scope"].as_str()),
+        (200, Some("openid")),
+        "{narrow}"
+    );
+    let r3 = narrow["refresh_token"]
+        .as_str()
+        .expect("rotated")
+        .to_string();
+    let (status, wide) = refresh(f, &http, portal, &r3, Some("openid admin"));
+    assert_eq!(
+        (status, wide["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    let (status, other) = refresh(f, &http, ("spa", None), &r3, None);
+    assert_eq!(
+        (status, other["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _) = refresh(f, &http, portal, &r3, None);
+    assert_eq!(
+        status, 200,
+        "failed attempts by others leave the token usable"
+    );
+
+    // Reusing an old token revokes the whole family, including the newest token.
+    let (status, reused) = refresh(f, &http, portal, &r1, None);
+    assert_eq!(
+        (status, reused["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let newest_family_member = {
+        let (s, body) = refresh(f, &http, portal, &r3, None);
+        (s, body["error"].as_str().map(str::to_string))
+    };
+    assert_eq!(
+        newest_family_member,
+        (400, Some("invalid_grant".to_string()))
+    );
+    let events = audit::recent(&mut f.store.connection().expect("conn"), 50).expect("audit");
+    assert!(events
+        .iter()
+        .any(|e| e.event_type == "token.refresh_reused"));
+    assert!(events.iter().any(|e| e.event_type == "token.refreshed"));
+    for e in &events {
+        assert!(
+            !e.detail.contains(&r1) && !e.detail.contains(&r2),
+            "refresh token in audit"
+        );
+    }
+
+    // A replayed code revokes the refresh tokens its first use issued.
+    let r = http
+        .get(authorize_url(f, ""))
+        .header("Cookie", &session)
+        .send()
+        .expect("sso");
+    let code = query_param(&location(&r), "code").expect("code");
+    let (_, issued) = exchange(f, &http, &code, VERIFIER);
+    let from_code = issued["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let (status, _) = exchange(f, &http, &code, VERIFIER);
+    assert_eq!(status, 400);
+    let (status, body) = refresh(f, &http, portal, &from_code, None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "revoked by the replay"
+    );
+    let (status, body) = refresh(f, &http, portal, "not-a-token", None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 }

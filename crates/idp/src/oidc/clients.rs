@@ -123,9 +123,11 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
+    // Percent-decoding only: many clients send secrets without form-encoding them, so a `+`
+    // stays a `+` (as in other certified providers) instead of becoming a space.
     let decode = |s: &str| -> Option<String> {
-        let plus_as_space = s.replace('+', " ");
-        url::form_urlencoded::parse(format!("x={plus_as_space}").as_bytes())
+        let plus_kept = s.replace('+', "%2B");
+        url::form_urlencoded::parse(format!("x={plus_kept}").as_bytes())
             .next()
             .map(|(_, v)| v.into_owned())
     };
@@ -202,6 +204,14 @@ mod tests {
             },
             "form-urlencoded parts are decoded"
         );
+        for raw in ["a+b/c=", "a%2Bb%2Fc%3D"] {
+            let c =
+                ClientCredentials::parse(Some(&basic("portal", raw)), None, None).expect("basic");
+            assert!(
+                matches!(&c, ClientCredentials::Basic { secret, .. } if secret == "a+b/c="),
+                "{raw}: {c:?} must decode to a+b/c="
+            );
+        }
         assert!(matches!(
             ClientCredentials::parse(None, Some("portal"), Some("x")),
             Ok(ClientCredentials::Post { .. })

@@ -11,6 +11,7 @@ use crate::crypto::KeyedHasher;
 use crate::oidc::authorize::AuthorizationRequest;
 use crate::store::authorization_codes::{self, AuthorizationCodeRecord};
 use crate::store::login_transactions::{self, LoginTransactionRecord};
+use crate::store::refresh_tokens::RefreshTokenRecord;
 use crate::store::sso_sessions::{self, SsoSessionRecord};
 use crate::store::{DbConnection, StoreError, StoreResult};
 
@@ -25,6 +26,7 @@ const TX_PURPOSE: &str = "login_transaction";
 const SESSION_PURPOSE: &str = "sso_session";
 const CODE_PURPOSE: &str = "authorization_code";
 const CSRF_PURPOSE: &str = "csrf";
+const REFRESH_PURPOSE: &str = "refresh_token";
 
 /// 32 random bytes, base64url: cookie values, codes.
 pub fn random_token() -> String {
@@ -206,6 +208,44 @@ pub fn issue_code(
 /// The stored hash of a code presented at the token endpoint.
 pub fn code_hash(hasher: &KeyedHasher, code: &str) -> Vec<u8> {
     hasher.hash(CODE_PURPOSE, code.as_bytes())
+}
+
+/// The stored hash of a refresh token.
+pub fn refresh_hash(hasher: &KeyedHasher, token: &str) -> Vec<u8> {
+    hasher.hash(REFRESH_PURPOSE, token.as_bytes())
+}
+
+/// The refresh token family born of an authorization code: replaying the code revokes it.
+pub fn family_of_code(code_hash: &[u8]) -> String {
+    code_hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new refresh token of `family`; returns the token and the record to store.
+#[allow(clippy::too_many_arguments)]
+pub fn new_refresh_token(
+    hasher: &KeyedHasher,
+    family_id: &str,
+    client_id: &str,
+    user_id: &str,
+    session_id: Option<&str>,
+    scope: &str,
+    now: NaiveDateTime,
+    ttl: Duration,
+) -> (String, RefreshTokenRecord) {
+    let token = random_token();
+    let record = RefreshTokenRecord {
+        token_hash: refresh_hash(hasher, &token),
+        family_id: family_id.to_string(),
+        client_id: client_id.to_string(),
+        user_id: user_id.to_string(),
+        session_id: session_id.map(str::to_string),
+        scope: scope.to_string(),
+        created_at: now,
+        expires_at: now + ttl,
+        rotated_at: None,
+        revoked_at: None,
+    };
+    (token, record)
 }
 
 /// RFC 7636: BASE64URL(SHA-256(verifier)) == challenge, with the verifier's format checked.

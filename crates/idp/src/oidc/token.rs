@@ -11,11 +11,13 @@ use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::clients::{authenticate, is_confidential, ClientCredentials};
 use crate::oidc::error::OAuthError;
-use crate::oidc::flow::{code_hash, pkce_matches};
+use crate::oidc::flow::{code_hash, family_of_code, new_refresh_token, pkce_matches, refresh_hash};
 use crate::oidc::keys::SigningAlg;
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::authorization_codes::{self, Redemption};
 use crate::store::clients::{self, Client};
+use crate::store::refresh_tokens;
+use crate::store::users::User;
 use crate::store::{now, users};
 
 /// Longest value accepted for any parameter.
@@ -41,6 +43,8 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -152,6 +156,7 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
     match grant_type.as_str() {
         "client_credentials" => client_credentials(state, client, &params, input).await,
         "authorization_code" => authorization_code(state, client, &params, input).await,
+        "refresh_token" => refresh_token(state, client, &params, input).await,
         _ => Err(OAuthError::unsupported_grant_type(
             "This grant type is not supported by this server.",
         )
@@ -210,6 +215,7 @@ async fn client_credentials(
         access_token,
         token_type: "Bearer",
         expires_in: ttl,
+        refresh_token: None,
         id_token: None,
         scope,
     })
@@ -251,8 +257,8 @@ async fn authorization_code(
     let record = match redemption {
         Redemption::Redeemed(record) => record,
         Redemption::Replayed(record) => {
-            // A second use means the code leaked: record it; the first exchange's refresh
-            // tokens (none are issued yet) would be revoked here.
+            // A second use means the code leaked: revoke what its first use issued.
+            let family = family_of_code(&record.code_hash);
             let event = audit_event(
                 "token.code_replayed",
                 &client.id,
@@ -262,7 +268,10 @@ async fn authorization_code(
             );
             state
                 .store
-                .run(move |conn| audit::append(conn, &event))
+                .run(move |conn| {
+                    refresh_tokens::revoke_family(conn, &family, now())?;
+                    audit::append(conn, &event)
+                })
                 .await?;
             return Err(BAD_CODE.into());
         }
@@ -317,6 +326,22 @@ async fn authorization_code(
         id_ttl,
     );
     let id_token = signer.sign_jwt("JWT", &id_claims)?;
+    let refresh = client
+        .allowed_grants
+        .iter()
+        .any(|g| g == "refresh_token")
+        .then(|| {
+            new_refresh_token(
+                &state.hasher,
+                &family_of_code(&record.code_hash),
+                &client.id,
+                &user.id,
+                Some(&record.session_id),
+                &record.scope,
+                now(),
+                refresh_ttl(state),
+            )
+        });
     let event = audit_event(
         "token.issued",
         &client.id,
@@ -324,12 +349,192 @@ async fn authorization_code(
         &input,
         serde_json::json!({
             "grant_type": "authorization_code",
-            "tokens": ["access", "id"],
+            "tokens": if refresh.is_some() { vec!["access", "id", "refresh"] } else { vec!["access", "id"] },
             "jti": access_jti,
             "kid": signer.kid(),
             "sid": record.session_id,
             "scope": record.scope,
         }),
+    );
+    let (refresh_token, refresh_record) = refresh.unzip();
+    state
+        .store
+        .run(move |conn| {
+            if let Some(r) = &refresh_record {
+                refresh_tokens::insert(conn, r)?;
+            }
+            audit::append(conn, &event)
+        })
+        .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: access_ttl,
+        refresh_token,
+        id_token: Some(id_token),
+        scope: record.scope,
+    })
+}
+
+fn refresh_ttl(state: &AppState) -> chrono::Duration {
+    chrono::Duration::seconds(
+        i64::try_from(state.settings.tokens.refresh_token_ttl_secs).unwrap_or(28_800),
+    )
+}
+
+/// What using a refresh token found.
+enum RefreshOutcome {
+    Rotated {
+        user: User,
+        token: String,
+        scope: String,
+        family: String,
+    },
+    /// An already rotated token came back: the family is revoked.
+    Reused {
+        user_id: String,
+        family: String,
+    },
+    Invalid,
+}
+
+/// Refreshes (RFC 6749 section 6): every use rotates the token; reusing an old one revokes
+/// the whole family (OAuth 2.0 Security BCP 4.14.2).
+async fn refresh_token(
+    state: &AppState,
+    client: Client,
+    params: &BTreeMap<String, String>,
+    input: TokenInput,
+) -> Result<TokenResponse, Error> {
+    if !client.allowed_grants.iter().any(|g| g == "refresh_token") {
+        return Err(OAuthError::unauthorized_client(
+            "This client is not allowed to use refresh_token.",
+        )
+        .into());
+    }
+    let presented = params
+        .get("refresh_token")
+        .ok_or(OAuthError::invalid_request("refresh_token is required."))?;
+    let requested_scope = params.get("scope").cloned();
+    let old_hash = refresh_hash(&state.hasher, presented);
+    let hasher = state.hasher.clone();
+    let client_id = client.id.clone();
+    let ttl = refresh_ttl(state);
+    let outcome = state
+        .store
+        .run(move |conn| {
+            let at = now();
+            let Some(old) = refresh_tokens::find(conn, &old_hash)? else {
+                return Ok(Ok(RefreshOutcome::Invalid));
+            };
+            if old.client_id != client_id || old.revoked_at.is_some() || old.expires_at <= at {
+                return Ok(Ok(RefreshOutcome::Invalid));
+            }
+            if old.rotated_at.is_some() {
+                refresh_tokens::revoke_family(conn, &old.family_id, at)?;
+                return Ok(Ok(RefreshOutcome::Reused {
+                    user_id: old.user_id,
+                    family: old.family_id,
+                }));
+            }
+            let scope = match requested_scope {
+                Some(asked) => {
+                    let granted: Vec<&str> = old.scope.split(' ').collect();
+                    if asked
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .any(|s| !granted.contains(&s))
+                    {
+                        return Ok(Err(OAuthError::invalid_scope(
+                            "A refresh cannot widen the granted scope.",
+                        )));
+                    }
+                    asked
+                }
+                None => old.scope.clone(),
+            };
+            let Some(user) = users::find_by_id(conn, &old.user_id)?.filter(|u| !u.disabled) else {
+                return Ok(Ok(RefreshOutcome::Invalid));
+            };
+            // The successor keeps the original grant's scope, so a narrower access token now
+            // does not shrink later refreshes.
+            let (token, successor) = new_refresh_token(
+                &hasher,
+                &old.family_id,
+                &old.client_id,
+                &old.user_id,
+                old.session_id.as_deref(),
+                &old.scope,
+                at,
+                ttl,
+            );
+            if !refresh_tokens::rotate(conn, &old.token_hash, &successor, at)? {
+                // Used concurrently by someone else: treat as reuse.
+                refresh_tokens::revoke_family(conn, &old.family_id, at)?;
+                return Ok(Ok(RefreshOutcome::Reused {
+                    user_id: old.user_id,
+                    family: old.family_id,
+                }));
+            }
+            Ok(Ok(RefreshOutcome::Rotated {
+                user,
+                token,
+                scope,
+                family: old.family_id,
+            }))
+        })
+        .await??;
+    const BAD_TOKEN: OAuthError =
+        OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
+    let (user, token, scope, family) = match outcome {
+        RefreshOutcome::Rotated {
+            user,
+            token,
+            scope,
+            family,
+        } => (user, token, scope, family),
+        RefreshOutcome::Reused { user_id, family } => {
+            let event = audit_event(
+                "token.refresh_reused",
+                &client.id,
+                Some(user_id),
+                &input,
+                serde_json::json!({ "family": family }),
+            );
+            state
+                .store
+                .run(move |conn| audit::append(conn, &event))
+                .await?;
+            return Err(BAD_TOKEN.into());
+        }
+        RefreshOutcome::Invalid => return Err(BAD_TOKEN.into()),
+    };
+
+    let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
+    let signer = state.keys.signer(alg)?;
+    let issuer = state.settings.issuer();
+    let issued_at = chrono::Utc::now().timestamp();
+    let access_ttl = state.settings.tokens.access_token_ttl_secs;
+    let jti = uuid::Uuid::new_v4().to_string();
+    let access_token = signer.sign_jwt(
+        "at+jwt",
+        &AccessTokenClaims {
+            iss: &issuer,
+            sub: &user.id,
+            aud: &issuer,
+            exp: issued_at + i64::try_from(access_ttl).unwrap_or(600),
+            iat: issued_at,
+            jti: &jti,
+            client_id: &client.id,
+            scope: &scope,
+        },
+    )?;
+    let event = audit_event(
+        "token.refreshed",
+        &client.id,
+        Some(user.id.clone()),
+        &input,
+        serde_json::json!({ "jti": jti, "kid": signer.kid(), "family": family, "scope": scope }),
     );
     state
         .store
@@ -339,8 +544,9 @@ async fn authorization_code(
         access_token,
         token_type: "Bearer",
         expires_in: access_ttl,
-        id_token: Some(id_token),
-        scope: record.scope,
+        refresh_token: Some(token),
+        id_token: None,
+        scope,
     })
 }
 
