@@ -385,7 +385,7 @@ fn refresh_ttl(state: &AppState) -> chrono::Duration {
 /// What using a refresh token found.
 enum RefreshOutcome {
     Rotated {
-        user: User,
+        user: Box<User>,
         token: String,
         scope: String,
         family: String,
@@ -477,7 +477,7 @@ async fn refresh_token(
                 }));
             }
             Ok(Ok(RefreshOutcome::Rotated {
-                user,
+                user: Box::new(user),
                 token,
                 scope,
                 family: old.family_id,
