@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::ConfigError;
 use crate::crypto::CryptoError;
-use crate::oidc::error::OAuthError;
+use crate::oidc::error::{Challenge, OAuthError};
 use crate::oidc::keys::KeyError;
 use crate::store::StoreError;
 
@@ -63,8 +63,20 @@ impl ResponseError for Error {
             response
                 .insert_header(("Cache-Control", "no-store"))
                 .insert_header(("Pragma", "no-cache"));
-            if e.challenge {
-                response.insert_header(("WWW-Authenticate", "Basic realm=\"guichet\""));
+            match e.challenge {
+                Challenge::None => {}
+                Challenge::Basic => {
+                    response.insert_header(("WWW-Authenticate", "Basic realm=\"guichet\""));
+                }
+                Challenge::Bearer => {
+                    response.insert_header((
+                        "WWW-Authenticate",
+                        format!(
+                            "Bearer realm=\"guichet\", error=\"{}\", error_description=\"{}\"",
+                            e.code, e.description
+                        ),
+                    ));
+                }
             }
             return response.json(ErrorBody {
                 error: e.code,

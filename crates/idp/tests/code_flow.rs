@@ -243,6 +243,7 @@ on_both_backends!(
     public_client_needs_pkce_and_no_secret,
     unregistered_redirect_uris_never_redirect,
     refresh_tokens_rotate_and_reuse_revokes_the_family,
+    userinfo_answers_bearer_tokens_by_scope,
 );
 
 fn code_flow_with_pkce_gives_a_valid_id_token(f: &Fixture) {
@@ -682,5 +683,81 @@ fn refresh_tokens_rotate_and_reuse_revokes_the_family(f: &Fixture) {
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
+    );
+}
+
+fn userinfo_answers_bearer_tokens_by_scope(f: &Fixture) {
+    let http = http();
+    let (redirect, _) = sign_in(f, &http);
+    let (_, tokens) = exchange(
+        f,
+        &http,
+        &query_param(&redirect, "code").expect("code"),
+        VERIFIER,
+    );
+    let access = tokens["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string();
+
+    let r = http
+        .get(f.server.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .expect("GET");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let claims: Value = r.json().expect("json");
+    assert_eq!(claims["sub"], f.user_id.as_str());
+    assert_eq!(claims["email"], "Marie.Tremblay@example.org");
+    assert_eq!(claims["member_code"], "R12345");
+    let r = http
+        .post(f.server.url("/userinfo"))
+        .form(&[("access_token", access.as_str())])
+        .send()
+        .expect("POST");
+    assert_eq!(r.status(), 200, "token in the form body");
+
+    // Missing, tampered, foreign-typed and client-only tokens are refused with a Bearer challenge.
+    let mut tampered = access.clone().into_bytes();
+    let middle = access.find('.').expect("dot") + 5;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let id_token = tokens["id_token"].as_str().expect("id token").to_string();
+    for (token, status, error) in [
+        (None, 401, "invalid_token"),
+        (Some(tampered.as_str()), 401, "invalid_token"),
+        (Some(id_token.as_str()), 401, "invalid_token"),
+        (Some("not.a.jwt"), 401, "invalid_token"),
+    ] {
+        let mut request = http.get(f.server.url("/userinfo"));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let r = request.send().expect("GET");
+        assert_eq!(r.status(), status);
+        let challenge = r.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(
+            challenge.starts_with("Bearer") && challenge.contains(error),
+            "{challenge}"
+        );
+    }
+    // A client_credentials token has no openid scope and no person behind it.
+    let r = http
+        .post(f.server.url("/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "file-portal"),
+            ("client_secret", SECRET),
+        ])
+        .send()
+        .expect("token");
+    assert_eq!(
+        r.status(),
+        400,
+        "file-portal is not allowed client_credentials"
     );
 }

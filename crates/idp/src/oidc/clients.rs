@@ -230,7 +230,7 @@ mod tests {
             let err = ClientCredentials::parse(Some(bad), None, None).expect_err(bad);
             assert_eq!(
                 (err.code, err.status, err.challenge),
-                ("invalid_client", 401, true)
+                ("invalid_client", 401, crate::oidc::error::Challenge::Basic)
             );
         }
         assert_eq!(

@@ -11,8 +11,18 @@ pub struct OAuthError {
     pub description: &'static str,
     /// HTTP status.
     pub status: u16,
-    /// Whether to send `WWW-Authenticate` (client authentication failed).
-    pub challenge: bool,
+    /// Which `WWW-Authenticate` challenge to send, if any.
+    pub challenge: Challenge,
+}
+
+/// The `WWW-Authenticate` scheme of a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    None,
+    /// Client authentication at the token endpoint (RFC 6749 5.2).
+    Basic,
+    /// Bearer token use (RFC 6750 3).
+    Bearer,
 }
 
 impl OAuthError {
@@ -21,7 +31,7 @@ impl OAuthError {
             code,
             description,
             status,
-            challenge: false,
+            challenge: Challenge::None,
         }
     }
 
@@ -33,8 +43,24 @@ impl OAuthError {
     /// Client authentication failed (401 with a `WWW-Authenticate` challenge).
     pub const fn invalid_client(description: &'static str) -> Self {
         Self {
-            challenge: true,
+            challenge: Challenge::Basic,
             ..Self::new("invalid_client", description, 401)
+        }
+    }
+
+    /// The access token is missing, malformed, expired or revoked (RFC 6750 3.1).
+    pub const fn invalid_token(description: &'static str) -> Self {
+        Self {
+            challenge: Challenge::Bearer,
+            ..Self::new("invalid_token", description, 401)
+        }
+    }
+
+    /// The access token lacks a needed scope (RFC 6750 3.1).
+    pub const fn insufficient_scope(description: &'static str) -> Self {
+        Self {
+            challenge: Challenge::Bearer,
+            ..Self::new("insufficient_scope", description, 403)
         }
     }
 

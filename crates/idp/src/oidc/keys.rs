@@ -12,7 +12,8 @@ use std::sync::{Arc, RwLock};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair, UnparsedPublicKey,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_2048_8192_SHA256,
     RSA_PKCS1_SHA256,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -216,6 +217,25 @@ impl SigningKey {
         Ok(token)
     }
 
+    /// Whether `signature` is this key's signature of `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.pair {
+            KeyPair::Rsa(pair) => {
+                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref())
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            KeyPair::Ec(pair) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref())
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            KeyPair::Ed(pair) => UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref())
+                .verify(message, signature)
+                .is_ok(),
+        }
+    }
+
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let failed = |_| KeyError::Crypto(self.alg.as_str());
         match &self.pair {
@@ -402,9 +422,6 @@ impl SigningKeyRing {
             let jwk: serde_json::Value =
                 serde_json::from_str(&record.public_jwk).map_err(|e| stored(e.to_string()))?;
             jwks.push(jwk);
-            if record.retired_at.is_some_and(|retired| retired <= now) {
-                continue;
-            }
             let alg = SigningAlg::parse(&record.alg)
                 .ok_or_else(|| stored(format!("unknown algorithm {}", record.alg)))?;
             let key = match previous.parsed.get(&record.kid) {
@@ -423,6 +440,10 @@ impl SigningKeyRing {
                 }
             };
             parsed.insert(record.kid.clone(), key.clone());
+            // Retired keys still verify the tokens they signed; they no longer sign.
+            if record.retired_at.is_some_and(|retired| retired <= now) {
+                continue;
+            }
             // Prefer the newest key already propagated; a key newer than that signs only when
             // no propagated key exists (first start).
             let propagated = record.created_at <= now - self.propagation;
@@ -470,6 +491,32 @@ impl SigningKeyRing {
             .ok_or(KeyError::NoKey(alg.as_str()))
     }
 
+    /// Verifies a compact JWS signed by one of the published keys and returns its header and
+    /// payload. The header's `alg` must be the key's own (no algorithm confusion).
+    pub fn verify_jwt(&self, token: &str) -> Option<(serde_json::Value, serde_json::Value)> {
+        let mut parts = token.split('.');
+        let (header_b64, payload_b64, signature_b64) =
+            (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: serde_json::Value =
+            serde_json::from_slice(&B64URL.decode(header_b64).ok()?).ok()?;
+        let kid = header.get("kid")?.as_str()?;
+        let state = self.current();
+        let key = state.parsed.get(kid)?;
+        if header.get("alg")?.as_str()? != key.alg.as_str() {
+            return None;
+        }
+        let signature = B64URL.decode(signature_b64).ok()?;
+        let signed = &token[..header_b64.len() + 1 + payload_b64.len()];
+        if !key.verify(signed.as_bytes(), &signature) {
+            return None;
+        }
+        let payload = serde_json::from_slice(&B64URL.decode(payload_b64).ok()?).ok()?;
+        Some((header, payload))
+    }
+
     /// The JWKS document (public keys only).
     pub fn jwks_json(&self) -> Arc<str> {
         self.current().jwks.clone()
@@ -514,6 +561,18 @@ mod tests {
             assert!(
                 jsonwebtoken::decode::<serde_json::Value>(&bad, &decoding, &validation).is_err()
             );
+        }
+    }
+
+    #[test]
+    fn own_signatures_verify_and_forgeries_do_not() {
+        for alg in SigningAlg::ALL {
+            let (key, _) = SigningKey::generate(alg).expect("generate");
+            let token = key.sign_jwt("at+jwt", &json!({"sub": "u"})).expect("sign");
+            let (signed, signature) = token.rsplit_once('.').expect("three parts");
+            let signature = B64URL.decode(signature).expect("b64");
+            assert!(key.verify(signed.as_bytes(), &signature), "{alg:?}");
+            assert!(!key.verify(b"other message", &signature), "{alg:?}");
         }
     }
 

@@ -9,3 +9,4 @@ pub mod id_token;
 pub mod keys;
 pub mod service;
 pub mod token;
+pub mod userinfo;

@@ -7,6 +7,7 @@ pub mod health;
 pub mod jwks;
 pub mod middleware;
 pub mod token;
+pub mod userinfo;
 
 use actix_web::web;
 
@@ -22,6 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/authorize", web::get().to(authorize::authorize))
         .route("/login", web::get().to(authorize::login_form))
         .route("/login", web::post().to(authorize::login_submit))
+        .route("/userinfo", web::get().to(userinfo::get))
+        .route("/userinfo", web::post().to(userinfo::post))
         .service(
             web::resource("/token")
                 .route(web::post().to(token::token))
