@@ -244,6 +244,7 @@ on_both_backends!(
     unregistered_redirect_uris_never_redirect,
     refresh_tokens_rotate_and_reuse_revokes_the_family,
     userinfo_answers_bearer_tokens_by_scope,
+    revocation_and_introspection,
 );
 
 fn code_flow_with_pkce_gives_a_valid_id_token(f: &Fixture) {
@@ -760,4 +761,124 @@ fn userinfo_answers_bearer_tokens_by_scope(f: &Fixture) {
         400,
         "file-portal is not allowed client_credentials"
     );
+}
+
+fn post_as(
+    f: &Fixture,
+    http: &Http,
+    path: &str,
+    client: (&str, Option<&str>),
+    token: &str,
+) -> (u16, String) {
+    let mut form = vec![("token", token)];
+    let mut request = http.post(f.server.url(path));
+    match client {
+        (id, Some(secret)) => {
+            request = request.header(
+                "Authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+                ),
+            );
+        }
+        (id, None) => form.push(("client_id", id)),
+    }
+    let r = request.form(&form).send().expect("post");
+    (r.status().as_u16(), r.text().expect("body"))
+}
+
+fn introspect(f: &Fixture, http: &Http, token: &str) -> Value {
+    let (status, body) = post_as(f, http, "/introspect", ("file-portal", Some(SECRET)), token);
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("json")
+}
+
+fn revocation_and_introspection(f: &Fixture) {
+    let http = http();
+    let portal = ("file-portal", Some(SECRET));
+    let (redirect, _) = sign_in(f, &http);
+    let (_, tokens) = exchange(
+        f,
+        &http,
+        &query_param(&redirect, "code").expect("code"),
+        VERIFIER,
+    );
+    let access = tokens["access_token"].as_str().expect("access").to_string();
+    let refresh_token = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+
+    let a = introspect(f, &http, &access);
+    assert_eq!(a["active"], true);
+    assert_eq!(a["sub"], f.user_id.as_str());
+    assert_eq!(a["client_id"], "file-portal");
+    assert_eq!(a["scope"], "openid email profile");
+    let r = introspect(f, &http, &refresh_token);
+    assert_eq!(
+        (r["active"].as_bool(), r["token_type"].as_str()),
+        (Some(true), Some("refresh_token"))
+    );
+    assert_eq!(
+        introspect(f, &http, "garbage"),
+        serde_json::json!({ "active": false })
+    );
+    let (status, _) = post_as(f, &http, "/introspect", ("spa", None), &access);
+    assert_eq!(status, 401, "public clients cannot introspect");
+
+    // Another client's revocation request succeeds on its face and changes nothing.
+    let (status, body) = post_as(f, &http, "/revoke", ("spa", None), &access);
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(introspect(f, &http, &access)["active"], true);
+
+    let (status, _) = post_as(f, &http, "/revoke", portal, &access);
+    assert_eq!(status, 200);
+    assert_eq!(introspect(f, &http, &access)["active"], false);
+    let r = http
+        .get(f.server.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .expect("userinfo");
+    assert_eq!(r.status(), 401, "a revoked access token no longer works");
+
+    let (status, _) = post_as(f, &http, "/revoke", portal, &refresh_token);
+    assert_eq!(status, 200);
+    assert_eq!(introspect(f, &http, &refresh_token)["active"], false);
+    let (status, body) = refresh(f, &http, portal, &refresh_token, None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    let (status, _) = post_as(f, &http, "/revoke", portal, "unknown-token");
+    assert_eq!(status, 200, "unknown tokens: nothing to say");
+    let (status, body) = post_as(
+        f,
+        &http,
+        "/revoke",
+        ("file-portal", Some("wrong-secret-wrong-secret-wrong")),
+        &access,
+    );
+    assert_eq!(status, 401, "{body}");
+    let r = http
+        .post(f.server.url("/revoke"))
+        .basic_auth("file-portal", Some(SECRET))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .expect("post");
+    assert_eq!(r.status(), 400, "token is required");
+
+    let events = audit::recent(&mut f.store.connection().expect("conn"), 50).expect("audit");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event_type == "token.revoked")
+            .count(),
+        2
+    );
+    assert!(events.iter().any(|e| e.event_type == "token.introspected"));
+    for e in &events {
+        assert!(!e.detail.contains(&access) && !e.detail.contains(&refresh_token));
+    }
 }

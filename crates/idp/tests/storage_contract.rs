@@ -18,6 +18,7 @@ use idp::store::clients::{self, Client};
 use idp::store::login_transactions::{self, LoginTransactionRecord};
 use idp::store::one_time_codes::{self, OneTimeCodeRecord};
 use idp::store::refresh_tokens::{self, RefreshTokenRecord};
+use idp::store::revoked_access_tokens;
 use idp::store::signing_keys::{self, SigningKeyRecord};
 use idp::store::sso_sessions::{self, SsoSessionRecord};
 use idp::store::users::{self, Factor, MfaMethod, MfaSetting, NewUser};
@@ -164,6 +165,7 @@ contract!(
     refresh_tokens_rotation_and_revocation,
     audit_append_and_read,
     audit_rows_cannot_be_changed,
+    revoked_access_tokens_are_remembered_until_expiry,
 );
 
 fn migrations_are_idempotent(db: &TestDb) {
@@ -969,6 +971,25 @@ fn audit_rows_cannot_be_changed(db: &TestDb) {
         .is_err());
     assert!(conn.batch_execute("DELETE FROM audit_events").is_err());
     assert_eq!(audit::count(&mut conn).expect("count"), 1);
+}
+
+fn revoked_access_tokens_are_remembered_until_expiry(db: &TestDb) {
+    let mut conn = db.conn();
+    let t = now();
+    assert!(!revoked_access_tokens::is_revoked(&mut conn, "jti-1").expect("q"));
+    revoked_access_tokens::revoke(&mut conn, "jti-1", "portal", t + Duration::minutes(10), t)
+        .expect("revoke");
+    revoked_access_tokens::revoke(&mut conn, "jti-1", "portal", t + Duration::minutes(10), t)
+        .expect("twice is fine");
+    revoked_access_tokens::revoke(&mut conn, "jti-2", "portal", t - Duration::minutes(1), t)
+        .expect("revoke");
+    assert!(revoked_access_tokens::is_revoked(&mut conn, "jti-1").expect("q"));
+    assert_eq!(
+        revoked_access_tokens::purge_expired(&mut conn, t).expect("purge"),
+        1
+    );
+    assert!(!revoked_access_tokens::is_revoked(&mut conn, "jti-2").expect("q"));
+    assert!(revoked_access_tokens::is_revoked(&mut conn, "jti-1").expect("q"));
 }
 
 /// The paired migration folders describe the same tables and columns.

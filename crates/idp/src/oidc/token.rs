@@ -571,7 +571,8 @@ fn audit_event(
     }
 }
 
-async fn authenticated_client(
+/// The client behind `credentials`, authenticated, or `invalid_client`.
+pub(crate) async fn authenticated_client(
     state: &AppState,
     credentials: &ClientCredentials,
 ) -> Result<Client, Error> {

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::error::OAuthError;
-use crate::store::users;
+use crate::store::{revoked_access_tokens, users};
 
 /// The claims of a valid access token issued by this server.
 #[derive(Debug, Clone)]
@@ -76,10 +76,15 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Value, Error> {
     if !access.scope.iter().any(|s| s == "openid") {
         return Err(OAuthError::insufficient_scope("The openid scope is required.").into());
     }
-    let sub = access.sub.clone();
+    let (sub, jti) = (access.sub.clone(), access.jti.clone());
     let user = state
         .store
-        .run(move |conn| users::find_by_id(conn, &sub))
+        .run(move |conn| {
+            if revoked_access_tokens::is_revoked(conn, &jti)? {
+                return Ok(None);
+            }
+            users::find_by_id(conn, &sub)
+        })
         .await?
         .filter(|u| !u.disabled)
         .ok_or(OAuthError::invalid_token(

@@ -167,4 +167,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     refresh_tokens,
     audit_events,
+    revoked_access_tokens,
 );
+
+diesel::table! {
+    revoked_access_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        expires_at -> Timestamp,
+        revoked_at -> Timestamp,
+    }
+}

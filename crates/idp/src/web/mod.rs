@@ -23,6 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/authorize", web::get().to(authorize::authorize))
         .route("/login", web::get().to(authorize::login_form))
         .route("/login", web::post().to(authorize::login_submit))
+        .route("/revoke", web::post().to(token::revoke))
+        .route("/introspect", web::post().to(token::introspect))
         .route("/userinfo", web::get().to(userinfo::get))
         .route("/userinfo", web::post().to(userinfo::post))
         .service(

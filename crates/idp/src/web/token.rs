@@ -8,12 +8,7 @@ use crate::error::Error;
 use crate::oidc::token::{exchange, TokenInput};
 use crate::web::middleware::RequestId;
 
-/// The token endpoint.
-pub async fn token(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
+fn token_input(req: &HttpRequest, body: web::Bytes) -> TokenInput {
     let form_encoded = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -29,19 +24,52 @@ pub async fn token(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let input = TokenInput {
+    TokenInput {
         form_encoded,
         authorization: header_text(header::AUTHORIZATION),
         body: body.to_vec(),
         ip: req.peer_addr().map(|a| a.ip().to_string()),
         user_agent: header_text(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-    };
-    let response = exchange(&state, input).await?;
-    Ok(HttpResponse::Ok()
+    }
+}
+
+fn no_store(mut response: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    response
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(response))
+        .insert_header((header::PRAGMA, "no-cache"));
+    response
+}
+
+/// The token endpoint.
+pub async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let response = exchange(&state, token_input(&req, body)).await?;
+    Ok(no_store(HttpResponse::Ok()).json(response))
+}
+
+/// The revocation endpoint (RFC 7009): 200 with an empty body whenever the client is
+/// authenticated.
+pub async fn revoke(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    crate::oidc::revocation::revoke(&state, token_input(&req, body)).await?;
+    Ok(no_store(HttpResponse::Ok()).finish())
+}
+
+/// The introspection endpoint (RFC 7662).
+pub async fn introspect(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let answer = crate::oidc::revocation::introspect(&state, token_input(&req, body)).await?;
+    Ok(no_store(HttpResponse::Ok()).json(answer))
 }
 
 /// Any method but POST on the token endpoint.
