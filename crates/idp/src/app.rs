@@ -29,6 +29,8 @@ pub struct AppState {
     pub https: bool,
     /// The discovery document, serialised once.
     pub discovery: Arc<str>,
+    /// Outgoing HTTP (back-channel logout): short timeouts, no redirects.
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -92,7 +94,14 @@ impl AppState {
             Arc::from(crate::oidc::service::discovery_document(&settings.issuer()).to_string());
         let passwords = crate::authn::password::Passwords::owasp()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Self {
+            http,
             https,
             discovery,
             passwords,

@@ -159,7 +159,7 @@ fn migrate_applies_then_has_nothing_left() {
     ];
     let first = run(dir.path(), &["migrate"], &env);
     assert!(first.status.success(), "{first:?}");
-    assert!(String::from_utf8_lossy(&first.stdout).contains("2 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("3 migration(s) applied"));
     let again = run(dir.path(), &["migrate"], &env);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 

@@ -27,6 +27,15 @@ id = "file-portal"
 name = "Portail des membres"
 secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
 redirect_uris = ["http://localhost:9000/callback"]
+post_logout_redirect_uris = ["http://localhost:9000/bye"]
+backchannel_logout_uri = "http://127.0.0.1:BCL_PORT/bcl/file-portal"
+
+[[clients]]
+id = "atip"
+name = "Portail AIPRP"
+secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
+redirect_uris = ["http://localhost:9002/callback"]
+backchannel_logout_uri = "http://127.0.0.1:BCL_PORT/bcl/atip"
 
 [[clients]]
 id = "spa"
@@ -37,7 +46,58 @@ scopes = ["openid"]
 id_token_alg = "EdDSA"
 "#;
 
+/// A loopback HTTP receiver for back-channel logout tokens: (path, body) of each POST.
+struct Backchannel {
+    port: u16,
+    received: std::sync::mpsc::Receiver<(String, String)>,
+}
+
+fn backchannel() -> Backchannel {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).expect("request line");
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("header");
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().expect("length");
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("body");
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let path = request_line
+                .split(' ')
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            if tx
+                .send((path, String::from_utf8_lossy(&body).into_owned()))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    Backchannel { port, received }
+}
+
 struct Fixture {
+    backchannel: Backchannel,
     server: Server,
     store: Store,
     user_id: String,
@@ -47,7 +107,12 @@ struct Fixture {
 
 fn start(postgres: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("idp.toml"), CLIENTS).expect("config");
+    let backchannel = backchannel();
+    std::fs::write(
+        dir.path().join("idp.toml"),
+        CLIENTS.replace("BCL_PORT", &backchannel.port.to_string()),
+    )
+    .expect("config");
     let pg = postgres.then(EmptyPostgres::create);
     let key = idp::crypto::MasterKey::generate().to_base64();
     let mut env: Vec<(&str, &str)> =
@@ -96,6 +161,7 @@ fn start(postgres: bool) -> Fixture {
     )
     .expect("user");
     Fixture {
+        backchannel,
         server,
         store,
         user_id: user.id,
@@ -245,6 +311,8 @@ on_both_backends!(
     refresh_tokens_rotate_and_reuse_revokes_the_family,
     userinfo_answers_bearer_tokens_by_scope,
     revocation_and_introspection,
+    logout_ends_the_session_everywhere,
+    logout_without_a_hint_asks_first,
 );
 
 fn code_flow_with_pkce_gives_a_valid_id_token(f: &Fixture) {
@@ -881,4 +949,150 @@ fn revocation_and_introspection(f: &Fixture) {
     for e in &events {
         assert!(!e.detail.contains(&access) && !e.detail.contains(&refresh_token));
     }
+}
+
+fn logout_ends_the_session_everywhere(f: &Fixture) {
+    let http = http();
+    let (redirect, session) = sign_in(f, &http);
+    let (_, tokens) = exchange(
+        f,
+        &http,
+        &query_param(&redirect, "code").expect("code"),
+        VERIFIER,
+    );
+    let id_token = tokens["id_token"].as_str().expect("id token").to_string();
+    let sid = verify_id_token(f, &id_token, "file-portal")["sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+    let refresh_token = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    // Single sign-on into the second portal.
+    let r = http
+        .get(f.server.url("/authorize?client_id=atip&redirect_uri=http%3A%2F%2Flocalhost%3A9002%2Fcallback&response_type=code&scope=openid"))
+        .header("Cookie", &session)
+        .send()
+        .expect("sso");
+    assert!(
+        query_param(&location(&r), "code").is_some(),
+        "signed in without a password"
+    );
+
+    // Refusals first: they end nothing.
+    let mut tampered = id_token.clone();
+    tampered.insert(id_token.rfind('.').expect("dot") + 3, 'x');
+    for query in [
+        format!("id_token_hint={tampered}"),
+        format!(
+            "id_token_hint={id_token}&post_logout_redirect_uri=http%3A%2F%2Fevil.example.org%2F"
+        ),
+        format!("id_token_hint={id_token}&client_id=atip"),
+    ] {
+        let r = http
+            .get(f.server.url(&format!("/end_session?{query}")))
+            .header("Cookie", &session)
+            .send()
+            .expect("refused");
+        assert_eq!(r.status(), 400, "{query}");
+        assert!(r.headers().get("location").is_none());
+    }
+
+    let r = http
+        .get(f.server.url(&format!(
+            "/end_session?id_token_hint={id_token}&post_logout_redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fbye&state=bye-1"
+        )))
+        .header("Cookie", &session)
+        .send()
+        .expect("end_session");
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "http://localhost:9000/bye?state=bye-1");
+    let cleared = cookie(&r, "guichet_session").expect("session cookie cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    // Both portals receive a valid logout token for this session.
+    let mut notified = Vec::new();
+    for _ in 0..2 {
+        let (path, body) = f
+            .backchannel
+            .received
+            .recv_timeout(std::time::Duration::from_secs(15))
+            .expect("a back-channel logout arrives");
+        let token =
+            query_param(&format!("http://x/?{body}"), "logout_token").expect("logout_token");
+        let audience = path.trim_start_matches("/bcl/").to_string();
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+        let claims = verify_id_token(f, &token, &audience);
+        assert_eq!(claims["sid"], sid.as_str());
+        assert_eq!(claims["sub"], f.user_id.as_str());
+        assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+        assert!(claims.get("nonce").is_none());
+        notified.push(audience);
+    }
+    notified.sort();
+    assert_eq!(notified, vec!["atip", "file-portal"]);
+
+    // The session and its refresh tokens are gone.
+    let r = http
+        .get(authorize_url(f, ""))
+        .header("Cookie", &session)
+        .send()
+        .expect("authorize");
+    assert_eq!(location(&r), "/login", "the old session no longer signs in");
+    let (status, _) = refresh(
+        f,
+        &http,
+        ("file-portal", Some(SECRET)),
+        &refresh_token,
+        None,
+    );
+    assert_eq!(status, 400);
+    let events = audit::recent(&mut f.store.connection().expect("conn"), 50).expect("audit");
+    assert!(events.iter().any(|e| e.event_type == "logout"));
+}
+
+fn logout_without_a_hint_asks_first(f: &Fixture) {
+    let http = http();
+    let (_, session) = sign_in(f, &http);
+    let r = http
+        .get(f.server.url("/end_session"))
+        .header("Cookie", &session)
+        .send()
+        .expect("ask");
+    assert_eq!(r.status(), 200);
+    assert!(
+        cookie(&r, "guichet_session").is_none(),
+        "asking does not sign out"
+    );
+    let page = r.text().expect("html");
+    let csrf = csrf_of(&page);
+    let forged = http
+        .post(f.server.url("/end_session/confirm"))
+        .header("Cookie", &session)
+        .form(&[("csrf", "Zm9yZ2Vk")])
+        .send()
+        .expect("forged");
+    assert_eq!(forged.status(), 400);
+    let r = http
+        .get(authorize_url(f, ""))
+        .header("Cookie", &session)
+        .send()
+        .expect("still signed in");
+    assert!(location(&r).starts_with(CALLBACK));
+    let done = http
+        .post(f.server.url("/end_session/confirm"))
+        .header("Cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .expect("confirm");
+    assert_eq!(done.status(), 200);
+    assert!(done.text().expect("html").contains("signed out"));
+    let r = http
+        .get(authorize_url(f, ""))
+        .header("Cookie", &session)
+        .send()
+        .expect("authorize");
+    assert_eq!(location(&r), "/login");
 }

@@ -166,6 +166,7 @@ contract!(
     audit_append_and_read,
     audit_rows_cannot_be_changed,
     revoked_access_tokens_are_remembered_until_expiry,
+    sessions_remember_their_clients,
 );
 
 fn migrations_are_idempotent(db: &TestDb) {
@@ -990,6 +991,28 @@ fn revoked_access_tokens_are_remembered_until_expiry(db: &TestDb) {
     );
     assert!(!revoked_access_tokens::is_revoked(&mut conn, "jti-2").expect("q"));
     assert!(revoked_access_tokens::is_revoked(&mut conn, "jti-1").expect("q"));
+}
+
+fn sessions_remember_their_clients(db: &TestDb) {
+    let mut conn = db.conn();
+    add_client(&mut conn, "a-portal");
+    add_client(&mut conn, "b-portal");
+    let t = now();
+    sso_sessions::add_client(&mut conn, "sid-1", "b-portal", t).expect("add");
+    sso_sessions::add_client(&mut conn, "sid-1", "a-portal", t).expect("add");
+    sso_sessions::add_client(&mut conn, "sid-1", "a-portal", t).expect("once per pair");
+    sso_sessions::add_client(&mut conn, "sid-2", "a-portal", t).expect("add");
+    assert_eq!(
+        sso_sessions::clients_of(&mut conn, "sid-1").expect("q"),
+        vec!["a-portal", "b-portal"]
+    );
+    assert!(sso_sessions::clients_of(&mut conn, "sid-3")
+        .expect("q")
+        .is_empty());
+    assert!(
+        sso_sessions::add_client(&mut conn, "sid-1", "no-such-client", t).is_err(),
+        "foreign key"
+    );
 }
 
 /// The paired migration folders describe the same tables and columns.

@@ -202,6 +202,8 @@ pub fn issue_code(
             consumed_at: None,
         },
     )?;
+    // Logging out later notifies every portal the session signed in to.
+    sso_sessions::add_client(conn, &session.record.sid, &request.client_id, now)?;
     Ok(code)
 }
 

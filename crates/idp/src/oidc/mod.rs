@@ -7,6 +7,7 @@ pub mod error;
 pub mod flow;
 pub mod id_token;
 pub mod keys;
+pub mod logout;
 pub mod revocation;
 pub mod service;
 pub mod token;

@@ -168,6 +168,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     audit_events,
     revoked_access_tokens,
+    session_clients,
 );
 
 diesel::table! {
@@ -176,5 +177,13 @@ diesel::table! {
         client_id -> Text,
         expires_at -> Timestamp,
         revoked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session_clients (sid, client_id) {
+        sid -> Text,
+        client_id -> Text,
+        created_at -> Timestamp,
     }
 }

@@ -3,8 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::sso_sessions;
-use super::{DbConnection, StoreResult};
+use super::schema::{session_clients, sso_sessions};
+use super::{DbConnection, StoreError, StoreResult};
 
 /// An SSO session as stored.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -110,5 +110,34 @@ pub fn live_for_user(
         .filter(sso_sessions::expires_at.gt(now))
         .order(sso_sessions::created_at.desc())
         .select(SsoSessionRecord::as_select())
+        .load(conn)?)
+}
+
+/// Records that the session `sid` signed in to `client_id` (once per pair).
+pub fn add_client(
+    conn: &mut DbConnection,
+    sid: &str,
+    client_id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<()> {
+    let inserted = diesel::insert_into(session_clients::table)
+        .values((
+            session_clients::sid.eq(sid),
+            session_clients::client_id.eq(client_id),
+            session_clients::created_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted.map_err(StoreError::from) {
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The clients the session `sid` signed in to, by id.
+pub fn clients_of(conn: &mut DbConnection, sid: &str) -> StoreResult<Vec<String>> {
+    Ok(session_clients::table
+        .filter(session_clients::sid.eq(sid))
+        .order(session_clients::client_id.asc())
+        .select(session_clients::client_id)
         .load(conn)?)
 }

@@ -45,16 +45,21 @@ fn html(status: actix_web::http::StatusCode, body: Result<String, askama::Error>
     }
 }
 
+/// The body of the error page for `message`.
+pub fn error_body(message: &str) -> String {
+    ErrorPage {
+        title: "Demande refusée / Request refused",
+        message,
+        next_step: "Retournez au portail et recommencez. / Go back to the portal and try again.",
+    }
+    .render()
+    .unwrap_or_else(|_| "Request refused.".into())
+}
+
 fn error_page(message: &str) -> HttpResponse {
     html(
         actix_web::http::StatusCode::BAD_REQUEST,
-        ErrorPage {
-            title: "Demande refusée / Request refused",
-            message,
-            next_step:
-                "Retournez au portail et recommencez. / Go back to the portal and try again.",
-        }
-        .render(),
+        Ok(error_body(message)),
     )
 }
 

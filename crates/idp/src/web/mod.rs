@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod cookies;
 pub mod health;
 pub mod jwks;
+pub mod logout;
 pub mod middleware;
 pub mod token;
 pub mod userinfo;
@@ -23,6 +24,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/authorize", web::get().to(authorize::authorize))
         .route("/login", web::get().to(authorize::login_form))
         .route("/login", web::post().to(authorize::login_submit))
+        .route("/end_session", web::get().to(logout::end_session_get))
+        .route("/end_session", web::post().to(logout::end_session_post))
+        .route(
+            "/end_session/confirm",
+            web::post().to(logout::end_session_confirm),
+        )
         .route("/revoke", web::post().to(token::revoke))
         .route("/introspect", web::post().to(token::introspect))
         .route("/userinfo", web::get().to(userinfo::get))
