@@ -32,7 +32,11 @@ struct ErrorPage<'a> {
     next_step: &'a str,
 }
 
-fn html(status: actix_web::http::StatusCode, body: Result<String, askama::Error>) -> HttpResponse {
+/// An HTML page that is never cached; a template failure is logged and answered with a 500.
+pub fn html(
+    status: actix_web::http::StatusCode,
+    body: Result<String, askama::Error>,
+) -> HttpResponse {
     match body {
         Ok(body) => HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))

@@ -7,6 +7,7 @@ use askama::Template;
 use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::logout::{confirm, end_session, EndSessionOutcome};
+use crate::web::authorize::{error_body, html};
 use crate::web::cookies;
 
 #[derive(Template)]
@@ -19,44 +20,25 @@ struct LogoutPage<'a> {
 }
 
 fn render(outcome: EndSessionOutcome, https: bool) -> HttpResponse {
-    let page = |status: StatusCode, body: Result<String, askama::Error>| match body {
-        Ok(body) => HttpResponse::build(status)
-            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .cookie(cookies::removal(cookies::SESSION, https))
-            .body(body),
-        Err(e) => {
-            tracing::error!(error = %e, "template rendering failed");
-            HttpResponse::InternalServerError().finish()
-        }
-    };
     match outcome {
-        EndSessionOutcome::ErrorPage { description } => HttpResponse::BadRequest()
-            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .body(crate::web::authorize::error_body(description)),
+        EndSessionOutcome::ErrorPage { description } => {
+            html(StatusCode::BAD_REQUEST, Ok(error_body(description)))
+        }
+        // Asking does not sign out: the session cookie stays.
         EndSessionOutcome::Confirm {
             csrf,
             client_name,
             fields,
-        } => match (LogoutPage {
-            confirm: true,
-            csrf: &csrf,
-            client_name: client_name.as_deref(),
-            fields: &fields,
-        })
-        .render()
-        {
-            // Asking does not sign out: keep the session cookie.
-            Ok(body) => HttpResponse::Ok()
-                .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .body(body),
-            Err(e) => {
-                tracing::error!(error = %e, "template rendering failed");
-                HttpResponse::InternalServerError().finish()
+        } => html(
+            StatusCode::OK,
+            LogoutPage {
+                confirm: true,
+                csrf: &csrf,
+                client_name: client_name.as_deref(),
+                fields: &fields,
             }
-        },
+            .render(),
+        ),
         EndSessionOutcome::Done {
             redirect: Some(location),
         } => HttpResponse::SeeOther()
@@ -64,16 +46,22 @@ fn render(outcome: EndSessionOutcome, https: bool) -> HttpResponse {
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .cookie(cookies::removal(cookies::SESSION, https))
             .finish(),
-        EndSessionOutcome::Done { redirect: None } => page(
-            StatusCode::OK,
-            LogoutPage {
-                confirm: false,
-                csrf: "",
-                client_name: None,
-                fields: &[],
+        EndSessionOutcome::Done { redirect: None } => {
+            let mut response = html(
+                StatusCode::OK,
+                LogoutPage {
+                    confirm: false,
+                    csrf: "",
+                    client_name: None,
+                    fields: &[],
+                }
+                .render(),
+            );
+            if let Err(e) = response.add_cookie(&cookies::removal(cookies::SESSION, https)) {
+                tracing::error!(error = %e, "could not clear the session cookie");
             }
-            .render(),
-        ),
+            response
+        }
     }
 }
 
