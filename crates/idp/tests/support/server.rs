@@ -19,7 +19,11 @@ pub struct Server {
 impl Server {
     /// Starts `idp serve` in `dir` with `env`, and waits until it answers `/health/live`.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_on(dir, free_port(), env)
+    }
+
+    /// Like [`Server::start`] on a chosen port (for a public URL that names it).
+    pub fn start_on(dir: &Path, port: u16, env: &[(&str, &str)]) -> Self {
         let mut cmd = base_command(dir);
         cmd.arg("serve")
             .env("GUICHET_BIND", format!("127.0.0.1:{port}"))
