@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
+use diesel::Connection;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
@@ -240,9 +241,11 @@ pub async fn end(state: &AppState, session: &Session, how: &str) -> Result<(), E
         .store
         .run(move |conn| {
             let at = now();
-            sso_sessions::end(conn, &record.id, at)?;
-            refresh_tokens::revoke_for_session(conn, &record.sid, at)?;
-            audit::append(conn, &event)?;
+            conn.transaction(|conn| {
+                sso_sessions::end(conn, &record.id, at)?;
+                refresh_tokens::revoke_for_session(conn, &record.sid, at)?;
+                audit::append(conn, &event).map(|_| ())
+            })?;
             let mut portals = Vec::new();
             for id in sso_sessions::clients_of(conn, &record.sid)? {
                 if let Some(c) = clients::find(conn, &id)? {

@@ -1,6 +1,7 @@
 //! The authorization endpoint and the provisional password sign-in, as services the HTTP
 //! handlers call: they take what the request carried and say what to answer.
 
+use diesel::Connection;
 use serde_json::json;
 
 use crate::app::AppState;
@@ -258,15 +259,18 @@ pub async fn sign_in(
     let done = state
         .store
         .run(move |conn| {
-            let at = now();
-            // The transaction is spent once: a second submission finds nothing to delete.
-            if !login_transactions::delete(conn, &tx_id)? {
-                return Ok(None);
-            }
-            let (session_token, session) = create_session(conn, &hasher, &auth, at)?;
-            let code = issue_code(conn, &hasher, &request, &session, at)?;
-            audit::append(conn, &succeeded)?;
-            Ok(Some((session_token, code)))
+            // All or nothing: a failure leaves the login transaction usable, not half spent.
+            conn.transaction(|conn| {
+                let at = now();
+                // The transaction is spent once: a second submission finds nothing to delete.
+                if !login_transactions::delete(conn, &tx_id)? {
+                    return Ok(None);
+                }
+                let (session_token, session) = create_session(conn, &hasher, &auth, at)?;
+                let code = issue_code(conn, &hasher, &request, &session, at)?;
+                audit::append(conn, &succeeded)?;
+                Ok(Some((session_token, code)))
+            })
         })
         .await?;
     let Some((session_token, code)) = done else {
