@@ -286,6 +286,18 @@ impl ClientSettings {
             (ClientKind::Confidential, None) => {
                 return Err(("secret", "a confidential client needs a secret".into()))
             }
+            (ClientKind::Confidential, Some(secret))
+                if !secret.expose().bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+                }) =>
+            {
+                return Err((
+                    "secret",
+                    "use only letters, digits, `-`, `.`, `_` and `~`, so that clients need not \
+                     encode it (generate one with `idp gen-client-secret`)"
+                        .into(),
+                ))
+            }
             (ClientKind::Confidential, Some(secret)) if secret.expose().chars().count() < 32 => {
                 return Err((
                     "secret",
@@ -857,6 +869,13 @@ mod tests {
                     ..client("x")
                 },
                 "32",
+            ),
+            (
+                ClientSettings {
+                    secret: Some(SecretString::new("a+b/c=0123456789abcdef0123456789abcdef")),
+                    ..client("x")
+                },
+                "letters, digits",
             ),
             (
                 ClientSettings {

@@ -895,10 +895,14 @@ fn revocation_and_introspection(f: &Fixture) {
     let (status, _) = post_as(f, &http, "/introspect", ("spa", None), &access);
     assert_eq!(status, 401, "public clients cannot introspect");
 
-    // Another client's revocation request succeeds on its face and changes nothing.
+    // Another client's revocation request is refused (RFC 7009 2.1) and changes nothing.
     let (status, body) = post_as(f, &http, "/revoke", ("spa", None), &access);
-    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_request"));
+    let (status, _) = post_as(f, &http, "/revoke", ("spa", None), &refresh_token);
+    assert_eq!(status, 400);
     assert_eq!(introspect(f, &http, &access)["active"], true);
+    assert_eq!(introspect(f, &http, &refresh_token)["active"], true);
 
     let (status, _) = post_as(f, &http, "/revoke", portal, &access);
     assert_eq!(status, 200);

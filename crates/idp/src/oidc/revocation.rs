@@ -59,8 +59,9 @@ fn event(event_type: &str, client_id: &str, input: &TokenInput, detail: Value) -
     }
 }
 
-/// Revokes an access or refresh token of the calling client. Unknown, expired and other
-/// clients' tokens are answered the same way (success) and left alone, so nothing is learnt.
+/// Revokes an access or refresh token of the calling client. Unknown and expired tokens are
+/// answered with success (RFC 7009 2.2); a valid token issued to another client is refused
+/// (RFC 7009 2.1) and left alone.
 pub async fn revoke(state: &AppState, input: TokenInput) -> Result<(), Error> {
     let Request {
         client,
@@ -69,34 +70,38 @@ pub async fn revoke(state: &AppState, input: TokenInput) -> Result<(), Error> {
     } = read(state, input).await?;
     let at = now();
     if let Some(access) = check_access_token(state, &token, chrono::Utc::now().timestamp()) {
-        if access.client_id == client.id {
-            let expires = chrono::DateTime::from_timestamp(access.exp, 0)
-                .map(|t| t.naive_utc())
-                .unwrap_or(at);
-            let e = event(
-                "token.revoked",
-                &client.id,
-                &input,
-                json!({ "token": "access", "jti": access.jti }),
-            );
-            let client_id = client.id.clone();
-            state
-                .store
-                .run(move |conn| {
-                    revoked_access_tokens::revoke(conn, &access.jti, &client_id, expires, at)?;
-                    audit::append(conn, &e)
-                })
-                .await?;
+        if access.client_id != client.id {
+            return Err(NOT_YOURS.into());
         }
+        let expires = chrono::DateTime::from_timestamp(access.exp, 0)
+            .map(|t| t.naive_utc())
+            .unwrap_or(at);
+        let e = event(
+            "token.revoked",
+            &client.id,
+            &input,
+            json!({ "token": "access", "jti": access.jti }),
+        );
+        let client_id = client.id.clone();
+        state
+            .store
+            .run(move |conn| {
+                revoked_access_tokens::revoke(conn, &access.jti, &client_id, expires, at)?;
+                audit::append(conn, &e)
+            })
+            .await?;
         return Ok(());
     }
     let hash = refresh_hash(&state.hasher, &token);
     let client_id = client.id.clone();
-    state
+    let refused = state
         .store
         .run(move |conn| {
             if let Some(record) = refresh_tokens::find(conn, &hash)? {
-                if record.client_id == client_id && record.revoked_at.is_none() {
+                if record.client_id != client_id {
+                    return Ok(record.revoked_at.is_none() && record.expires_at > now());
+                }
+                if record.revoked_at.is_none() {
                     // Revoking a refresh token ends the whole grant it belongs to.
                     refresh_tokens::revoke_family(conn, &record.family_id, at)?;
                     audit::append(
@@ -110,11 +115,18 @@ pub async fn revoke(state: &AppState, input: TokenInput) -> Result<(), Error> {
                     )?;
                 }
             }
-            Ok(())
+            Ok(false)
         })
         .await?;
+    if refused {
+        return Err(NOT_YOURS.into());
+    }
     Ok(())
 }
+
+/// RFC 7009 2.1: the token was not issued to the client asking.
+const NOT_YOURS: OAuthError =
+    OAuthError::invalid_request("This token was not issued to the requesting client.");
 
 /// Describes a token to an authenticated confidential client (a resource server or the
 /// client itself). Access tokens are described to any such client; refresh tokens only to the
