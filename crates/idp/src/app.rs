@@ -130,6 +130,10 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         state.keys.clone(),
         Duration::from_secs(settings.keys.refresh_interval_secs),
     ));
+    tokio::spawn(purge_expired(
+        state.store.clone(),
+        Duration::from_secs(settings.database.purge_interval_secs),
+    ));
     let addr = settings.bind_addr()?;
     let https = settings.public_url()?.scheme() == "https";
     let max_body = settings.http.max_body_bytes;
@@ -172,6 +176,41 @@ async fn refresh_keys(store: Store, keys: Arc<SigningKeyRing>, interval: Duratio
             Err(e) => {
                 tracing::warn!(error = %e, "signing keys: reload failed, keeping the current ones")
             }
+        }
+    }
+}
+
+/// Deletes what has expired: login transactions, one-time codes, authorization codes (kept an
+/// hour past expiry so a late replay is still recognised as one) and remembered revocations.
+/// Several instances may run it at once: the deletes are idempotent.
+async fn purge_expired(store: Store, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        let purged = store
+            .run(|conn| {
+                let at = now();
+                Ok([
+                    crate::store::login_transactions::purge_expired(conn, at)?,
+                    crate::store::one_time_codes::purge_expired(conn, at)?,
+                    crate::store::authorization_codes::purge_expired(
+                        conn,
+                        at - chrono::Duration::hours(1),
+                    )?,
+                    crate::store::revoked_access_tokens::purge_expired(conn, at)?,
+                ])
+            })
+            .await;
+        match purged {
+            Ok(counts) if counts.iter().any(|n| *n > 0) => tracing::info!(
+                login_transactions = counts[0],
+                one_time_codes = counts[1],
+                authorization_codes = counts[2],
+                revoked_access_tokens = counts[3],
+                "expired rows purged"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging expired rows failed; will retry"),
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct DatabaseSettings {
     pub connect_timeout_secs: u64,
     /// How long SQLite waits on a locked database before giving up, in milliseconds.
     pub sqlite_busy_timeout_ms: u32,
+    /// How often expired rows (login transactions, codes, revocations) are deleted, in seconds.
+    pub purge_interval_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -93,6 +95,7 @@ impl Default for DatabaseSettings {
             pool_size: 8,
             connect_timeout_secs: 5,
             sqlite_busy_timeout_ms: 5_000,
+            purge_interval_secs: 600,
         }
     }
 }
@@ -506,6 +509,12 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "database.pool_size",
                 "must be between 1 and 256",
+            ));
+        }
+        if !(1..=86_400).contains(&self.database.purge_interval_secs) {
+            return Err(ConfigError::invalid(
+                "database.purge_interval_secs",
+                "must be between 1 and 86400",
             ));
         }
         if self.database.connect_timeout_secs == 0 {

@@ -356,3 +356,68 @@ fn jwks_is_served_and_rotation_reaches_a_running_instance() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("HS256"));
 }
+
+#[test]
+fn expired_rows_are_purged_in_the_background() {
+    use idp::store::login_transactions::{self, LoginTransactionRecord};
+    use idp::store::{DatabaseTarget, PoolOptions, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("idp.toml"),
+        "[[clients]]\nid = \"portal\"\nname = \"Portal\"\nsecret = \"cHVyZ2UtdGVzdC1zZWNyZXQtdGhhdC1pcy1sb25n\"\nredirect_uris = [\"http://localhost:9000/cb\"]\n",
+    )
+    .expect("config");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("GUICHET_CONFIG", "idp.toml"),
+            ("GUICHET_DATABASE__PURGE_INTERVAL_SECS", "1"),
+        ],
+    );
+    let store = Store::open(
+        DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
+        &PoolOptions {
+            max_size: 1,
+            connect_timeout: Duration::from_secs(10),
+            sqlite_busy_timeout_ms: 10_000,
+        },
+    )
+    .expect("store");
+    let t = idp::store::now();
+    let record = |id: &str, expires_at| LoginTransactionRecord {
+        id: id.into(),
+        client_id: "portal".into(),
+        request: "{}".into(),
+        user_id: None,
+        step: "password".into(),
+        created_at: t,
+        expires_at,
+    };
+    let mut conn = store.connection().expect("conn");
+    login_transactions::insert(&mut conn, &record("old", t - chrono::Duration::minutes(1)))
+        .expect("insert");
+    login_transactions::insert(&mut conn, &record("live", t + chrono::Duration::hours(1)))
+        .expect("insert");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        // Looking the rows up at an instant when both were live tells which ones still exist.
+        let remaining: Vec<String> = ["old", "live"]
+            .into_iter()
+            .filter(|id| {
+                login_transactions::find_live(&mut conn, id, t - chrono::Duration::hours(2))
+                    .expect("q")
+                    .is_some()
+            })
+            .map(str::to_string)
+            .collect();
+        if remaining == ["live"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expired row not purged: {remaining:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(server);
+}
