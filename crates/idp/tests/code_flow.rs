@@ -219,6 +219,10 @@ fn csrf_of(html: &str) -> String {
 
 /// Runs authorize + sign-in; returns the redirect to the portal and the session cookie.
 fn sign_in(f: &Fixture, http: &Http) -> (String, String) {
+    sign_in_as(f, http, " marie.tremblay@EXAMPLE.org ")
+}
+
+fn sign_in_as(f: &Fixture, http: &Http, email: &str) -> (String, String) {
     let r = http.get(authorize_url(f, "")).send().expect("authorize");
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/login");
@@ -237,7 +241,7 @@ fn sign_in(f: &Fixture, http: &Http) -> (String, String) {
         .header("Cookie", &tx)
         .form(&[
             ("csrf", csrf.as_str()),
-            ("email", " marie.tremblay@EXAMPLE.org "),
+            ("email", email),
             ("password", PASSWORD),
         ])
         .send()
@@ -305,6 +309,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     code_flow_with_pkce_gives_a_valid_id_token,
     single_sign_on_and_prompts,
+    id_token_hint_must_name_the_signed_in_person,
     refusals_of_the_sign_in_page,
     public_client_needs_pkce_and_no_secret,
     unregistered_redirect_uris_never_redirect,
@@ -1099,4 +1104,86 @@ fn logout_without_a_hint_asks_first(f: &Fixture) {
         .send()
         .expect("authorize");
     assert_eq!(location(&r), "/login");
+}
+
+fn id_token_hint_must_name_the_signed_in_person(f: &Fixture) {
+    let http = http();
+    // Marie signs in and gets an ID token.
+    let (redirect, marie_session) = sign_in(f, &http);
+    let (_, tokens) = exchange(
+        f,
+        &http,
+        &query_param(&redirect, "code").expect("code"),
+        VERIFIER,
+    );
+    let marie_hint = tokens["id_token"].as_str().expect("id token").to_string();
+    // A second person, with their own session.
+    let hash = {
+        let mut conn = f.store.connection().expect("conn");
+        users::find_by_id(&mut conn, &f.user_id)
+            .expect("q")
+            .expect("marie")
+            .password_hash
+    };
+    users::insert(
+        &mut f.store.connection().expect("conn"),
+        &NewUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: "luc.gagnon@example.org".into(),
+            member_code: None,
+            given_name: "Luc".into(),
+            family_name: "Gagnon".into(),
+            locale: "en".into(),
+            password_hash: hash,
+            must_reset: false,
+        },
+        idp::store::now(),
+    )
+    .expect("second user");
+    let (_, luc_session) = sign_in_as(f, &http, "luc.gagnon@example.org");
+
+    let hinted = |hint: &str| authorize_url(f, &format!("&prompt=none&id_token_hint={hint}"));
+    // Marie's session and Marie's hint: a code, silently.
+    let r = http
+        .get(hinted(&marie_hint))
+        .header("Cookie", &marie_session)
+        .send()
+        .expect("same");
+    assert!(
+        query_param(&location(&r), "code").is_some(),
+        "{}",
+        location(&r)
+    );
+    // Luc's session but Marie's hint: login_required, no code.
+    let r = http
+        .get(hinted(&marie_hint))
+        .header("Cookie", &luc_session)
+        .send()
+        .expect("other");
+    let back = location(&r);
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("login_required"),
+        "{back}"
+    );
+    assert!(query_param(&back, "code").is_none());
+    // Without prompt=none, the person is asked to sign in.
+    let r = http
+        .get(authorize_url(f, &format!("&id_token_hint={marie_hint}")))
+        .header("Cookie", &luc_session)
+        .send()
+        .expect("other");
+    assert_eq!(location(&r), "/login");
+    // A tampered hint is refused.
+    let mut tampered = marie_hint.clone();
+    tampered.insert(marie_hint.rfind('.').expect("dot") + 3, 'x');
+    let r = http
+        .get(hinted(&tampered))
+        .header("Cookie", &marie_session)
+        .send()
+        .expect("tampered");
+    assert_eq!(
+        query_param(&location(&r), "error").as_deref(),
+        Some("invalid_request")
+    );
 }

@@ -44,6 +44,33 @@ pub async fn authorize(
         Ok(r) => r,
         Err(e) => return Ok(refused(e, &issuer)),
     };
+    // id_token_hint: who the portal believes is signed in. An expired hint is still a hint;
+    // its signature and issuer must hold.
+    let hinted_subject = match params.get("id_token_hint") {
+        None => None,
+        Some(hint) => match state
+            .keys
+            .verify_jwt(hint)
+            .filter(|(_, c)| {
+                c.get("iss").and_then(serde_json::Value::as_str) == Some(issuer.as_str())
+            })
+            .and_then(|(_, c)| {
+                c.get("sub")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string)
+            }) {
+            Some(sub) => Some(sub),
+            None => {
+                return Ok(AuthorizeOutcome::Redirect(error_redirect(
+                    &request.redirect_uri,
+                    "invalid_request",
+                    "The id_token_hint is not a valid ID token from this service.",
+                    request.state.as_deref(),
+                    &issuer,
+                )))
+            }
+        },
+    };
     let hasher = state.hasher.clone();
     let req = request.clone();
     let answer = state
@@ -54,6 +81,12 @@ pub async fn authorize(
                 Some(token) => find_session(conn, &hasher, &token, at)?,
                 None => None,
             };
+            // A session of someone other than the hinted person does not satisfy the request.
+            let session = session.filter(|s| {
+                hinted_subject
+                    .as_deref()
+                    .is_none_or(|sub| sub == s.record.user_id)
+            });
             match session.filter(|s| s.satisfies(&req, at)) {
                 Some(session) => Ok(Ok(issue_code(conn, &hasher, &req, &session, at)?)),
                 None if req.prompts("none") => Ok(Err(None)),
