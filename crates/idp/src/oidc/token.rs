@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::oidc::clients::{authenticate, is_confidential, ClientCredentials};
 use crate::oidc::error::OAuthError;
 use crate::oidc::flow::{code_hash, family_of_code, new_refresh_token, pkce_matches, refresh_hash};
-use crate::oidc::keys::SigningAlg;
+use crate::oidc::keys::{SigningAlg, SigningKey};
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::authorization_codes::{self, Redemption};
 use crate::store::clients::{self, Client};
@@ -173,25 +173,9 @@ async fn client_credentials(
     let scopes = client_credentials_scopes(&client, params.get("scope").map(String::as_str))?;
     let scope = scopes.join(" ");
 
-    let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
-    let signer = state.keys.signer(alg)?;
-    let issued_at = chrono::Utc::now().timestamp();
-    let ttl = state.settings.tokens.access_token_ttl_secs;
-    let jti = uuid::Uuid::new_v4().to_string();
-    let issuer = state.settings.issuer();
-    let access_token = signer.sign_jwt(
-        "at+jwt",
-        &AccessTokenClaims {
-            iss: &issuer,
-            sub: &client.id,
-            aud: &issuer,
-            exp: issued_at + i64::try_from(ttl).unwrap_or(600),
-            iat: issued_at,
-            jti: &jti,
-            client_id: &client.id,
-            scope: &scope,
-        },
-    )?;
+    let access = issue_access_token(state, &client, &client.id, &scope)?;
+    let (access_token, jti, signer, ttl) =
+        (access.token, access.jti, access.signer, access.expires_in);
 
     let event = audit_event(
         "token.issued",
@@ -295,26 +279,17 @@ async fn authorization_code(
         .filter(|u| !u.disabled)
         .ok_or(BAD_CODE)?;
 
-    let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
-    let signer = state.keys.signer(alg)?;
+    let access = issue_access_token(state, &client, &user.id, &record.scope)?;
+    let (access_token, access_jti, signer, issued_at, access_ttl) = (
+        access.token,
+        access.jti,
+        access.signer,
+        access.issued_at,
+        access.expires_in,
+    );
+    let alg = signer.alg();
     let issuer = state.settings.issuer();
-    let issued_at = chrono::Utc::now().timestamp();
-    let access_ttl = state.settings.tokens.access_token_ttl_secs;
     let id_ttl = i64::try_from(state.settings.tokens.id_token_ttl_secs).unwrap_or(600);
-    let access_jti = uuid::Uuid::new_v4().to_string();
-    let access_token = signer.sign_jwt(
-        "at+jwt",
-        &AccessTokenClaims {
-            iss: &issuer,
-            sub: &user.id,
-            aud: &issuer,
-            exp: issued_at + i64::try_from(access_ttl).unwrap_or(600),
-            iat: issued_at,
-            jti: &access_jti,
-            client_id: &client.id,
-            scope: &record.scope,
-        },
-    )?;
     let id_claims = crate::oidc::id_token::claims(
         &issuer,
         &client.id,
@@ -380,6 +355,50 @@ fn refresh_ttl(state: &AppState) -> chrono::Duration {
     chrono::Duration::seconds(
         i64::try_from(state.settings.tokens.refresh_token_ttl_secs).unwrap_or(28_800),
     )
+}
+
+/// An access token just signed, with what the answer and the audit row need.
+struct IssuedAccessToken {
+    token: String,
+    jti: String,
+    signer: std::sync::Arc<SigningKey>,
+    issued_at: i64,
+    expires_in: u64,
+}
+
+/// Signs an RFC 9068 access token for `subject`, with the client's algorithm.
+fn issue_access_token(
+    state: &AppState,
+    client: &Client,
+    subject: &str,
+    scope: &str,
+) -> Result<IssuedAccessToken, Error> {
+    let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
+    let signer = state.keys.signer(alg)?;
+    let issuer = state.settings.issuer();
+    let issued_at = chrono::Utc::now().timestamp();
+    let expires_in = state.settings.tokens.access_token_ttl_secs;
+    let jti = uuid::Uuid::new_v4().to_string();
+    let token = signer.sign_jwt(
+        "at+jwt",
+        &AccessTokenClaims {
+            iss: &issuer,
+            sub: subject,
+            aud: &issuer,
+            exp: issued_at + i64::try_from(expires_in).unwrap_or(600),
+            iat: issued_at,
+            jti: &jti,
+            client_id: &client.id,
+            scope,
+        },
+    )?;
+    Ok(IssuedAccessToken {
+        token,
+        jti,
+        signer,
+        issued_at,
+        expires_in,
+    })
 }
 
 /// What using a refresh token found.
@@ -510,25 +529,9 @@ async fn refresh_token(
         RefreshOutcome::Invalid => return Err(BAD_TOKEN.into()),
     };
 
-    let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
-    let signer = state.keys.signer(alg)?;
-    let issuer = state.settings.issuer();
-    let issued_at = chrono::Utc::now().timestamp();
-    let access_ttl = state.settings.tokens.access_token_ttl_secs;
-    let jti = uuid::Uuid::new_v4().to_string();
-    let access_token = signer.sign_jwt(
-        "at+jwt",
-        &AccessTokenClaims {
-            iss: &issuer,
-            sub: &user.id,
-            aud: &issuer,
-            exp: issued_at + i64::try_from(access_ttl).unwrap_or(600),
-            iat: issued_at,
-            jti: &jti,
-            client_id: &client.id,
-            scope: &scope,
-        },
-    )?;
+    let access = issue_access_token(state, &client, &user.id, &scope)?;
+    let (access_token, jti, signer, access_ttl) =
+        (access.token, access.jti, access.signer, access.expires_in);
     let event = audit_event(
         "token.refreshed",
         &client.id,
