@@ -8,11 +8,11 @@ mod support;
 
 use base64::Engine;
 use idp::store::users::{self, NewUser};
-use idp::store::{audit, DatabaseTarget, PoolOptions, Store};
+use idp::store::{audit, Store};
 use reqwest::blocking::Client as Http;
 use serde_json::Value;
-use support::server::Server;
-use support::EmptyPostgres;
+use support::server::{cheap_password_hash, Deployment, Server};
+use support::{free_port, EmptyPostgres};
 
 const SECRET: &str = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ";
 const PASSWORD: &str = "Correct-Horse-Battery-9";
@@ -106,45 +106,14 @@ struct Fixture {
 }
 
 fn start(postgres: bool) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
     let backchannel = backchannel();
-    std::fs::write(
-        dir.path().join("idp.toml"),
-        CLIENTS.replace("BCL_PORT", &backchannel.port.to_string()),
-    )
-    .expect("config");
-    let pg = postgres.then(EmptyPostgres::create);
-    let key = idp::crypto::MasterKey::generate().to_base64();
-    let mut env: Vec<(&str, &str)> =
-        vec![("GUICHET_CONFIG", "idp.toml"), ("GUICHET_MASTER_KEY", &key)];
-    if let Some(pg) = &pg {
-        env.push(("GUICHET_DATABASE_URL", &pg.url));
-    }
-    let server = Server::start(dir.path(), &env);
-    let target = match &pg {
-        Some(pg) => DatabaseTarget::Postgres(pg.url.clone()),
-        None => DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
-    };
-    let store = Store::open(
-        target,
-        &PoolOptions {
-            max_size: 2,
-            connect_timeout: std::time::Duration::from_secs(10),
-            sqlite_busy_timeout_ms: 10_000,
-        },
-    )
-    .expect("open the server's database");
-    // A member with a password (low argon2 cost: the server reads the cost from the hash).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    let hash = runtime
-        .block_on(
-            idp::authn::password::Passwords::new(1024, 1, 1, 1)
-                .expect("params")
-                .hash(PASSWORD.into()),
-        )
-        .expect("hash");
+    let config = CLIENTS.replace("BCL_PORT", &backchannel.port.to_string());
+    let Deployment {
+        server,
+        store,
+        dir,
+        postgres,
+    } = Deployment::start(&config, postgres, free_port(), &[]);
     let user = users::insert(
         &mut store.connection().expect("conn"),
         &NewUser {
@@ -154,7 +123,7 @@ fn start(postgres: bool) -> Fixture {
             given_name: "Marie".into(),
             family_name: "Tremblay".into(),
             locale: "fr-CA".into(),
-            password_hash: Some(hash),
+            password_hash: Some(cheap_password_hash(PASSWORD)),
             must_reset: false,
         },
         idp::store::now(),
@@ -166,7 +135,7 @@ fn start(postgres: bool) -> Fixture {
         store,
         user_id: user.id,
         _dir: dir,
-        _pg: pg,
+        _pg: postgres,
     }
 }
 

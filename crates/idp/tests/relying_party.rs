@@ -8,15 +8,14 @@
 mod support;
 
 use idp::store::users::{self, NewUser};
-use idp::store::{DatabaseTarget, PoolOptions, Store};
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
 use openidconnect::{
     AccessTokenHash, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndSessionUrl, IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
     PostLogoutRedirectUrl, RedirectUrl, RevocationUrl, Scope, TokenResponse,
 };
-use support::server::Server;
-use support::{free_port, EmptyPostgres};
+use support::free_port;
+use support::server::{cheap_password_hash, Deployment};
 
 const SECRET: &str = "cnAtdGVzdHMtb25seS1ub3QtYS1yZWFsLXNlY3JldC0x";
 const PASSWORD: &str = "Correct-Horse-Battery-9";
@@ -35,45 +34,16 @@ post_logout_redirect_uris = ["http://localhost:9000/bye"]
 }
 
 fn run_relying_party(postgres: bool) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("idp.toml"), config()).expect("config");
-    let pg = postgres.then(EmptyPostgres::create);
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let key = idp::crypto::MasterKey::generate().to_base64();
-    let mut env: Vec<(&str, &str)> = vec![
-        ("GUICHET_CONFIG", "idp.toml"),
-        ("GUICHET_MASTER_KEY", &key),
-        ("GUICHET_PUBLIC_URL", &issuer),
-    ];
-    if let Some(pg) = &pg {
-        env.push(("GUICHET_DATABASE_URL", &pg.url));
-    }
-    let server = Server::start_on(dir.path(), port, &env);
-    let target = match &pg {
-        Some(pg) => DatabaseTarget::Postgres(pg.url.clone()),
-        None => DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
-    };
-    let store = Store::open(
-        target,
-        &PoolOptions {
-            max_size: 1,
-            connect_timeout: std::time::Duration::from_secs(10),
-            sqlite_busy_timeout_ms: 10_000,
-        },
-    )
-    .expect("store");
-    let hash = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-        .block_on(
-            idp::authn::password::Passwords::new(1024, 1, 1, 1)
-                .expect("params")
-                .hash(PASSWORD.into()),
-        )
-        .expect("hash");
+    let deployment = Deployment::start(
+        &config(),
+        postgres,
+        port,
+        &[("GUICHET_PUBLIC_URL", &issuer)],
+    );
     let user = users::insert(
-        &mut store.connection().expect("conn"),
+        &mut deployment.store.connection().expect("conn"),
         &NewUser {
             id: uuid::Uuid::new_v4().to_string(),
             email: "jean.roy@example.org".into(),
@@ -81,7 +51,7 @@ fn run_relying_party(postgres: bool) {
             given_name: "Jean".into(),
             family_name: "Roy".into(),
             locale: "fr-CA".into(),
-            password_hash: Some(hash),
+            password_hash: Some(cheap_password_hash(PASSWORD)),
             must_reset: false,
         },
         idp::store::now(),
@@ -290,7 +260,7 @@ fn run_relying_party(postgres: bool) {
         .send()
         .expect("authorize");
     assert_eq!(r.headers()["location"], "/login");
-    drop(server);
+    drop(deployment);
 }
 
 #[test]

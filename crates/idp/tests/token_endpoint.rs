@@ -6,10 +6,10 @@
 mod support;
 
 use base64::Engine;
-use idp::store::{audit, DatabaseTarget, PoolOptions, Store};
+use idp::store::audit;
 use serde_json::Value;
-use support::server::{client, Server};
-use support::EmptyPostgres;
+use support::free_port;
+use support::server::{client, Deployment};
 
 const SECRET: &str = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ";
 
@@ -44,44 +44,11 @@ secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
 redirect_uris = ["http://localhost:9000/callback"]
 "#;
 
-/// A server with the test clients, on the backend given by `database_url` (None = SQLite).
-struct Fixture {
-    server: Server,
-    store: Store,
-    _dir: tempfile::TempDir,
-    _pg: Option<EmptyPostgres>,
-}
+/// A server with the test clients, on SQLite or PostgreSQL.
+type Fixture = Deployment;
 
 fn start(postgres: bool) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("idp.toml"), CLIENTS).expect("config");
-    let pg = postgres.then(EmptyPostgres::create);
-    let key = idp::crypto::MasterKey::generate().to_base64();
-    let mut env: Vec<(&str, &str)> =
-        vec![("GUICHET_CONFIG", "idp.toml"), ("GUICHET_MASTER_KEY", &key)];
-    if let Some(pg) = &pg {
-        env.push(("GUICHET_DATABASE_URL", &pg.url));
-    }
-    let server = Server::start(dir.path(), &env);
-    let target = match &pg {
-        Some(pg) => DatabaseTarget::Postgres(pg.url.clone()),
-        None => DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
-    };
-    let store = Store::open(
-        target,
-        &PoolOptions {
-            max_size: 2,
-            connect_timeout: std::time::Duration::from_secs(10),
-            sqlite_busy_timeout_ms: 10_000,
-        },
-    )
-    .expect("open the server's database");
-    Fixture {
-        server,
-        store,
-        _dir: dir,
-        _pg: pg,
-    }
+    Deployment::start(CLIENTS, postgres, free_port(), &[])
 }
 
 fn basic(id: &str, secret: &str) -> String {

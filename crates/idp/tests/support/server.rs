@@ -123,3 +123,62 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .output()
         .expect("run idp")
 }
+
+/// A running `idp serve` with a configuration file, on SQLite or on a fresh PostgreSQL
+/// database, and a store opened on the same database for assertions.
+pub struct Deployment {
+    pub server: Server,
+    pub store: idp::store::Store,
+    pub dir: tempfile::TempDir,
+    pub postgres: Option<super::EmptyPostgres>,
+}
+
+impl Deployment {
+    /// Starts it on `port` with `config` as `idp.toml` and `env` on top.
+    pub fn start(config: &str, postgres: bool, port: u16, env: &[(&str, &str)]) -> Self {
+        use idp::store::{DatabaseTarget, PoolOptions, Store};
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("idp.toml"), config).expect("config");
+        let pg = postgres.then(super::EmptyPostgres::create);
+        let key = idp::crypto::MasterKey::generate().to_base64();
+        let mut all: Vec<(&str, &str)> =
+            vec![("GUICHET_CONFIG", "idp.toml"), ("GUICHET_MASTER_KEY", &key)];
+        if let Some(pg) = &pg {
+            all.push(("GUICHET_DATABASE_URL", &pg.url));
+        }
+        all.extend_from_slice(env);
+        let server = Server::start_on(dir.path(), port, &all);
+        let target = match &pg {
+            Some(pg) => DatabaseTarget::Postgres(pg.url.clone()),
+            None => DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
+        };
+        let store = Store::open(
+            target,
+            &PoolOptions {
+                max_size: 2,
+                connect_timeout: Duration::from_secs(10),
+                sqlite_busy_timeout_ms: 10_000,
+            },
+        )
+        .expect("open the server's database");
+        Self {
+            server,
+            store,
+            dir,
+            postgres: pg,
+        }
+    }
+}
+
+/// An argon2id hash of `password` at a low cost (the server reads the cost from the hash).
+pub fn cheap_password_hash(password: &str) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(
+            idp::authn::password::Passwords::new(1024, 1, 1, 1)
+                .expect("params")
+                .hash(password.into()),
+        )
+        .expect("hash")
+}
