@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+#[macro_use]
 mod support;
 
 use base64::Engine;
@@ -264,18 +265,8 @@ fn verify_id_token(f: &Fixture, token: &str, audience: &str) -> Value {
         .claims
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { super::$name(&super::start(false)); } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { super::$name(&super::start(true)); } )*
-        }
-    };
-}
-
 on_both_backends!(
+    start;
     code_flow_with_pkce_gives_a_valid_id_token,
     single_sign_on_and_prompts,
     id_token_hint_must_name_the_signed_in_person,

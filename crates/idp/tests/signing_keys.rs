@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+#[macro_use]
 mod support;
 
 use chrono::Duration;
@@ -13,18 +14,8 @@ use idp::store::now;
 use serde_json::{json, Value};
 use support::TestDb;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { super::$name(&super::TestDb::sqlite()); } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { super::$name(&super::TestDb::postgres()); } )*
-        }
-    };
-}
-
 on_both_backends!(
+    TestDb::new;
     first_start_creates_one_key_per_algorithm,
     rotated_key_stays_published_until_its_tokens_expire,
     new_key_signs_only_after_propagation,

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+#[macro_use]
 mod support;
 
 use std::sync::{Arc, Barrier};
@@ -127,19 +128,8 @@ fn refresh(
     }
 }
 
-/// Runs each named contract test once per backend, in modules named after the backend.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { let db = super::TestDb::sqlite(); super::$name(&db); } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { let db = super::TestDb::postgres(); super::$name(&db); } )*
-        }
-    };
-}
-
-contract!(
+on_both_backends!(
+    TestDb::new;
     migrations_are_idempotent,
     users_insert_and_find,
     users_email_unique_ignoring_case,

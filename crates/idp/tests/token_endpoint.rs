@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+#[macro_use]
 mod support;
 
 use base64::Engine;
@@ -97,18 +98,8 @@ fn verify(f: &Fixture, token: &str) -> (jsonwebtoken::Header, Value) {
     (data.header, data.claims)
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { super::$name(&super::start(false)); } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { super::$name(&super::start(true)); } )*
-        }
-    };
-}
-
 on_both_backends!(
+    start;
     client_credentials_issues_a_verifiable_access_token,
     every_signing_algorithm_and_client_secret_post,
     authentication_failures_are_invalid_client,

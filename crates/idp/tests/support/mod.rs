@@ -8,6 +8,22 @@
 
 pub mod server;
 
+/// Runs each named test once per backend, in modules named after it (`sqlite::name`,
+/// `postgres::name`): `$setup(postgres: bool)` builds what each test receives by reference.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($setup:path; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $( #[test] fn $name() { super::$name(&$setup(false)); } )*
+        }
+        mod postgres {
+            use super::*;
+            $( #[test] fn $name() { super::$name(&$setup(true)); } )*
+        }
+    };
+}
+
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -48,6 +64,15 @@ fn pool_options() -> PoolOptions {
 }
 
 impl TestDb {
+    /// A new migrated database: PostgreSQL when `postgres`, else SQLite.
+    pub fn new(postgres: bool) -> Self {
+        if postgres {
+            Self::postgres()
+        } else {
+            Self::sqlite()
+        }
+    }
+
     /// A new SQLite file in a temporary directory, migrated.
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
