@@ -19,7 +19,9 @@ use crate::web::middleware::{request_id, security_headers};
 /// several instances can serve the same people.
 pub struct AppState {
     pub settings: Arc<Settings>,
-    pub store: Store,
+        pub store: Store,
+    /// Group-committing writer of the audit log.
+    pub audit: crate::audit::AuditLog,
     pub redis: Option<redis::Client>,
     pub master_key: MasterKey,
     pub hasher: KeyedHasher,
@@ -100,7 +102,9 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let audit = crate::audit::AuditLog::start(store.clone())?;
         Ok(Self {
+            audit,
             http,
             https,
             discovery,
@@ -130,9 +134,12 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         state.keys.clone(),
         Duration::from_secs(settings.keys.refresh_interval_secs),
     ));
-    tokio::spawn(purge_expired(
+        tokio::spawn(purge_expired(
         state.store.clone(),
         Duration::from_secs(settings.database.purge_interval_secs),
+        chrono::Duration::seconds(
+            i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0),
+        ),
     ));
     let addr = settings.bind_addr()?;
     let https = settings.public_url()?.scheme() == "https";
@@ -181,14 +188,16 @@ async fn refresh_keys(store: Store, keys: Arc<SigningKeyRing>, interval: Duratio
 }
 
 /// Deletes what has expired: login transactions, one-time codes, authorization codes (kept an
-/// hour past expiry so a late replay is still recognised as one) and remembered revocations.
-/// Several instances may run it at once: the deletes are idempotent.
-async fn purge_expired(store: Store, interval: Duration) {
+/// hour past expiry so a late replay is still recognised as one), remembered revocations and
+/// used client assertions, and refresh tokens a day past expiry; drops the sealed retry answers
+/// of refresh tokens once the grace window is over. Several instances may run it at once: the
+/// deletes are idempotent.
+async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::Duration) {
     let mut ticker = tokio::time::interval(interval);
     loop {
         ticker.tick().await;
         let purged = store
-            .run(|conn| {
+            .run(move |conn| {
                 let at = now();
                 Ok([
                     crate::store::login_transactions::purge_expired(conn, at)?,
@@ -197,7 +206,13 @@ async fn purge_expired(store: Store, interval: Duration) {
                         conn,
                         at - chrono::Duration::hours(1),
                     )?,
-                    crate::store::revoked_access_tokens::purge_expired(conn, at)?,
+                                        crate::store::revoked_access_tokens::purge_expired(conn, at)?,
+                                        crate::store::client_assertions::purge_expired(conn, at)?,
+                    crate::store::refresh_tokens::purge(
+                        conn,
+                        at - refresh_grace,
+                        at - chrono::Duration::days(1),
+                    )?,
                 ])
             })
             .await;
@@ -206,7 +221,9 @@ async fn purge_expired(store: Store, interval: Duration) {
                 login_transactions = counts[0],
                 one_time_codes = counts[1],
                 authorization_codes = counts[2],
-                revoked_access_tokens = counts[3],
+                                revoked_access_tokens = counts[3],
+                                client_assertions = counts[4],
+                refresh_tokens = counts[5],
                 "expired rows purged"
             ),
             Ok(_) => {}

@@ -148,7 +148,11 @@ pub struct TokenSettings {
     pub id_token_ttl_secs: u64,
     /// Lifetime of refresh tokens, in seconds. Each use rotates the token; logging out revokes
     /// the session's tokens.
-    pub refresh_token_ttl_secs: u64,
+        pub refresh_token_ttl_secs: u64,
+    /// Seconds after a refresh during which a client retrying the same refresh token (its
+    /// answer was lost) gets the same new pair instead of having its session revoked. 0
+    /// disables the window: any reuse revokes the family.
+    pub refresh_grace_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -156,7 +160,8 @@ impl Default for TokenSettings {
         Self {
             access_token_ttl_secs: 600,
             id_token_ttl_secs: 600,
-            refresh_token_ttl_secs: 8 * 3600,
+                        refresh_token_ttl_secs: 8 * 3600,
+            refresh_grace_secs: 0,
         }
     }
 }
@@ -244,9 +249,13 @@ pub struct ClientSettings {
     /// `password`, or `upstream:NAME` for a federated first factor.
     #[serde(default = "ClientSettings::default_first_factor")]
     pub first_factor: String,
-    /// Level an SSO session must have reached for this portal.
+        /// Level an SSO session must have reached for this portal.
     #[serde(default = "ClientSettings::default_level")]
     pub required_level: String,
+    /// Public keys (a JWK Set) of a confidential client that authenticates with
+    /// `private_key_jwt` instead of, or as well as, a secret.
+    #[serde(default)]
+    pub jwks: Option<jsonwebtoken::jwk::JwkSet>,
 }
 
 impl ClientSettings {
@@ -285,9 +294,33 @@ impl ClientSettings {
         if self.name.trim().is_empty() {
             return Err(("name", "must not be empty".into()));
         }
+                if let Some(set) = &self.jwks {
+            if self.kind == ClientKind::Public {
+                return Err(("jwks", "a public client cannot authenticate with keys".into()));
+            }
+            if set.keys.is_empty() {
+                return Err(("jwks", "list at least one public key".into()));
+            }
+            for key in &set.keys {
+                if matches!(
+                    key.algorithm,
+                    jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_)
+                ) || jsonwebtoken::DecodingKey::from_jwk(key).is_err()
+                {
+                    return Err((
+                        "jwks",
+                        "each key must be a public RSA, EC P-256 or Ed25519 key".into(),
+                    ));
+                }
+            }
+        }
         match (self.kind, &self.secret) {
+            (ClientKind::Confidential, None) if self.jwks.is_some() => {}
             (ClientKind::Confidential, None) => {
-                return Err(("secret", "a confidential client needs a secret".into()))
+                return Err((
+                    "secret",
+                    "a confidential client needs a secret or public keys (jwks)".into(),
+                ))
             }
             (ClientKind::Confidential, Some(secret))
                 if !secret.expose().bytes().all(|b| {
@@ -542,6 +575,12 @@ impl Settings {
                     "must be between 30 and 86400 seconds",
                 ));
             }
+        }
+                if self.tokens.refresh_grace_secs > 300 {
+            return Err(ConfigError::invalid(
+                "tokens.refresh_grace_secs",
+                "must be between 0 and 300 seconds",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (index, client) in self.clients.iter().enumerate() {

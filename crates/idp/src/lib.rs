@@ -4,6 +4,7 @@
 //! server from [`config::Settings`], [`store`] holds every piece of shared state.
 
 pub mod app;
+pub mod audit;
 pub mod authn;
 pub mod cli;
 pub mod config;

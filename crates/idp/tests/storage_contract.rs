@@ -66,6 +66,7 @@ fn client(id: &str) -> Client {
         enabled: true,
         created_at: t,
         updated_at: t,
+        jwks: None,
     }
 }
 
@@ -125,6 +126,7 @@ fn refresh(
         expires_at: t + Duration::days(30),
         rotated_at: None,
         revoked_at: None,
+        retry_response_enc: None,
     }
 }
 
@@ -871,10 +873,10 @@ fn refresh_tokens_rotation_and_revocation(db: &TestDb) {
     let first = refresh(&user.id, "portal", &family, Some("sid-1"));
     refresh_tokens::insert(&mut conn, &first).expect("insert");
     let second = refresh(&user.id, "portal", &family, Some("sid-1"));
-    assert!(refresh_tokens::rotate(&mut conn, &first.token_hash, &second, t).expect("rotate"));
+    assert!(refresh_tokens::rotate(&mut conn, &first.token_hash, &second, None, t).expect("rotate"));
     let third = refresh(&user.id, "portal", &family, Some("sid-1"));
     assert!(
-        !refresh_tokens::rotate(&mut conn, &first.token_hash, &third, t).expect("reuse"),
+        !refresh_tokens::rotate(&mut conn, &first.token_hash, &third, None, t).expect("reuse"),
         "an old token rotates once"
     );
     assert!(
@@ -895,7 +897,7 @@ fn refresh_tokens_rotation_and_revocation(db: &TestDb) {
         refresh_tokens::revoke_family(&mut conn, &family, t).expect("family"),
         2
     );
-    assert!(!refresh_tokens::rotate(&mut conn, &second.token_hash, &third, t).expect("revoked"));
+    assert!(!refresh_tokens::rotate(&mut conn, &second.token_hash, &third, None, t).expect("revoked"));
     assert_eq!(
         refresh_tokens::revoke_family(&mut conn, &family, t).expect("again"),
         0
@@ -915,7 +917,7 @@ fn refresh_tokens_rotation_and_revocation(db: &TestDb) {
     let mut expired = refresh(&user.id, "portal", &id(), None);
     expired.expires_at = t - Duration::seconds(1);
     refresh_tokens::insert(&mut conn, &expired).expect("insert");
-    assert!(!refresh_tokens::rotate(&mut conn, &expired.token_hash, &third, t).expect("expired"));
+    assert!(!refresh_tokens::rotate(&mut conn, &expired.token_hash, &third, None, t).expect("expired"));
 }
 
 fn audit_event(event_type: &str, subject: Option<&str>) -> NewAuditEvent {

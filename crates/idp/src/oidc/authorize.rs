@@ -29,8 +29,39 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<String>,
     /// Seconds; a session older than this must authenticate again.
     pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
+        pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
+    /// How the answer travels back (OAuth 2.0 Form Post Response Mode).
+    #[serde(default)]
+    pub response_mode: ResponseMode,
+}
+
+/// How the authorization response reaches the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// Parameters in the redirect URI's query (the default for `code`).
+    #[default]
+    Query,
+    /// An auto-submitted HTML form POSTed to the redirect URI: the code never appears in a
+    /// URL, so it stays out of browser history and server logs.
+    FormPost,
+}
+
+/// The authorization response for a client: where it goes, how, and what it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientResponse {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl ClientResponse {
+    /// The redirect URI with the parameters in its query (for [`ResponseMode::Query`]).
+    pub fn location(&self) -> String {
+        let pairs: Vec<(&str, &str)> = self.params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        redirect_with(&self.redirect_uri, &pairs)
+    }
 }
 
 impl AuthorizationRequest {
@@ -49,8 +80,9 @@ pub enum AuthorizeError {
         description: &'static str,
     },
     /// Redirect to the client with an RFC 6749 error.
-    Redirect {
+        Redirect {
         redirect_uri: String,
+        mode: ResponseMode,
         state: Option<String>,
         code: &'static str,
         description: &'static str,
@@ -90,14 +122,16 @@ pub fn validate(
 ) -> Result<AuthorizationRequest, AuthorizeError> {
     let client = check_client(params, client)?;
     let redirect_uri = check_redirect_uri(params, client)?;
-    let state = params.get("state").cloned();
+        let state = params.get("state").cloned();
+    let mode = check_response_mode(params);
     let fail = |code, description| AuthorizeError::Redirect {
         redirect_uri: redirect_uri.clone(),
+        mode: *mode.as_ref().unwrap_or(&ResponseMode::Query),
         state: state.clone(),
         code,
         description,
     };
-    check_response_mode(params).map_err(|d| fail("invalid_request", d))?;
+    let response_mode = mode.map_err(|d| fail("invalid_request", d))?;
     check_no_request_object(params).map_err(|(c, d)| fail(c, d))?;
     check_response_type(params).map_err(|(c, d)| fail(c, d))?;
     if !client
@@ -124,7 +158,8 @@ pub fn validate(
         prompt,
         max_age,
         login_hint: params.get("login_hint").cloned(),
-        ui_locales: params.get("ui_locales").cloned(),
+                ui_locales: params.get("ui_locales").cloned(),
+        response_mode,
     })
 }
 
@@ -170,10 +205,11 @@ fn check_redirect_uri(
     }
 }
 
-fn check_response_mode(params: &BTreeMap<String, String>) -> Result<(), &'static str> {
+fn check_response_mode(params: &BTreeMap<String, String>) -> Result<ResponseMode, &'static str> {
     match params.get("response_mode").map(String::as_str) {
-        None | Some("query") => Ok(()),
-        Some(_) => Err("Only response_mode=query is supported."),
+        None | Some("query") => Ok(ResponseMode::Query),
+        Some("form_post") => Ok(ResponseMode::FormPost),
+        Some(_) => Err("Only response_mode=query and form_post are supported."),
     }
 }
 
@@ -329,6 +365,7 @@ mod tests {
             enabled: true,
             created_at: t,
             updated_at: t,
+            jwks: None,
         }
     }
 

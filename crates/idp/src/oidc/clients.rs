@@ -6,6 +6,7 @@ use crate::config::{ClientKind, ClientSettings};
 use crate::crypto::KeyedHasher;
 use crate::oidc::error::OAuthError;
 use crate::store::clients::{self, Client};
+use crate::store::client_assertions;
 use crate::store::{DbConnection, StoreResult};
 
 /// Purpose label of client secret hashes.
@@ -36,7 +37,11 @@ pub fn sync_configured(
             id_token_alg: c.id_token_alg.clone(),
             first_party: c.first_party,
             first_factor: c.first_factor.clone(),
-            required_level: c.required_level.clone(),
+                        required_level: c.required_level.clone(),
+            jwks: c
+                .jwks
+                .as_ref()
+                .and_then(|set| serde_json::to_string(set).ok()),
             enabled: true,
             created_at: now,
             updated_at: now,
@@ -53,16 +58,26 @@ pub enum ClientCredentials {
     Basic { id: String, secret: String },
     /// `client_secret_post`: `client_id` and `client_secret` in the body.
     Post { id: String, secret: String },
-    /// `none`: a public client naming itself.
+        /// `none`: a public client naming itself.
     None { id: String },
+    /// `private_key_jwt`: a JWT signed with the client's key (RFC 7523 section 2.2).
+    Assertion { id: String, assertion: String },
 }
+
+/// The only client assertion type (RFC 7523 section 2.2).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Latest an assertion may expire: its `jti` is remembered until then.
+const MAX_ASSERTION_LIFETIME_SECS: i64 = 600;
+/// Clock difference tolerated between client and server.
+const ASSERTION_LEEWAY_SECS: u64 = 30;
 
 impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Basic { id, .. } => write!(f, "Basic({id}, [redacted])"),
             Self::Post { id, .. } => write!(f, "Post({id}, [redacted])"),
-            Self::None { id } => write!(f, "None({id})"),
+                        Self::None { id } => write!(f, "None({id})"),
+            Self::Assertion { id, .. } => write!(f, "Assertion({id}, [redacted])"),
         }
     }
 }
@@ -71,8 +86,55 @@ impl ClientCredentials {
     /// The client id presented.
     pub fn client_id(&self) -> &str {
         match self {
-            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
+                        Self::Basic { id, .. }
+            | Self::Post { id, .. }
+            | Self::None { id }
+            | Self::Assertion { id, .. } => id,
         }
+    }
+
+    /// Reads the credentials of a token, revocation or introspection request: an assertion
+    /// when `client_assertion` is present, otherwise as [`ClientCredentials::parse`].
+    pub fn from_request(
+        authorization: Option<&str>,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, OAuthError> {
+        let body_id = params.get("client_id").map(String::as_str);
+        let body_secret = params.get("client_secret").map(String::as_str);
+        let assertion = params.get("client_assertion");
+        let assertion_type = params.get("client_assertion_type");
+        if assertion.is_none() && assertion_type.is_none() {
+            return Self::parse(authorization, body_id, body_secret);
+        }
+        if authorization.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "Use one client authentication method only.",
+            ));
+        }
+        let (Some(assertion), Some(kind)) = (assertion, assertion_type) else {
+            return Err(OAuthError::invalid_request(
+                "client_assertion and client_assertion_type go together.",
+            ));
+        };
+        if kind != JWT_BEARER_ASSERTION {
+            return Err(OAuthError::invalid_client(
+                "Only JWT bearer client assertions are supported.",
+            ));
+        }
+        // The client is named by client_id, or else by the assertion's own subject; the
+        // signature check that follows holds the name to account.
+        let named = assertion_subject(assertion).ok_or(OAuthError::invalid_client(
+            "The client assertion is not a JWT.",
+        ))?;
+        if body_id.is_some_and(|id| id != named) {
+            return Err(OAuthError::invalid_client(
+                "client_id does not match the client assertion.",
+            ));
+        }
+        Ok(Self::Assertion {
+            id: named,
+            assertion: assertion.clone(),
+        })
     }
 
     /// Reads the credentials from an `Authorization` header value and the body parameters.
@@ -137,6 +199,110 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((id, secret))
 }
 
+/// The `sub` of an assertion, read without verification (to find whose key to check it with).
+fn assertion_subject(assertion: &str) -> Option<String> {
+    let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(assertion).ok()?;
+    claims
+        .claims
+        .get("sub")
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 64)
+        .map(str::to_string)
+}
+
+/// A client assertion that passed its checks: its `jti` must now be recorded as used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedAssertion {
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+/// Verifies a `private_key_jwt` assertion (RFC 7523 section 3) against the client's registered
+/// keys: signature, `iss` = `sub` = client id, `aud` naming this server, `exp` within
+/// ten minutes, and a `jti`.
+pub fn verify_assertion(
+    client: &Client,
+    assertion: &str,
+    audiences: &[String],
+    now: i64,
+) -> Option<VerifiedAssertion> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let keys: jsonwebtoken::jwk::JwkSet = serde_json::from_str(client.jwks.as_deref()?).ok()?;
+    let header = jsonwebtoken::decode_header(assertion).ok()?;
+    if !matches!(
+        header.alg,
+        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA | Algorithm::PS256
+    ) {
+        return None;
+    }
+    let candidates: Vec<&jsonwebtoken::jwk::Jwk> = match &header.kid {
+        Some(kid) => keys.find(kid).into_iter().collect(),
+        None => keys.keys.iter().collect(),
+    };
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(audiences);
+    validation.set_issuer(&[&client.id]);
+    validation.sub = Some(client.id.clone());
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.leeway = ASSERTION_LEEWAY_SECS;
+    for jwk in candidates {
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
+        let Ok(data) =
+            jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &validation)
+        else {
+            continue;
+        };
+        let jti = data.claims.get("jti").and_then(serde_json::Value::as_str)?;
+        let exp = data.claims.get("exp").and_then(serde_json::Value::as_i64)?;
+        if jti.is_empty() || jti.len() > 256 || exp > now + MAX_ASSERTION_LIFETIME_SECS {
+            return None;
+        }
+        return Some(VerifiedAssertion {
+            jti: jti.to_string(),
+            expires_at: exp,
+        });
+    }
+    None
+}
+
+/// Looks the client up and authenticates it, recording a used assertion so it cannot be
+/// replayed. `audiences` are the values an assertion's `aud` may name.
+pub fn authenticate_client(
+    conn: &mut DbConnection,
+    credentials: &ClientCredentials,
+    hasher: &KeyedHasher,
+    audiences: &[String],
+    at: NaiveDateTime,
+) -> StoreResult<Result<Client, OAuthError>> {
+    const REFUSED: OAuthError = OAuthError::invalid_client("Client authentication failed.");
+    let found = clients::find(conn, credentials.client_id())?;
+    let ClientCredentials::Assertion { assertion, .. } = credentials else {
+        return Ok(authenticate(found, credentials, hasher));
+    };
+    let Some(client) = found.filter(|c| c.enabled && is_confidential(c)) else {
+        return Ok(Err(REFUSED));
+    };
+    let Some(verified) = verify_assertion(&client, assertion, audiences, at.and_utc().timestamp())
+    else {
+        return Ok(Err(REFUSED));
+    };
+    let expires_at = chrono::DateTime::from_timestamp(verified.expires_at, 0)
+        .map(|t| t.naive_utc())
+        .unwrap_or(at);
+    let jti_hash = hasher.hash(ASSERTION_PURPOSE, format!("{}\0{}", client.id, verified.jti).as_bytes());
+    if !client_assertions::record(conn, &jti_hash, &client.id, expires_at)? {
+        return Ok(Err(OAuthError::invalid_client(
+            "This client assertion was already used.",
+        )));
+    }
+    Ok(Ok(client))
+}
+
+/// Purpose label of remembered assertion identifiers.
+const ASSERTION_PURPOSE: &str = "client_assertion_jti";
+
 /// Checks the credentials against the stored client. Unknown client, wrong secret, disabled
 /// client and wrong method all give the same `invalid_client`, after the same work.
 pub fn authenticate(
@@ -150,6 +316,8 @@ pub fn authenticate(
             Some(secret.as_bytes())
         }
         ClientCredentials::None { .. } => None,
+        // Assertions are checked by `authenticate_client`, which can record their jti.
+        ClientCredentials::Assertion { .. } => return Err(REFUSED),
     };
     let Some(client) = found else {
         // Same hashing work as a real check, so timing does not tell which ids exist.

@@ -246,6 +246,7 @@ pub fn new_refresh_token(
         expires_at: now + ttl,
         rotated_at: None,
         revoked_at: None,
+        retry_response_enc: None,
     };
     (token, record)
 }

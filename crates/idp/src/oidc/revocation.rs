@@ -27,11 +27,7 @@ async fn read(state: &AppState, mut input: TokenInput) -> Result<Request, Error>
         .into());
     }
     let params = parse_form(&std::mem::take(&mut input.body))?;
-    let credentials = ClientCredentials::parse(
-        input.authorization.as_deref(),
-        params.get("client_id").map(String::as_str),
-        params.get("client_secret").map(String::as_str),
-    )?;
+        let credentials = ClientCredentials::from_request(input.authorization.as_deref(), &params)?;
     let client = authenticated_client(state, &credentials).await?;
     let token = params
         .get("token")

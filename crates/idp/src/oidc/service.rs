@@ -6,7 +6,10 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::error::Error;
-use crate::oidc::authorize::{parse_parameters, redirect_with, validate, AuthorizeError};
+use crate::oidc::authorize::{
+    parse_parameters, validate, AuthorizationRequest, AuthorizeError, ClientResponse,
+    ResponseMode,
+};
 use crate::oidc::flow::{
     create_session, csrf_matches, csrf_token, find_login, find_session, issue_code, start_login,
     Authentication,
@@ -19,8 +22,8 @@ use crate::store::{clients, login_transactions, now, users};
 pub enum AuthorizeOutcome {
     /// An error page (the client or its redirect URI could not be trusted).
     ErrorPage { description: &'static str },
-    /// Back to the client (code or error).
-    Redirect(String),
+        /// Back to the client (code or error).
+    Respond(ClientResponse),
     /// On to the sign-in page, with a new login transaction cookie.
     SignIn { transaction: String },
 }
@@ -61,11 +64,10 @@ pub async fn authorize(
             }) {
             Some(sub) => Some(sub),
             None => {
-                return Ok(AuthorizeOutcome::Redirect(error_redirect(
-                    &request.redirect_uri,
+                                return Ok(AuthorizeOutcome::Respond(error_response(
+                    &request,
                     "invalid_request",
                     "The id_token_hint is not a valid ID token from this service.",
-                    request.state.as_deref(),
                     &issuer,
                 )))
             }
@@ -95,17 +97,11 @@ pub async fn authorize(
         })
         .await?;
     Ok(match answer {
-        Ok(code) => AuthorizeOutcome::Redirect(success_redirect(
-            &request.redirect_uri,
-            &code,
-            request.state.as_deref(),
-            &issuer,
-        )),
-        Err(None) => AuthorizeOutcome::Redirect(error_redirect(
-            &request.redirect_uri,
+                Ok(code) => AuthorizeOutcome::Respond(code_response(&request, code, &issuer)),
+        Err(None) => AuthorizeOutcome::Respond(error_response(
+            &request,
             "login_required",
             "The person must sign in.",
-            request.state.as_deref(),
             &issuer,
         )),
         Err(Some(transaction)) => AuthorizeOutcome::SignIn { transaction },
@@ -115,44 +111,64 @@ pub async fn authorize(
 fn refused(error: AuthorizeError, issuer: &str) -> AuthorizeOutcome {
     match error {
         AuthorizeError::Page { description, .. } => AuthorizeOutcome::ErrorPage { description },
-        AuthorizeError::Redirect {
+                AuthorizeError::Redirect {
             redirect_uri,
+            mode,
             state,
             code,
             description,
-        } => AuthorizeOutcome::Redirect(error_redirect(
-            &redirect_uri,
-            code,
-            description,
-            state.as_deref(),
+        } => AuthorizeOutcome::Respond(client_response(
+            redirect_uri,
+            mode,
+            vec![("error", code.into()), ("error_description", description.into())],
+            state,
             issuer,
         )),
     }
 }
 
-fn success_redirect(redirect_uri: &str, code: &str, state: Option<&str>, issuer: &str) -> String {
-    let mut params = vec![("code", code)];
+fn client_response(
+    redirect_uri: String,
+    mode: ResponseMode,
+    mut params: Vec<(&'static str, String)>,
+    state: Option<String>,
+    issuer: &str,
+) -> ClientResponse {
     if let Some(s) = state {
         params.push(("state", s));
     }
     // RFC 9207: the issuer identifies who answered, against mix-up attacks.
-    params.push(("iss", issuer));
-    redirect_with(redirect_uri, &params)
+    params.push(("iss", issuer.to_string()));
+    ClientResponse {
+        redirect_uri,
+        mode,
+        params,
+    }
 }
 
-fn error_redirect(
-    redirect_uri: &str,
-    code: &str,
-    description: &str,
-    state: Option<&str>,
+fn code_response(request: &AuthorizationRequest, code: String, issuer: &str) -> ClientResponse {
+    client_response(
+        request.redirect_uri.clone(),
+        request.response_mode,
+        vec![("code", code)],
+        request.state.clone(),
+        issuer,
+    )
+}
+
+fn error_response(
+    request: &AuthorizationRequest,
+    code: &'static str,
+    description: &'static str,
     issuer: &str,
-) -> String {
-    let mut params = vec![("error", code), ("error_description", description)];
-    if let Some(s) = state {
-        params.push(("state", s));
-    }
-    params.push(("iss", issuer));
-    redirect_with(redirect_uri, &params)
+) -> ClientResponse {
+    client_response(
+        request.redirect_uri.clone(),
+        request.response_mode,
+        vec![("error", code.into()), ("error_description", description.into())],
+        request.state.clone(),
+        issuer,
+    )
 }
 
 /// The sign-in form's content.
@@ -172,8 +188,8 @@ pub enum SignInOutcome {
     /// Show the form (again).
     Form(SignInForm),
     /// Signed in: set the session cookie, clear the transaction cookie, go back to the portal.
-    Done {
-        redirect: String,
+        Done {
+        response: ClientResponse,
         session_token: String,
     },
 }
@@ -309,13 +325,8 @@ pub async fn sign_in(
     let Some((session_token, code)) = done else {
         return Ok(SignInOutcome::Expired);
     };
-    Ok(SignInOutcome::Done {
-        redirect: success_redirect(
-            &tx.request.redirect_uri,
-            &code,
-            tx.request.state.as_deref(),
-            &state.settings.issuer(),
-        ),
+        Ok(SignInOutcome::Done {
+        response: code_response(&tx.request, code, &state.settings.issuer()),
         session_token,
     })
 }
@@ -355,15 +366,16 @@ pub fn discovery_document(issuer: &str) -> serde_json::Value {
         "frontchannel_logout_supported": false,
         "revocation_endpoint": format!("{issuer}/revoke"),
         "introspection_endpoint": format!("{issuer}/introspect"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "scopes_supported": ["openid", "profile", "email"],
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",

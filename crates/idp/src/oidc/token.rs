@@ -9,15 +9,16 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::error::Error;
-use crate::oidc::clients::{authenticate, is_confidential, ClientCredentials};
+use crate::oidc::clients::{authenticate_client, is_confidential, ClientCredentials};
 use crate::oidc::error::OAuthError;
 use crate::oidc::flow::{code_hash, family_of_code, new_refresh_token, pkce_matches, refresh_hash};
-use crate::oidc::keys::{SigningAlg, SigningKey};
+use crate::config::Settings;
+use crate::oidc::keys::{SigningAlg, SigningKey, SigningKeyRing};
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::authorization_codes::{self, Redemption};
-use crate::store::clients::{self, Client};
+use crate::store::clients::Client;
 use crate::store::refresh_tokens;
-use crate::store::users::User;
+
 use crate::store::{now, users};
 
 /// Longest value accepted for any parameter.
@@ -144,17 +145,15 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
         .into());
     }
     let params = parse_form(&input.body)?;
-    let credentials = ClientCredentials::parse(
-        input.authorization.as_deref(),
-        params.get("client_id").map(String::as_str),
-        params.get("client_secret").map(String::as_str),
-    )?;
+        let credentials = ClientCredentials::from_request(input.authorization.as_deref(), &params)?;
     let grant_type = params
         .get("grant_type")
         .ok_or(OAuthError::invalid_request("grant_type is required."))?;
+        if grant_type == "client_credentials" {
+        return client_credentials(state, credentials, &params, input).await;
+    }
     let client = authenticated_client(state, &credentials).await?;
     match grant_type.as_str() {
-        "client_credentials" => client_credentials(state, client, &params, input).await,
         "authorization_code" => authorization_code(state, client, &params, input).await,
         "refresh_token" => refresh_token(state, client, &params, input).await,
         _ => Err(OAuthError::unsupported_grant_type(
@@ -164,18 +163,35 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
     }
 }
 
+/// The client credentials grant (RFC 6749 section 4.4). The client lookup, its
+/// authentication and the signature run in one blocking call: RSA signing is too slow for the
+/// async workers, and one hop instead of two is most of this grant's cost.
 async fn client_credentials(
     state: &AppState,
-    client: Client,
+    credentials: ClientCredentials,
     params: &BTreeMap<String, String>,
     input: TokenInput,
 ) -> Result<TokenResponse, Error> {
-    let scopes = client_credentials_scopes(&client, params.get("scope").map(String::as_str))?;
-    let scope = scopes.join(" ");
-
-    let access = issue_access_token(state, &client, &client.id, &scope)?;
+        let requested = params.get("scope").cloned();
+    let hasher = state.hasher.clone();
+    let keys = state.keys.clone();
+    let settings = state.settings.clone();
+    let audiences = assertion_audiences(&settings.issuer());
+    let (client, scope, access) = state
+        .store
+        .run(move |conn| {
+            Ok(authenticate_client(conn, &credentials, &hasher, &audiences, now())?
+                .map_err(Error::from)
+                .and_then(|client| {
+                    let scope = client_credentials_scopes(&client, requested.as_deref())?.join(" ");
+                    let access = issue_access_token(&keys, &settings, &client, &client.id, &scope)?;
+                    Ok((client, scope, access))
+                }))
+        })
+        .await??;
     let (access_token, jti, signer, ttl) =
         (access.token, access.jti, access.signer, access.expires_in);
+
 
     let event = audit_event(
         "token.issued",
@@ -187,13 +203,10 @@ async fn client_credentials(
             "token": "access",
             "jti": jti,
             "kid": signer.kid(),
-            "scope": scope,
+                        "scope": scope,
         }),
     );
-    state
-        .store
-        .run(move |conn| audit::append(conn, &event))
-        .await?;
+    state.audit.record(event).await?;
 
     Ok(TokenResponse {
         access_token,
@@ -279,7 +292,13 @@ async fn authorization_code(
         .filter(|u| !u.disabled)
         .ok_or(BAD_CODE)?;
 
-    let access = issue_access_token(state, &client, &user.id, &record.scope)?;
+    let access = issue_access_token(
+        &state.keys,
+        &state.settings,
+        &client,
+        &user.id,
+        &record.scope,
+    )?;
     let (access_token, access_jti, signer, issued_at, access_ttl) = (
         access.token,
         access.jti,
@@ -368,16 +387,17 @@ struct IssuedAccessToken {
 
 /// Signs an RFC 9068 access token for `subject`, with the client's algorithm.
 fn issue_access_token(
-    state: &AppState,
+    keys: &SigningKeyRing,
+    settings: &Settings,
     client: &Client,
     subject: &str,
     scope: &str,
 ) -> Result<IssuedAccessToken, Error> {
     let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
-    let signer = state.keys.signer(alg)?;
-    let issuer = state.settings.issuer();
+    let signer = keys.signer(alg)?;
+    let issuer = settings.issuer();
     let issued_at = chrono::Utc::now().timestamp();
-    let expires_in = state.settings.tokens.access_token_ttl_secs;
+    let expires_in = settings.tokens.access_token_ttl_secs;
     let jti = uuid::Uuid::new_v4().to_string();
     let token = signer.sign_jwt(
         "at+jwt",
@@ -401,12 +421,31 @@ fn issue_access_token(
     })
 }
 
+/// The answer of a refresh, sealed on the old token so that a retry within the grace window
+/// gets it again.
+#[derive(Serialize, serde::Deserialize)]
+struct RetryAnswer {
+    access_token: String,
+    refresh_token: String,
+    jti: String,
+    issued_at: i64,
+    expires_in: u64,
+    scope: String,
+}
+
 /// What using a refresh token found.
 enum RefreshOutcome {
     Rotated {
-        user: Box<User>,
-        token: String,
-        scope: String,
+        user_id: String,
+        answer: RetryAnswer,
+        kid: String,
+        family: String,
+    },
+    /// The same token again within the grace window, its successor still unused: the same
+    /// answer as the first time.
+    Retried {
+        user_id: String,
+        answer: RetryAnswer,
         family: String,
     },
     /// An already rotated token came back: the family is revoked.
@@ -417,8 +456,14 @@ enum RefreshOutcome {
     Invalid,
 }
 
+fn retry_context(old_hash: &[u8]) -> Vec<u8> {
+    [b"refresh_retry:".as_slice(), old_hash].concat()
+}
+
 /// Refreshes (RFC 6749 section 6): every use rotates the token; reusing an old one revokes
-/// the whole family (OAuth 2.0 Security BCP 4.14.2).
+/// the whole family (OAuth 2.0 Security BCP 4.14.2), except for a retry within the configured
+/// grace window while the new token is still unused. Lookup, rotation and signing run in one
+/// blocking call.
 async fn refresh_token(
     state: &AppState,
     client: Client,
@@ -437,8 +482,14 @@ async fn refresh_token(
     let requested_scope = params.get("scope").cloned();
     let old_hash = refresh_hash(&state.hasher, presented);
     let hasher = state.hasher.clone();
-    let client_id = client.id.clone();
+    let master_key = state.master_key.clone();
+    let keys = state.keys.clone();
+    let settings = state.settings.clone();
+    let grace = chrono::Duration::seconds(
+        i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0),
+    );
     let ttl = refresh_ttl(state);
+    let signing_client = client.clone();
     let outcome = state
         .store
         .run(move |conn| {
@@ -446,10 +497,34 @@ async fn refresh_token(
             let Some(old) = refresh_tokens::find(conn, &old_hash)? else {
                 return Ok(Ok(RefreshOutcome::Invalid));
             };
-            if old.client_id != client_id || old.revoked_at.is_some() || old.expires_at <= at {
+            if old.client_id != signing_client.id
+                || old.revoked_at.is_some()
+                || old.expires_at <= at
+            {
                 return Ok(Ok(RefreshOutcome::Invalid));
             }
-            if old.rotated_at.is_some() {
+            if let Some(rotated_at) = old.rotated_at {
+                if rotated_at + grace >= at {
+                    let answer = old
+                        .retry_response_enc
+                        .as_deref()
+                        .and_then(|sealed| {
+                            master_key.open(sealed, &retry_context(&old.token_hash)).ok()
+                        })
+                        .and_then(|plain| serde_json::from_slice::<RetryAnswer>(&plain).ok());
+                    if let Some(answer) = answer {
+                        let successor_hash = refresh_hash(&hasher, &answer.refresh_token);
+                        let successor_unused = refresh_tokens::find(conn, &successor_hash)?
+                            .is_some_and(|s| s.rotated_at.is_none() && s.revoked_at.is_none());
+                        if successor_unused {
+                            return Ok(Ok(RefreshOutcome::Retried {
+                                user_id: old.user_id,
+                                answer,
+                                family: old.family_id,
+                            }));
+                        }
+                    }
+                }
                 refresh_tokens::revoke_family(conn, &old.family_id, at)?;
                 return Ok(Ok(RefreshOutcome::Reused {
                     user_id: old.user_id,
@@ -466,15 +541,19 @@ async fn refresh_token(
                     {
                         return Ok(Err(OAuthError::invalid_scope(
                             "A refresh cannot widen the granted scope.",
-                        )));
+                        )
+                        .into()));
                     }
                     asked
                 }
                 None => old.scope.clone(),
             };
-            let Some(user) = users::find_by_id(conn, &old.user_id)?.filter(|u| !u.disabled) else {
+            if users::find_by_id(conn, &old.user_id)?
+                .filter(|u| !u.disabled)
+                .is_none()
+            {
                 return Ok(Ok(RefreshOutcome::Invalid));
-            };
+            }
             // The successor keeps the original grant's scope, so a narrower access token now
             // does not shrink later refreshes.
             let (token, successor) = new_refresh_token(
@@ -487,7 +566,31 @@ async fn refresh_token(
                 at,
                 ttl,
             );
-            if !refresh_tokens::rotate(conn, &old.token_hash, &successor, at)? {
+            let access =
+                match issue_access_token(&keys, &settings, &signing_client, &old.user_id, &scope) {
+                    Ok(a) => a,
+                    Err(e) => return Ok(Err(e)),
+                };
+            let answer = RetryAnswer {
+                access_token: access.token,
+                refresh_token: token,
+                jti: access.jti,
+                issued_at: access.issued_at,
+                expires_in: access.expires_in,
+                scope,
+            };
+            let sealed = if grace > chrono::Duration::zero() {
+                let plain = serde_json::to_vec(&answer)
+                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+                Some(
+                    master_key
+                        .seal(&plain, &retry_context(&old.token_hash))
+                        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?,
+                )
+            } else {
+                None
+            };
+            if !refresh_tokens::rotate(conn, &old.token_hash, &successor, sealed.as_deref(), at)? {
                 // Used concurrently by someone else: treat as reuse.
                 refresh_tokens::revoke_family(conn, &old.family_id, at)?;
                 return Ok(Ok(RefreshOutcome::Reused {
@@ -496,22 +599,45 @@ async fn refresh_token(
                 }));
             }
             Ok(Ok(RefreshOutcome::Rotated {
-                user: Box::new(user),
-                token,
-                scope,
+                user_id: old.user_id,
+                answer,
+                kid: access.signer.kid().to_string(),
                 family: old.family_id,
             }))
         })
         .await??;
     const BAD_TOKEN: OAuthError =
         OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
-    let (user, token, scope, family) = match outcome {
+    let (answer, event) = match outcome {
         RefreshOutcome::Rotated {
-            user,
-            token,
-            scope,
+            user_id,
+            answer,
+            kid,
             family,
-        } => (user, token, scope, family),
+        } => {
+            let event = audit_event(
+                "token.refreshed",
+                &client.id,
+                Some(user_id),
+                &input,
+                serde_json::json!({ "jti": answer.jti, "kid": kid, "family": family, "scope": answer.scope }),
+            );
+            (answer, event)
+        }
+        RefreshOutcome::Retried {
+            user_id,
+            answer,
+            family,
+        } => {
+            let event = audit_event(
+                "token.refresh_retried",
+                &client.id,
+                Some(user_id),
+                &input,
+                serde_json::json!({ "jti": answer.jti, "family": family }),
+            );
+            (answer, event)
+        }
         RefreshOutcome::Reused { user_id, family } => {
             let event = audit_event(
                 "token.refresh_reused",
@@ -520,36 +646,20 @@ async fn refresh_token(
                 &input,
                 serde_json::json!({ "family": family }),
             );
-            state
-                .store
-                .run(move |conn| audit::append(conn, &event))
-                .await?;
+            state.audit.record(event).await?;
             return Err(BAD_TOKEN.into());
         }
         RefreshOutcome::Invalid => return Err(BAD_TOKEN.into()),
     };
-
-    let access = issue_access_token(state, &client, &user.id, &scope)?;
-    let (access_token, jti, signer, access_ttl) =
-        (access.token, access.jti, access.signer, access.expires_in);
-    let event = audit_event(
-        "token.refreshed",
-        &client.id,
-        Some(user.id.clone()),
-        &input,
-        serde_json::json!({ "jti": jti, "kid": signer.kid(), "family": family, "scope": scope }),
-    );
-    state
-        .store
-        .run(move |conn| audit::append(conn, &event))
-        .await?;
+    state.audit.record(event).await?;
+    let elapsed = u64::try_from(chrono::Utc::now().timestamp() - answer.issued_at).unwrap_or(0);
     Ok(TokenResponse {
-        access_token,
+        access_token: answer.access_token,
         token_type: "Bearer",
-        expires_in: access_ttl,
-        refresh_token: Some(token),
+        expires_in: answer.expires_in.saturating_sub(elapsed),
+        refresh_token: Some(answer.refresh_token),
         id_token: None,
-        scope,
+        scope: answer.scope,
     })
 }
 
@@ -574,17 +684,27 @@ fn audit_event(
     }
 }
 
+/// What the `aud` of a client assertion may name: the issuer or the endpoint it is sent to
+/// (RFC 7523 section 3; OpenID Connect Core section 9).
+pub(crate) fn assertion_audiences(issuer: &str) -> Vec<String> {
+    ["", "/token", "/revoke", "/introspect"]
+        .iter()
+        .map(|path| format!("{issuer}{path}"))
+        .collect()
+}
+
 /// The client behind `credentials`, authenticated, or `invalid_client`.
 pub(crate) async fn authenticated_client(
     state: &AppState,
     credentials: &ClientCredentials,
 ) -> Result<Client, Error> {
-    let id = credentials.client_id().to_string();
-    let found = state
+    let credentials = credentials.clone();
+    let hasher = state.hasher.clone();
+    let audiences = assertion_audiences(&state.settings.issuer());
+    Ok(state
         .store
-        .run(move |conn| clients::find(conn, &id))
-        .await?;
-    Ok(authenticate(found, credentials, &state.hasher)?)
+        .run(move |conn| authenticate_client(conn, &credentials, &hasher, &audiences, now()))
+        .await??)
 }
 
 #[cfg(test)]
@@ -610,6 +730,7 @@ mod tests {
             enabled: true,
             created_at: t,
             updated_at: t,
+            jwks: None,
         }
     }
 

@@ -6,7 +6,9 @@
 
 pub mod audit;
 pub mod authorization_codes;
+pub mod client_assertions;
 pub mod clients;
+pub mod consents;
 pub mod login_transactions;
 pub mod one_time_codes;
 pub mod refresh_tokens;

@@ -21,8 +21,11 @@ pub struct RefreshTokenRecord {
     pub scope: String,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
-    pub rotated_at: Option<NaiveDateTime>,
+        pub rotated_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The answer that rotated this token, sealed with the master key; kept only while a
+    /// retry grace window applies.
+    pub retry_response_enc: Option<Vec<u8>>,
 }
 
 /// Stores a new token.
@@ -42,12 +45,14 @@ pub fn find(conn: &mut DbConnection, token_hash: &[u8]) -> StoreResult<Option<Re
         .optional()?)
 }
 
-/// Marks `old_hash` as rotated and stores its successor, atomically. Returns false (and stores
-/// nothing) if the old token was already rotated, revoked or expired.
+/// Marks `old_hash` as rotated and stores its successor, atomically; `retry_response_enc` is
+/// kept on the old row for a retry within the grace window. Returns false (and stores nothing)
+/// if the old token was already rotated, revoked or expired.
 pub fn rotate(
     conn: &mut DbConnection,
     old_hash: &[u8],
     successor: &RefreshTokenRecord,
+    retry_response_enc: Option<&[u8]>,
     now: NaiveDateTime,
 ) -> StoreResult<bool> {
     conn.transaction(|conn| {
@@ -58,7 +63,10 @@ pub fn rotate(
                 .filter(refresh_tokens::revoked_at.is_null())
                 .filter(refresh_tokens::expires_at.gt(now)),
         )
-        .set(refresh_tokens::rotated_at.eq(Some(now)))
+                .set((
+            refresh_tokens::rotated_at.eq(Some(now)),
+            refresh_tokens::retry_response_enc.eq(retry_response_enc),
+        ))
         .execute(conn)?;
         if n == 0 {
             return Ok::<_, StoreError>(false);
@@ -110,4 +118,24 @@ pub fn revoke_for_session(
     )
     .set(refresh_tokens::revoked_at.eq(Some(now)))
     .execute(conn)?)
+}
+
+/// Drops the retry answers of tokens rotated before `before` (the grace window is over) and
+/// deletes tokens expired before `expired_before`. Returns how many rows changed.
+pub fn purge(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    expired_before: NaiveDateTime,
+) -> StoreResult<usize> {
+    let cleared = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::retry_response_enc.is_not_null())
+            .filter(refresh_tokens::rotated_at.lt(before)),
+    )
+    .set(refresh_tokens::retry_response_enc.eq(None::<Vec<u8>>))
+    .execute(conn)?;
+    let deleted =
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(expired_before)))
+            .execute(conn)?;
+    Ok(cleared + deleted)
 }

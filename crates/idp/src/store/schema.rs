@@ -44,6 +44,7 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        jwks -> Nullable<Text>,
     }
 }
 
@@ -134,6 +135,7 @@ diesel::table! {
         expires_at -> Timestamp,
         rotated_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        retry_response_enc -> Nullable<Binary>,
     }
 }
 
@@ -157,7 +159,26 @@ diesel::joinable!(login_transactions -> clients (client_id));
 diesel::joinable!(sso_sessions -> users (user_id));
 diesel::joinable!(one_time_codes -> users (user_id));
 
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scopes -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_assertions (jti_hash) {
+        jti_hash -> Binary,
+        client_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    consents,
+    client_assertions,
     users,
     clients,
     signing_keys,

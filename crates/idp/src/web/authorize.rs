@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::error::Error;
+use crate::oidc::authorize::{ClientResponse, ResponseMode};
 use crate::oidc::flow::{LOGIN_TRANSACTION_TTL, SSO_SESSION_TTL};
 use crate::oidc::service::{
     authorize as authorize_request, sign_in, sign_in_form, AuthorizeOutcome, SignInForm,
@@ -22,6 +23,73 @@ struct LoginPage<'a> {
     csrf: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+}
+
+/// The only script Guichet serves: it submits the form_post page's form. The page's CSP allows
+/// exactly this script, by hash.
+const AUTO_SUBMIT_SCRIPT: &str = "document.forms[0].submit();";
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage<'a> {
+    action: &'a str,
+    fields: &'a [(&'static str, String)],
+}
+
+/// The form_post page's Content-Security-Policy: no resource at all, the one script by hash,
+/// and the form may only go to the client's redirect URI.
+fn form_post_csp(action: &str) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, AUTO_SUBMIT_SCRIPT.as_bytes());
+    let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    // The redirect URI is a registered, parsed URL; quotes and semicolons cannot appear in it
+    // unescaped, but keep the directive safe regardless.
+    let target: String = action
+        .chars()
+        .filter(|c| !matches!(c, ';' | ',' | '\'' | ' '))
+        .collect();
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; form-action {target}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// Sends the authorization response to the client in the mode it asked for, with `cookies`.
+fn answer_client(
+    response: &ClientResponse,
+    cookies: Vec<actix_web::cookie::Cookie<'static>>,
+) -> HttpResponse {
+    let mut builder = match response.mode {
+        ResponseMode::Query => see_other(&response.location()),
+        ResponseMode::FormPost => {
+            let mut b = HttpResponse::Ok();
+            b.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((
+                    header::CONTENT_SECURITY_POLICY,
+                    form_post_csp(&response.redirect_uri),
+                ));
+            b
+        }
+    };
+    for cookie in cookies {
+        builder.cookie(cookie);
+    }
+    match response.mode {
+        ResponseMode::Query => builder.finish(),
+        ResponseMode::FormPost => match (FormPostPage {
+            action: &response.redirect_uri,
+            fields: &response.params,
+        })
+        .render()
+        {
+            Ok(body) => builder.body(body),
+            Err(e) => {
+                tracing::error!(error = %e, "template rendering failed");
+                HttpResponse::InternalServerError().finish()
+            }
+        },
+    }
 }
 
 #[derive(Template)]
@@ -86,7 +154,7 @@ pub async fn authorize(
     Ok(
         match authorize_request(&state, req.query_string(), session).await? {
             AuthorizeOutcome::ErrorPage { description } => error_page(description),
-            AuthorizeOutcome::Redirect(location) => see_other(&location).finish(),
+            AuthorizeOutcome::Respond(response) => answer_client(&response, Vec::new()),
             AuthorizeOutcome::SignIn { transaction } => see_other("/login")
                 .cookie(cookies::build(
                     cookies::TRANSACTION,
@@ -119,18 +187,21 @@ fn render_sign_in(outcome: SignInOutcome, https: bool) -> HttpResponse {
             }
             .render(),
         ),
-        SignInOutcome::Done {
-            redirect,
+                SignInOutcome::Done {
+            response,
             session_token,
-        } => see_other(&redirect)
-            .cookie(cookies::build(
-                cookies::SESSION,
-                session_token,
-                https,
-                SSO_SESSION_TTL.num_seconds(),
-            ))
-            .cookie(cookies::removal(cookies::TRANSACTION, https))
-            .finish(),
+        } => answer_client(
+            &response,
+            vec![
+                cookies::build(
+                    cookies::SESSION,
+                    session_token,
+                    https,
+                    SSO_SESSION_TTL.num_seconds(),
+                ),
+                cookies::removal(cookies::TRANSACTION, https),
+            ],
+        ),
     }
 }
 
