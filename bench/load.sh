@@ -34,6 +34,7 @@ log_level = "warn"
 [[clients]]
 id = "bench-rs256"
 name = "Bench RS256"
+first_party = true
 secret = "$secret"
 grants = ["client_credentials"]
 scopes = ["members.read"]
@@ -41,6 +42,7 @@ id_token_alg = "RS256"
 [[clients]]
 id = "bench-es256"
 name = "Bench ES256"
+first_party = true
 secret = "$secret"
 grants = ["client_credentials"]
 scopes = ["members.read"]
@@ -48,6 +50,7 @@ id_token_alg = "ES256"
 [[clients]]
 id = "bench-eddsa"
 name = "Bench EdDSA"
+first_party = true
 secret = "$secret"
 grants = ["client_credentials"]
 scopes = ["members.read"]

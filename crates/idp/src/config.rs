@@ -886,6 +886,7 @@ mod tests {
             first_party: true,
             first_factor: "password".into(),
             required_level: "mfa".into(),
+            jwks: None,
         }
     }
 

@@ -26,6 +26,7 @@ const CLIENTS: &str = r#"
 [[clients]]
 id = "file-portal"
 name = "Portail des membres"
+first_party = true
 secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
 redirect_uris = ["http://localhost:9000/callback"]
 post_logout_redirect_uris = ["http://localhost:9000/bye"]
@@ -34,13 +35,21 @@ backchannel_logout_uri = "http://127.0.0.1:BCL_PORT/bcl/file-portal"
 [[clients]]
 id = "atip"
 name = "Portail AIPRP"
+first_party = true
 secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
 redirect_uris = ["http://localhost:9002/callback"]
 backchannel_logout_uri = "http://127.0.0.1:BCL_PORT/bcl/atip"
 
 [[clients]]
+id = "partner"
+name = "Portail partenaire"
+secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
+redirect_uris = ["http://localhost:9003/callback"]
+
+[[clients]]
 id = "spa"
 name = "Public app"
+first_party = true
 kind = "public"
 redirect_uris = ["http://localhost:9001/cb"]
 scopes = ["openid"]
@@ -277,7 +286,9 @@ on_both_backends!(
     userinfo_answers_bearer_tokens_by_scope,
     revocation_and_introspection,
     logout_ends_the_session_everywhere,
-    logout_without_a_hint_asks_first,
+        logout_without_a_hint_asks_first,
+    consent_is_asked_once_for_a_third_party_portal,
+    form_post_answers_with_an_auto_submitted_form,
 );
 
 fn code_flow_with_pkce_gives_a_valid_id_token(f: &Fixture) {
@@ -1146,4 +1157,161 @@ fn id_token_hint_must_name_the_signed_in_person(f: &Fixture) {
         query_param(&location(&r), "error").as_deref(),
         Some("invalid_request")
     );
+}
+
+fn partner_authorize(http: &Http, f: &Fixture, session: &str, extra: &str) -> reqwest::blocking::Response {
+    http.get(f.server.url(&format!(
+        "/authorize?client_id=partner&redirect_uri=http%3A%2F%2Flocalhost%3A9003%2Fcallback\
+         &response_type=code&scope=openid+email&state=p-1&nonce=pn\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256{extra}"
+    )))
+    .header("Cookie", session)
+    .send()
+    .expect("authorize")
+}
+
+/// Opens the consent page of a new transaction; returns the cookies to send and its CSRF token.
+fn open_consent(http: &Http, f: &Fixture, session: &str, extra: &str) -> (String, String) {
+    let r = partner_authorize(http, f, session, extra);
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/consent");
+    let tx = cookie(&r, "guichet_tx").expect("transaction cookie");
+    let cookies = format!("{}; {session}", tx.split(';').next().expect("pair"));
+    let page = http
+        .get(f.server.url("/consent"))
+        .header("Cookie", &cookies)
+        .send()
+        .expect("consent page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().expect("html");
+    assert!(html.contains("Portail partenaire"), "{html}");
+    assert!(html.contains("Votre adresse courriel / Your email address"), "{html}");
+    (cookies, csrf_of(&html))
+}
+
+fn consent_is_asked_once_for_a_third_party_portal(f: &Fixture) {
+    let http = http();
+    let (_, session) = sign_in(f, &http);
+    // prompt=none cannot show the consent page.
+    let r = partner_authorize(&http, f, &session, "&prompt=none");
+    let back = location(&r);
+    assert!(back.starts_with("http://localhost:9003/callback"), "{back}");
+    assert_eq!(query_param(&back, "error").as_deref(), Some("consent_required"));
+    assert_eq!(query_param(&back, "state").as_deref(), Some("p-1"));
+
+    // A forged answer (wrong CSRF token) changes nothing; declining sends access_denied.
+    let (cookies, csrf) = open_consent(&http, f, &session, "");
+    let r = http
+        .post(f.server.url("/consent"))
+        .header("Cookie", &cookies)
+        .form(&[("csrf", "forged"), ("decision", "allow")])
+        .send()
+        .expect("forged");
+    assert_eq!(r.status(), 400);
+    let r = http
+        .post(f.server.url("/consent"))
+        .header("Cookie", &cookies)
+        .form(&[("csrf", csrf.as_str()), ("decision", "deny")])
+        .send()
+        .expect("deny");
+    let back = location(&r);
+    assert_eq!(query_param(&back, "error").as_deref(), Some("access_denied"), "{back}");
+    assert_eq!(query_param(&back, "state").as_deref(), Some("p-1"));
+
+    // Agreeing gives a code that the portal exchanges.
+    let (cookies, csrf) = open_consent(&http, f, &session, "");
+    let r = http
+        .post(f.server.url("/consent"))
+        .header("Cookie", &cookies)
+        .form(&[("csrf", csrf.as_str()), ("decision", "allow")])
+        .send()
+        .expect("allow");
+    let back = location(&r);
+    let code = query_param(&back, "code").expect("code after consent");
+    let r = http
+        .post(f.server.url("/token"))
+        .basic_auth("partner", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://localhost:9003/callback"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .expect("token");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().expect("json");
+    let claims = verify_id_token(f, body["id_token"].as_str().expect("id_token"), "partner");
+    assert_eq!(claims["sub"], f.user_id.as_str());
+    // The answer was used once: posting it again finds nothing.
+    let r = http
+        .post(f.server.url("/consent"))
+        .header("Cookie", &cookies)
+        .form(&[("csrf", csrf.as_str()), ("decision", "allow")])
+        .send()
+        .expect("again");
+    assert_eq!(r.status(), 400);
+
+    // Remembered: the same scopes need no new consent, even with prompt=none...
+    let r = partner_authorize(&http, f, &session, "&prompt=none");
+    assert!(query_param(&location(&r), "code").is_some(), "{}", location(&r));
+    // ...but wider scopes, or prompt=consent, ask again.
+    let r = http
+        .get(f.server.url(&format!(
+            "/authorize?client_id=partner&redirect_uri=http%3A%2F%2Flocalhost%3A9003%2Fcallback\
+             &response_type=code&scope=openid+email+profile&state=p-1\
+             &code_challenge={CHALLENGE}&code_challenge_method=S256"
+        )))
+        .header("Cookie", &session)
+        .send()
+        .expect("wider");
+    assert_eq!(location(&r), "/consent");
+    open_consent(&http, f, &session, "&prompt=consent");
+
+    let conn = &mut f.store.connection().expect("conn");
+    let events: Vec<String> = audit::for_subject(conn, &f.user_id, 50)
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert!(events.iter().any(|e| e == "consent.granted"), "{events:?}");
+    assert!(events.iter().any(|e| e == "consent.denied"), "{events:?}");
+}
+
+fn form_post_answers_with_an_auto_submitted_form(f: &Fixture) {
+    let http = http();
+    // An error answered in form_post mode: login_required, posted back with state.
+    let r = http
+        .get(authorize_url(f, "&prompt=none&response_mode=form_post"))
+        .send()
+        .expect("none");
+    assert_eq!(r.status(), 200);
+    let html = r.text().expect("html");
+    assert!(html.contains(r#"name="error" value="login_required""#), "{html}");
+    assert!(html.contains(r#"name="state" value="st-1""#), "{html}");
+
+    let (_, session) = sign_in(f, &http);
+    let r = http
+        .get(authorize_url(f, "&response_mode=form_post"))
+        .header("Cookie", &session)
+        .send()
+        .expect("form_post");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("location").is_none(), "no redirect");
+    let csp = r.headers()["content-security-policy"].to_str().expect("csp").to_string();
+    assert!(csp.contains(&format!("form-action {CALLBACK}")), "{csp}");
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().expect("html");
+    assert!(
+        html.contains(&format!(r#"<form method="post" action="{CALLBACK}">"#)),
+        "{html}"
+    );
+    assert!(html.contains(&format!(r#"name="iss" value="{ISSUER}""#)), "{html}");
+    let start = html.find(r#"name="code" value=""#).expect("code field") + 19;
+    let code = &html[start..start + html[start..].find('"').expect("end")];
+    let (status, body) = exchange(f, &http, code, VERIFIER);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["id_token"].is_string());
 }

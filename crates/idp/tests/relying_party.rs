@@ -26,6 +26,7 @@ fn config() -> String {
 [[clients]]
 id = "file-portal"
 name = "Portail des membres"
+first_party = true
 secret = "{SECRET}"
 redirect_uris = ["http://localhost:9000/callback"]
 post_logout_redirect_uris = ["http://localhost:9000/bye"]

@@ -43,11 +43,38 @@ fn hex_hash(hasher: &KeyedHasher, purpose: &str, value: &str) -> String {
         .collect()
 }
 
+/// Step of a transaction waiting for the password.
+pub const STEP_PASSWORD: &str = "password";
+/// Step of a transaction waiting for the person's consent.
+pub const STEP_CONSENT: &str = "consent";
+
 /// Stores a validated request; returns the cookie value that refers to it.
 pub fn start_login(
     conn: &mut DbConnection,
     hasher: &KeyedHasher,
     request: &AuthorizationRequest,
+    now: NaiveDateTime,
+) -> StoreResult<String> {
+    start_transaction(conn, hasher, request, None, STEP_PASSWORD, now)
+}
+
+/// Stores a request that only waits for `user_id`'s consent (already signed in).
+pub fn start_consent(
+    conn: &mut DbConnection,
+    hasher: &KeyedHasher,
+    request: &AuthorizationRequest,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<String> {
+    start_transaction(conn, hasher, request, Some(user_id), STEP_CONSENT, now)
+}
+
+fn start_transaction(
+    conn: &mut DbConnection,
+    hasher: &KeyedHasher,
+    request: &AuthorizationRequest,
+    user_id: Option<&str>,
+    step: &str,
     now: NaiveDateTime,
 ) -> StoreResult<String> {
     let token = random_token();
@@ -58,9 +85,9 @@ pub fn start_login(
         &LoginTransactionRecord {
             id: hex_hash(hasher, TX_PURPOSE, &token),
             client_id: request.client_id.clone(),
-            request: json,
-            user_id: None,
-            step: "password".into(),
+                        request: json,
+            user_id: user_id.map(str::to_string),
+            step: step.into(),
             created_at: now,
             expires_at: now + LOGIN_TRANSACTION_TTL,
         },
@@ -73,6 +100,10 @@ pub fn start_login(
 pub struct LoginTransaction {
     pub id: String,
     pub request: AuthorizationRequest,
+    /// The person, once identified.
+    pub user_id: Option<String>,
+    /// Where the person is in the journey.
+    pub step: String,
 }
 
 /// The transaction behind a cookie value, if it is still live.
@@ -87,9 +118,11 @@ pub fn find_login(
         .map(|record| {
             let request = serde_json::from_str(&record.request)
                 .map_err(|e| StoreError::Corrupt(format!("login transaction request: {e}")))?;
-            Ok(LoginTransaction {
+                        Ok(LoginTransaction {
                 id: record.id,
                 request,
+                user_id: record.user_id,
+                step: record.step,
             })
         })
         .transpose()
@@ -205,6 +238,25 @@ pub fn issue_code(
     // Logging out later notifies every portal the session signed in to.
     sso_sessions::add_client(conn, &session.record.sid, &request.client_id, now)?;
     Ok(code)
+}
+
+/// Whether the person must be asked before `client` gets `request`'s scopes: never for a
+/// first-party portal; otherwise when asked to (`prompt=consent`) or when the scopes go beyond
+/// what the person already agreed to.
+pub fn consent_needed(
+    conn: &mut DbConnection,
+    client: &crate::store::clients::Client,
+    user_id: &str,
+    request: &AuthorizationRequest,
+) -> StoreResult<bool> {
+    if client.first_party {
+        return Ok(false);
+    }
+    if request.prompts("consent") {
+        return Ok(true);
+    }
+    let granted = crate::store::consents::granted(conn, user_id, &client.id)?.unwrap_or_default();
+    Ok(request.scope.iter().any(|s| !granted.contains(s)))
 }
 
 /// The stored hash of a code presented at the token endpoint.

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod clients;
+pub mod consent;
 pub mod error;
 pub mod flow;
 pub mod id_token;

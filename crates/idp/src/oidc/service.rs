@@ -11,8 +11,8 @@ use crate::oidc::authorize::{
     ResponseMode,
 };
 use crate::oidc::flow::{
-    create_session, csrf_matches, csrf_token, find_login, find_session, issue_code, start_login,
-    Authentication,
+    consent_needed, create_session, csrf_matches, csrf_token, find_login, find_session,
+    issue_code, start_consent, start_login, Authentication, STEP_CONSENT, STEP_PASSWORD,
 };
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::{clients, login_transactions, now, users};
@@ -24,8 +24,20 @@ pub enum AuthorizeOutcome {
     ErrorPage { description: &'static str },
         /// Back to the client (code or error).
     Respond(ClientResponse),
-    /// On to the sign-in page, with a new login transaction cookie.
+        /// On to the sign-in page, with a new login transaction cookie.
     SignIn { transaction: String },
+    /// Signed in already, but the person must agree to share: on to the consent page, with a
+    /// new transaction cookie.
+    Consent { transaction: String },
+}
+
+/// What the authorization endpoint decided, inside its one database call.
+enum Next {
+    Code(String),
+    LoginRequired,
+    ConsentRequired,
+    SignIn(String),
+    Consent(String),
 }
 
 /// Handles an authorization request (`query` is the raw query string).
@@ -73,8 +85,13 @@ pub async fn authorize(
             }
         },
     };
-    let hasher = state.hasher.clone();
+        let hasher = state.hasher.clone();
     let req = request.clone();
+    let Some(client) = client else {
+        return Ok(AuthorizeOutcome::ErrorPage {
+            description: "The portal that sent you here is not registered.",
+        });
+    };
     let answer = state
         .store
         .run(move |conn| {
@@ -89,22 +106,42 @@ pub async fn authorize(
                     .as_deref()
                     .is_none_or(|sub| sub == s.record.user_id)
             });
-            match session.filter(|s| s.satisfies(&req, at)) {
-                Some(session) => Ok(Ok(issue_code(conn, &hasher, &req, &session, at)?)),
-                None if req.prompts("none") => Ok(Err(None)),
-                None => Ok(Err(Some(start_login(conn, &hasher, &req, at)?))),
-            }
+                        Ok(match session.filter(|s| s.satisfies(&req, at)) {
+                Some(session) if consent_needed(conn, &client, &session.record.user_id, &req)? => {
+                    if req.prompts("none") {
+                        Next::ConsentRequired
+                    } else {
+                        Next::Consent(start_consent(
+                            conn,
+                            &hasher,
+                            &req,
+                            &session.record.user_id,
+                            at,
+                        )?)
+                    }
+                }
+                Some(session) => Next::Code(issue_code(conn, &hasher, &req, &session, at)?),
+                None if req.prompts("none") => Next::LoginRequired,
+                None => Next::SignIn(start_login(conn, &hasher, &req, at)?),
+            })
         })
         .await?;
     Ok(match answer {
-                Ok(code) => AuthorizeOutcome::Respond(code_response(&request, code, &issuer)),
-        Err(None) => AuthorizeOutcome::Respond(error_response(
+        Next::Code(code) => AuthorizeOutcome::Respond(code_response(&request, code, &issuer)),
+        Next::LoginRequired => AuthorizeOutcome::Respond(error_response(
             &request,
             "login_required",
             "The person must sign in.",
             &issuer,
         )),
-        Err(Some(transaction)) => AuthorizeOutcome::SignIn { transaction },
+        Next::ConsentRequired => AuthorizeOutcome::Respond(error_response(
+            &request,
+            "consent_required",
+            "The person must agree to share this information first.",
+            &issuer,
+        )),
+        Next::SignIn(transaction) => AuthorizeOutcome::SignIn { transaction },
+        Next::Consent(transaction) => AuthorizeOutcome::Consent { transaction },
     })
 }
 
@@ -146,7 +183,7 @@ fn client_response(
     }
 }
 
-fn code_response(request: &AuthorizationRequest, code: String, issuer: &str) -> ClientResponse {
+pub(crate) fn code_response(request: &AuthorizationRequest, code: String, issuer: &str) -> ClientResponse {
     client_response(
         request.redirect_uri.clone(),
         request.response_mode,
@@ -156,7 +193,7 @@ fn code_response(request: &AuthorizationRequest, code: String, issuer: &str) -> 
     )
 }
 
-fn error_response(
+pub(crate) fn error_response(
     request: &AuthorizationRequest,
     code: &'static str,
     description: &'static str,
@@ -187,11 +224,20 @@ pub enum SignInOutcome {
     Expired,
     /// Show the form (again).
     Form(SignInForm),
-    /// Signed in: set the session cookie, clear the transaction cookie, go back to the portal.
-        Done {
+        /// Signed in: set the session cookie, clear the transaction cookie, go back to the portal.
+    Done {
         response: ClientResponse,
         session_token: String,
     },
+    /// Signed in, but the person must agree to share first: set the session cookie, keep the
+    /// transaction, go to the consent page.
+    Consent { session_token: String },
+}
+
+/// What the sign-in's database call decided.
+enum SignedIn {
+    Code(String, String),
+    Consent(String),
 }
 
 /// The sign-in form for the transaction behind `transaction`.
@@ -206,7 +252,9 @@ pub async fn sign_in_form(
     let found = state
         .store
         .run(move |conn| {
-            let Some(tx) = find_login(conn, &hasher, &token, now())? else {
+            let Some(tx) = find_login(conn, &hasher, &token, now())?
+                .filter(|tx| tx.step == STEP_PASSWORD)
+            else {
                 return Ok(None);
             };
             let client = clients::find(conn, &tx.request.client_id)?;
@@ -253,7 +301,9 @@ pub async fn sign_in(
     let found = state
         .store
         .run(move |conn| {
-            let Some(tx) = find_login(conn, &hasher, &token, now())? else {
+            let Some(tx) = find_login(conn, &hasher, &token, now())?
+                .filter(|tx| tx.step == STEP_PASSWORD)
+            else {
                 return Ok(None);
             };
             let client = clients::find(conn, &tx.request.client_id)?;
@@ -304,30 +354,50 @@ pub async fn sign_in(
         &submission,
         json!({ "amr": ["pwd"] }),
     );
-    let tx_id = tx.id.clone();
+        let tx_id = tx.id.clone();
+    let Some(client) = client else {
+        return Ok(SignInOutcome::Expired);
+    };
     let done = state
         .store
         .run(move |conn| {
             // All or nothing: a failure leaves the login transaction usable, not half spent.
             conn.transaction(|conn| {
-                let at = now();
-                // The transaction is spent once: a second submission finds nothing to delete.
-                if !login_transactions::delete(conn, &tx_id)? {
+                                let at = now();
+                let consent = consent_needed(conn, &client, &auth.user_id, &request)?;
+                // The transaction is spent once: a second submission finds it moved on or gone,
+                // before anything is written.
+                let spent = if consent {
+                    login_transactions::advance(
+                        conn,
+                        &tx_id,
+                        STEP_PASSWORD,
+                        STEP_CONSENT,
+                        Some(&auth.user_id),
+                    )?
+                } else {
+                    login_transactions::delete(conn, &tx_id)?
+                };
+                if !spent {
                     return Ok(None);
                 }
                 let (session_token, session) = create_session(conn, &hasher, &auth, at)?;
-                let code = issue_code(conn, &hasher, &request, &session, at)?;
                 audit::append(conn, &succeeded)?;
-                Ok(Some((session_token, code)))
+                if consent {
+                    return Ok(Some(SignedIn::Consent(session_token)));
+                }
+                let code = issue_code(conn, &hasher, &request, &session, at)?;
+                Ok(Some(SignedIn::Code(session_token, code)))
             })
         })
         .await?;
-    let Some((session_token, code)) = done else {
-        return Ok(SignInOutcome::Expired);
-    };
-        Ok(SignInOutcome::Done {
-        response: code_response(&tx.request, code, &state.settings.issuer()),
-        session_token,
+    Ok(match done {
+        None => SignInOutcome::Expired,
+        Some(SignedIn::Consent(session_token)) => SignInOutcome::Consent { session_token },
+        Some(SignedIn::Code(session_token, code)) => SignInOutcome::Done {
+            response: code_response(&tx.request, code, &state.settings.issuer()),
+            session_token,
+        },
     })
 }
 

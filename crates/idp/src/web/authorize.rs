@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::authorize::{ClientResponse, ResponseMode};
+use crate::oidc::consent::{ConsentDecision, ConsentOutcome};
 use crate::oidc::flow::{LOGIN_TRANSACTION_TTL, SSO_SESSION_TTL};
 use crate::oidc::service::{
     authorize as authorize_request, sign_in, sign_in_form, AuthorizeOutcome, SignInForm,
@@ -155,7 +156,15 @@ pub async fn authorize(
         match authorize_request(&state, req.query_string(), session).await? {
             AuthorizeOutcome::ErrorPage { description } => error_page(description),
             AuthorizeOutcome::Respond(response) => answer_client(&response, Vec::new()),
-            AuthorizeOutcome::SignIn { transaction } => see_other("/login")
+                        AuthorizeOutcome::SignIn { transaction } => see_other("/login")
+                .cookie(cookies::build(
+                    cookies::TRANSACTION,
+                    transaction,
+                    state.https,
+                    LOGIN_TRANSACTION_TTL.num_seconds(),
+                ))
+                .finish(),
+            AuthorizeOutcome::Consent { transaction } => see_other("/consent")
                 .cookie(cookies::build(
                     cookies::TRANSACTION,
                     transaction,
@@ -187,7 +196,15 @@ fn render_sign_in(outcome: SignInOutcome, https: bool) -> HttpResponse {
             }
             .render(),
         ),
-                SignInOutcome::Done {
+                        SignInOutcome::Consent { session_token } => see_other("/consent")
+            .cookie(cookies::build(
+                cookies::SESSION,
+                session_token,
+                https,
+                SSO_SESSION_TTL.num_seconds(),
+            ))
+            .finish(),
+        SignInOutcome::Done {
             response,
             session_token,
         } => answer_client(
@@ -251,6 +268,106 @@ pub async fn login_submit(
     };
     let outcome = sign_in(&state, transaction(&req, state.https), submission).await?;
     Ok(render_sign_in(outcome, state.https))
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    client_name: &'a str,
+    labels: Vec<&'static str>,
+    csrf: &'a str,
+}
+
+/// What a scope lets the portal see, in both languages.
+fn scope_label(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Vous identifier / Identify you",
+        "profile" => "Vos nom et prénom / Your name",
+        "email" => "Votre adresse courriel / Your email address",
+        "offline_access" => {
+            "Garder l’accès en votre absence / Keep access while you are away"
+        }
+        _ => "Une autre autorisation de ce portail / Another permission of this portal",
+    }
+}
+
+fn session(req: &HttpRequest, https: bool) -> Option<String> {
+    req.cookie(&cookies::name(cookies::SESSION, https))
+        .map(|c| c.value().to_string())
+}
+
+fn render_consent(outcome: ConsentOutcome, https: bool) -> HttpResponse {
+    match outcome {
+        ConsentOutcome::Expired => error_page(EXPIRED),
+        ConsentOutcome::Form(form) => {
+            let mut labels: Vec<&'static str> = form.scopes.iter().map(|s| scope_label(s)).collect();
+            labels.dedup();
+            html(
+                actix_web::http::StatusCode::OK,
+                ConsentPage {
+                    client_name: &form.client_name,
+                    labels,
+                    csrf: &form.csrf,
+                }
+                .render(),
+            )
+        }
+        ConsentOutcome::Done(response) => answer_client(
+            &response,
+            vec![cookies::removal(cookies::TRANSACTION, https)],
+        ),
+    }
+}
+
+/// The consent page.
+pub async fn consent_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let outcome = crate::oidc::consent::consent_form(
+        &state,
+        transaction(&req, state.https),
+        session(&req, state.https),
+    )
+    .await?;
+    Ok(render_consent(outcome, state.https))
+}
+
+/// Fields of the consent form.
+#[derive(Deserialize)]
+pub struct ConsentFields {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// The person's answer on the consent page.
+pub async fn consent_submit(
+    req: HttpRequest,
+    form: web::Form<ConsentFields>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let form = form.into_inner();
+    let decision = ConsentDecision {
+        csrf: form.csrf,
+        allow: form.decision == "allow",
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    };
+    let outcome = crate::oidc::consent::decide(
+        &state,
+        transaction(&req, state.https),
+        session(&req, state.https),
+        decision,
+    )
+    .await?;
+    Ok(render_consent(outcome, state.https))
 }
 
 /// The discovery document.
