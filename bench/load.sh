@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark on loopback: a bare actix-web JSON handler (the baseline), then Guichet's
-# discovery, JWKS, liveness and token endpoint (client_credentials with RS256, ES256 and EdDSA clients),
-# on SQLite. Prints a Markdown table; the figures go to docs/benchmarks.md.
+# discovery, JWKS, liveness and token endpoint (client_credentials with RS256, ES256 and EdDSA
+# clients) with wrk; then refresh, code exchange and introspection with the token_load example
+# (they need a signed-in person and a new token each time), on SQLite. Prints Markdown tables;
+# the figures go to docs/benchmarks.md.
 #
 #   bench/load.sh                 (DURATION=10 CONNECTIONS=64 THREADS=2 by default)
 set -euo pipefail
@@ -16,9 +18,10 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --locked -q -p idp --bins --example bare_json
+cargo build --release --locked -q -p idp --bins --example bare_json --example token_load
 idp="$target/release/idp"
 bare="$target/release/examples/bare_json"
+token_load="$target/release/examples/token_load"
 
 work=$(mktemp -d)
 pids=()
@@ -55,6 +58,22 @@ secret = "$secret"
 grants = ["client_credentials"]
 scopes = ["members.read"]
 id_token_alg = "EdDSA"
+[[clients]]
+id = "bench-code-es256"
+name = "Bench code ES256"
+first_party = true
+secret = "$secret"
+redirect_uris = ["http://localhost:9000/callback"]
+scopes = ["openid", "email"]
+id_token_alg = "ES256"
+[[clients]]
+id = "bench-code-rs256"
+name = "Bench code RS256"
+first_party = true
+secret = "$secret"
+redirect_uris = ["http://localhost:9000/callback"]
+scopes = ["openid", "email"]
+id_token_alg = "RS256"
 TOML
 
 (cd "$work" && GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$idp_port" exec "$idp" serve >"$work/idp.log" 2>&1) &
@@ -95,6 +114,24 @@ for alg in rs256 es256 eddsa; do
     "POST /token client_credentials, ${alg^^}" "http://127.0.0.1:$idp_port/token" \
     -s bench/wrk/post-form.lua
 done
+echo
+echo "token_load: $connections workers, ${duration}s per scenario (the generator shares the cores)"
+echo
+echo "| scenario, client | rounds/s | p50 | p99 | errors |"
+echo "|---|---|---|---|---|"
+run_token_load() { # run_token_load SCENARIO ALG
+  local row errors
+  row=$("$token_load" "http://127.0.0.1:$idp_port" "$work/data/guichet.db" "$1" "bench-code-$2" \
+    "$secret" "$duration" "$connections")
+  echo "${row/| $1 |/| $1, ${2^^} |}"
+  errors=$(awk -F'|' '{ gsub(/ /, "", $6); print $6 }' <<<"$row")
+  errors_total=$((errors_total + errors))
+}
+run_token_load refresh es256
+run_token_load refresh rs256
+run_token_load code es256
+run_token_load code rs256
+run_token_load introspect es256
 echo
 echo "idp peak RSS: $(awk '/^VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$idp_pid/status")"
 if [ "$errors_total" -ne 0 ]; then

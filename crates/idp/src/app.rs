@@ -19,7 +19,7 @@ use crate::web::middleware::{request_id, security_headers};
 /// several instances can serve the same people.
 pub struct AppState {
     pub settings: Arc<Settings>,
-        pub store: Store,
+    pub store: Store,
     /// Group-committing writer of the audit log.
     pub audit: crate::audit::AuditLog,
     pub redis: Option<redis::Client>,
@@ -102,7 +102,7 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let audit = crate::audit::AuditLog::start(store.clone())?;
+        let audit = crate::audit::AuditLog::start(store.clone())?;
         Ok(Self {
             audit,
             http,
@@ -134,12 +134,10 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         state.keys.clone(),
         Duration::from_secs(settings.keys.refresh_interval_secs),
     ));
-        tokio::spawn(purge_expired(
+    tokio::spawn(purge_expired(
         state.store.clone(),
         Duration::from_secs(settings.database.purge_interval_secs),
-        chrono::Duration::seconds(
-            i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0),
-        ),
+        chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0)),
     ));
     let addr = settings.bind_addr()?;
     let https = settings.public_url()?.scheme() == "https";
@@ -206,8 +204,8 @@ async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::
                         conn,
                         at - chrono::Duration::hours(1),
                     )?,
-                                        crate::store::revoked_access_tokens::purge_expired(conn, at)?,
-                                        crate::store::client_assertions::purge_expired(conn, at)?,
+                    crate::store::revoked_access_tokens::purge_expired(conn, at)?,
+                    crate::store::client_assertions::purge_expired(conn, at)?,
                     crate::store::refresh_tokens::purge(
                         conn,
                         at - refresh_grace,
@@ -221,8 +219,8 @@ async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::
                 login_transactions = counts[0],
                 one_time_codes = counts[1],
                 authorization_codes = counts[2],
-                                revoked_access_tokens = counts[3],
-                                client_assertions = counts[4],
+                revoked_access_tokens = counts[3],
+                client_assertions = counts[4],
                 refresh_tokens = counts[5],
                 "expired rows purged"
             ),

@@ -148,7 +148,7 @@ pub struct TokenSettings {
     pub id_token_ttl_secs: u64,
     /// Lifetime of refresh tokens, in seconds. Each use rotates the token; logging out revokes
     /// the session's tokens.
-        pub refresh_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
     /// Seconds after a refresh during which a client retrying the same refresh token (its
     /// answer was lost) gets the same new pair instead of having its session revoked. 0
     /// disables the window: any reuse revokes the family.
@@ -160,7 +160,7 @@ impl Default for TokenSettings {
         Self {
             access_token_ttl_secs: 600,
             id_token_ttl_secs: 600,
-                        refresh_token_ttl_secs: 8 * 3600,
+            refresh_token_ttl_secs: 8 * 3600,
             refresh_grace_secs: 0,
         }
     }
@@ -249,7 +249,7 @@ pub struct ClientSettings {
     /// `password`, or `upstream:NAME` for a federated first factor.
     #[serde(default = "ClientSettings::default_first_factor")]
     pub first_factor: String,
-        /// Level an SSO session must have reached for this portal.
+    /// Level an SSO session must have reached for this portal.
     #[serde(default = "ClientSettings::default_level")]
     pub required_level: String,
     /// Public keys (a JWK Set) of a confidential client that authenticates with
@@ -294,9 +294,12 @@ impl ClientSettings {
         if self.name.trim().is_empty() {
             return Err(("name", "must not be empty".into()));
         }
-                if let Some(set) = &self.jwks {
+        if let Some(set) = &self.jwks {
             if self.kind == ClientKind::Public {
-                return Err(("jwks", "a public client cannot authenticate with keys".into()));
+                return Err((
+                    "jwks",
+                    "a public client cannot authenticate with keys".into(),
+                ));
             }
             if set.keys.is_empty() {
                 return Err(("jwks", "list at least one public key".into()));
@@ -576,7 +579,7 @@ impl Settings {
                 ));
             }
         }
-                if self.tokens.refresh_grace_secs > 300 {
+        if self.tokens.refresh_grace_secs > 300 {
             return Err(ConfigError::invalid(
                 "tokens.refresh_grace_secs",
                 "must be between 0 and 300 seconds",

@@ -159,7 +159,7 @@ fn migrate_applies_then_has_nothing_left() {
     ];
     let first = run(dir.path(), &["migrate"], &env);
     assert!(first.status.success(), "{first:?}");
-    assert!(String::from_utf8_lossy(&first.stdout).contains("3 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("4 migration(s) applied"));
     let again = run(dir.path(), &["migrate"], &env);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 
@@ -420,4 +420,94 @@ fn expired_rows_are_purged_in_the_background() {
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(server);
+}
+
+/// Two instances on one PostgreSQL database: a rotation made with the CLI reaches both without
+/// restart; tokens signed before it still validate against either JWKS, and new tokens from
+/// either instance carry the new key.
+#[test]
+fn rotation_reaches_every_instance_of_a_shared_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("idp.toml"),
+        "[[clients]]\nid = \"batch\"\nname = \"Batch\"\n\
+         secret = \"cm90YXRpb24tdGVzdC1zZWNyZXQtdGhhdC1pcy1sb25n\"\n\
+         grants = [\"client_credentials\"]\nscopes = [\"members.read\"]\nid_token_alg = \"ES256\"\n",
+    )
+    .expect("config");
+    let pg = EmptyPostgres::create();
+    let key = idp::crypto::MasterKey::generate().to_base64();
+    let env = [
+        ("GUICHET_CONFIG", "idp.toml"),
+        ("GUICHET_MASTER_KEY", key.as_str()),
+        ("GUICHET_DATABASE_URL", pg.url.as_str()),
+        ("GUICHET_KEYS__REFRESH_INTERVAL_SECS", "1"),
+    ];
+    let instances = [
+        Server::start(dir.path(), &env),
+        Server::start(dir.path(), &env),
+    ];
+    let token = |server: &Server| -> String {
+        let body: serde_json::Value = client()
+            .post(server.url("/token"))
+            .basic_auth(
+                "batch",
+                Some("cm90YXRpb24tdGVzdC1zZWNyZXQtdGhhdC1pcy1sb25n"),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .expect("POST /token")
+            .json()
+            .expect("json");
+        body["access_token"].as_str().expect("token").to_string()
+    };
+    let kid = |token: &str| -> String {
+        jsonwebtoken::decode_header(token)
+            .expect("header")
+            .kid
+            .expect("kid")
+    };
+    let validates = |server: &Server, token: &str| -> bool {
+        let jwks: jsonwebtoken::jwk::JwkSet = client()
+            .get(server.url("/jwks"))
+            .send()
+            .expect("GET /jwks")
+            .json()
+            .expect("jwks");
+        let Some(jwk) = jwks.find(&kid(token)) else {
+            return false;
+        };
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        v.set_audience(&["http://localhost:8080"]);
+        jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key"),
+            &v,
+        )
+        .is_ok()
+    };
+    let before = token(&instances[0]);
+    let old_kid = kid(&before);
+    assert_eq!(kid(&token(&instances[1])), old_kid, "one key for both");
+
+    let out = run(dir.path(), &["keys", "rotate", "--alg", "ES256"], &env);
+    assert!(out.status.success(), "{out:?}");
+
+    // Each instance signs with the new key after its reloads, with no restart.
+    for server in &instances {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let fresh = token(server);
+            if kid(&fresh) != old_kid {
+                assert!(validates(server, &fresh), "new token validates");
+                break;
+            }
+            assert!(Instant::now() < deadline, "rotation not picked up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // The token signed before the rotation still validates against both JWKS.
+    for server in &instances {
+        assert!(validates(server, &before), "old token still validates");
+    }
 }

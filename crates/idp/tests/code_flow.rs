@@ -116,6 +116,10 @@ struct Fixture {
 }
 
 fn start(postgres: bool) -> Fixture {
+    start_with(postgres, &[])
+}
+
+fn start_with(postgres: bool, env: &[(&str, &str)]) -> Fixture {
     let backchannel = backchannel();
     let config = CLIENTS.replace("BCL_PORT", &backchannel.port.to_string());
     let Deployment {
@@ -123,7 +127,7 @@ fn start(postgres: bool) -> Fixture {
         store,
         dir,
         postgres,
-    } = Deployment::start(&config, postgres, free_port(), &[]);
+    } = Deployment::start(&config, postgres, free_port(), env);
     let user = users::insert(
         &mut store.connection().expect("conn"),
         &NewUser {
@@ -1159,7 +1163,12 @@ fn id_token_hint_must_name_the_signed_in_person(f: &Fixture) {
     );
 }
 
-fn partner_authorize(http: &Http, f: &Fixture, session: &str, extra: &str) -> reqwest::blocking::Response {
+fn partner_authorize(
+    http: &Http,
+    f: &Fixture,
+    session: &str,
+    extra: &str,
+) -> reqwest::blocking::Response {
     http.get(f.server.url(&format!(
         "/authorize?client_id=partner&redirect_uri=http%3A%2F%2Flocalhost%3A9003%2Fcallback\
          &response_type=code&scope=openid+email&state=p-1&nonce=pn\
@@ -1185,7 +1194,10 @@ fn open_consent(http: &Http, f: &Fixture, session: &str, extra: &str) -> (String
     assert_eq!(page.status(), 200);
     let html = page.text().expect("html");
     assert!(html.contains("Portail partenaire"), "{html}");
-    assert!(html.contains("Votre adresse courriel / Your email address"), "{html}");
+    assert!(
+        html.contains("Votre adresse courriel / Your email address"),
+        "{html}"
+    );
     (cookies, csrf_of(&html))
 }
 
@@ -1196,7 +1208,10 @@ fn consent_is_asked_once_for_a_third_party_portal(f: &Fixture) {
     let r = partner_authorize(&http, f, &session, "&prompt=none");
     let back = location(&r);
     assert!(back.starts_with("http://localhost:9003/callback"), "{back}");
-    assert_eq!(query_param(&back, "error").as_deref(), Some("consent_required"));
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("consent_required")
+    );
     assert_eq!(query_param(&back, "state").as_deref(), Some("p-1"));
 
     // A forged answer (wrong CSRF token) changes nothing; declining sends access_denied.
@@ -1215,7 +1230,11 @@ fn consent_is_asked_once_for_a_third_party_portal(f: &Fixture) {
         .send()
         .expect("deny");
     let back = location(&r);
-    assert_eq!(query_param(&back, "error").as_deref(), Some("access_denied"), "{back}");
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("access_denied"),
+        "{back}"
+    );
     assert_eq!(query_param(&back, "state").as_deref(), Some("p-1"));
 
     // Agreeing gives a code that the portal exchanges.
@@ -1254,7 +1273,11 @@ fn consent_is_asked_once_for_a_third_party_portal(f: &Fixture) {
 
     // Remembered: the same scopes need no new consent, even with prompt=none...
     let r = partner_authorize(&http, f, &session, "&prompt=none");
-    assert!(query_param(&location(&r), "code").is_some(), "{}", location(&r));
+    assert!(
+        query_param(&location(&r), "code").is_some(),
+        "{}",
+        location(&r)
+    );
     // ...but wider scopes, or prompt=consent, ask again.
     let r = http
         .get(f.server.url(&format!(
@@ -1287,7 +1310,10 @@ fn form_post_answers_with_an_auto_submitted_form(f: &Fixture) {
         .expect("none");
     assert_eq!(r.status(), 200);
     let html = r.text().expect("html");
-    assert!(html.contains(r#"name="error" value="login_required""#), "{html}");
+    assert!(
+        html.contains(r#"name="error" value="login_required""#),
+        "{html}"
+    );
     assert!(html.contains(r#"name="state" value="st-1""#), "{html}");
 
     let (_, session) = sign_in(f, &http);
@@ -1298,7 +1324,10 @@ fn form_post_answers_with_an_auto_submitted_form(f: &Fixture) {
         .expect("form_post");
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("location").is_none(), "no redirect");
-    let csp = r.headers()["content-security-policy"].to_str().expect("csp").to_string();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
     assert!(csp.contains(&format!("form-action {CALLBACK}")), "{csp}");
     assert!(csp.contains("script-src 'sha256-"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
@@ -1308,10 +1337,104 @@ fn form_post_answers_with_an_auto_submitted_form(f: &Fixture) {
         html.contains(&format!(r#"<form method="post" action="{CALLBACK}">"#)),
         "{html}"
     );
-    assert!(html.contains(&format!(r#"name="iss" value="{ISSUER}""#)), "{html}");
+    assert!(
+        html.contains(&format!(r#"name="iss" value="{ISSUER}""#)),
+        "{html}"
+    );
     let start = html.find(r#"name="code" value=""#).expect("code field") + 19;
     let code = &html[start..start + html[start..].find('"').expect("end")];
     let (status, body) = exchange(f, &http, code, VERIFIER);
     assert_eq!(status, 200, "{body}");
     assert!(body["id_token"].is_string());
+}
+
+/// With `tokens.refresh_grace_secs`, a client that lost the answer to a refresh and retries it
+/// gets the same pair back; once the new token is used, or the window is over, a retry is a
+/// reuse and revokes the family.
+mod grace_window {
+    use super::*;
+
+    fn start_with_grace(postgres: bool) -> Fixture {
+        start_with(postgres, &[("GUICHET_TOKENS__REFRESH_GRACE_SECS", "2")])
+    }
+
+    on_both_backends!(start_with_grace; a_retried_refresh_gets_the_same_pair);
+
+    fn first_refresh_token(f: &Fixture, http: &Http) -> String {
+        let (redirect, _) = sign_in(f, http);
+        let code = query_param(&redirect, "code").expect("code");
+        let (_, body) = exchange(f, http, &code, VERIFIER);
+        body["refresh_token"].as_str().expect("refresh").to_string()
+    }
+
+    fn a_retried_refresh_gets_the_same_pair(f: &Fixture) {
+        let http = http();
+        let portal = ("file-portal", Some(SECRET));
+        let r0 = first_refresh_token(f, &http);
+        let (status, first) = refresh(f, &http, portal, &r0, None);
+        assert_eq!(status, 200, "{first}");
+        let (status, retried) = refresh(f, &http, portal, &r0, None);
+        assert_eq!(status, 200, "a retry within the window: {retried}");
+        assert_eq!(retried["access_token"], first["access_token"]);
+        assert_eq!(retried["refresh_token"], first["refresh_token"]);
+        let r1 = first["refresh_token"].as_str().expect("r1");
+        // Another client cannot use the retry.
+        let (status, body) = refresh(f, &http, ("atip", Some(SECRET)), &r0, None);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        // The new token works; after that, the old one again is a reuse: family revoked.
+        let (status, second) = refresh(f, &http, portal, r1, None);
+        assert_eq!(status, 200, "{second}");
+        let (status, body) = refresh(f, &http, portal, &r0, None);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        let r2 = second["refresh_token"].as_str().expect("r2");
+        let (status, body) = refresh(f, &http, portal, r2, None);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "the whole family is revoked"
+        );
+
+        // Past the window, a retry is a reuse even though the new token was never used.
+        let r0 = first_refresh_token(f, &http);
+        let (status, first) = refresh(f, &http, portal, &r0, None);
+        assert_eq!(status, 200, "{first}");
+        std::thread::sleep(std::time::Duration::from_millis(2_200));
+        let (status, body) = refresh(f, &http, portal, &r0, None);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        let r1 = first["refresh_token"].as_str().expect("r1");
+        let (status, _) = refresh(f, &http, portal, r1, None);
+        assert_eq!(status, 400, "revoked with its family");
+
+        let conn = &mut f.store.connection().expect("conn");
+        let events: Vec<String> = audit::for_subject(conn, &f.user_id, 100)
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| *e == "token.refresh_retried")
+                .count(),
+            1,
+            "{events:?}"
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| *e == "token.refresh_reused")
+                .count(),
+            2,
+            "{events:?}"
+        );
+    }
 }

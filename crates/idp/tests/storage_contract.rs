@@ -873,7 +873,9 @@ fn refresh_tokens_rotation_and_revocation(db: &TestDb) {
     let first = refresh(&user.id, "portal", &family, Some("sid-1"));
     refresh_tokens::insert(&mut conn, &first).expect("insert");
     let second = refresh(&user.id, "portal", &family, Some("sid-1"));
-    assert!(refresh_tokens::rotate(&mut conn, &first.token_hash, &second, None, t).expect("rotate"));
+    assert!(
+        refresh_tokens::rotate(&mut conn, &first.token_hash, &second, None, t).expect("rotate")
+    );
     let third = refresh(&user.id, "portal", &family, Some("sid-1"));
     assert!(
         !refresh_tokens::rotate(&mut conn, &first.token_hash, &third, None, t).expect("reuse"),
@@ -897,7 +899,9 @@ fn refresh_tokens_rotation_and_revocation(db: &TestDb) {
         refresh_tokens::revoke_family(&mut conn, &family, t).expect("family"),
         2
     );
-    assert!(!refresh_tokens::rotate(&mut conn, &second.token_hash, &third, None, t).expect("revoked"));
+    assert!(
+        !refresh_tokens::rotate(&mut conn, &second.token_hash, &third, None, t).expect("revoked")
+    );
     assert_eq!(
         refresh_tokens::revoke_family(&mut conn, &family, t).expect("again"),
         0
@@ -917,7 +921,9 @@ fn refresh_tokens_rotation_and_revocation(db: &TestDb) {
     let mut expired = refresh(&user.id, "portal", &id(), None);
     expired.expires_at = t - Duration::seconds(1);
     refresh_tokens::insert(&mut conn, &expired).expect("insert");
-    assert!(!refresh_tokens::rotate(&mut conn, &expired.token_hash, &third, None, t).expect("expired"));
+    assert!(
+        !refresh_tokens::rotate(&mut conn, &expired.token_hash, &third, None, t).expect("expired")
+    );
 }
 
 fn audit_event(event_type: &str, subject: Option<&str>) -> NewAuditEvent {

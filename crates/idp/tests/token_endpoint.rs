@@ -49,7 +49,51 @@ redirect_uris = ["http://localhost:9000/callback"]
 type Fixture = Deployment;
 
 fn start(postgres: bool) -> Fixture {
-    Deployment::start(CLIENTS, postgres, free_port(), &[])
+    let (_, x) = client_key();
+    let keyed = format!(
+        "{CLIENTS}\n[[clients]]\nid = \"keyed\"\nname = \"Batch (private_key_jwt)\"\n\
+         grants = [\"client_credentials\"]\nscopes = [\"members.read\"]\nid_token_alg = \"ES256\"\n\
+         jwks = {{ keys = [ {{ kty = \"OKP\", crv = \"Ed25519\", kid = \"k1\", x = \"{x}\" }} ] }}\n"
+    );
+    Deployment::start(&keyed, postgres, free_port(), &[])
+}
+
+/// The Ed25519 key of the `keyed` client: PKCS#8 document and public `x`, made once per run.
+fn client_key() -> &'static (Vec<u8>, String) {
+    static KEY: std::sync::OnceLock<(Vec<u8>, String)> = std::sync::OnceLock::new();
+    KEY.get_or_init(new_ed25519_key)
+}
+
+fn new_ed25519_key() -> (Vec<u8>, String) {
+    use aws_lc_rs::signature::KeyPair;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("pair");
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    (pkcs8.as_ref().to_vec(), x)
+}
+
+/// A client assertion (RFC 7523) for `keyed`, signed with `pkcs8`.
+fn assertion(pkcs8: &[u8], aud: &str, lifetime_secs: i64, jti: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("k1".into());
+    jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({
+            "iss": "keyed", "sub": "keyed", "aud": aud, "jti": jti,
+            "iat": now, "exp": now + lifetime_secs,
+        }),
+        &jsonwebtoken::EncodingKey::from_ed_der(pkcs8),
+    )
+    .expect("sign assertion")
+}
+
+fn assertion_body(assertion: &str) -> String {
+    format!(
+        "grant_type=client_credentials&client_assertion_type=\
+         urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+    )
 }
 
 fn basic(id: &str, secret: &str) -> String {
@@ -103,8 +147,90 @@ on_both_backends!(
     client_credentials_issues_a_verifiable_access_token,
     every_signing_algorithm_and_client_secret_post,
     authentication_failures_are_invalid_client,
-    request_errors_are_rfc6749_objects,
+        request_errors_are_rfc6749_objects,
+    private_key_jwt_assertions_are_checked_and_used_once,
 );
+
+fn private_key_jwt_assertions_are_checked_and_used_once(f: &Fixture) {
+    let (pkcs8, _) = client_key();
+    let token_url = "http://localhost:8080/token";
+    let good = assertion(pkcs8, token_url, 60, "jti-1");
+    let (status, _, body) = post(f, None, &assertion_body(&good));
+    assert_eq!(status, 200, "{body}");
+    let (header, claims) = verify(f, body["access_token"].as_str().expect("token"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert_eq!(claims["client_id"], "keyed");
+    assert_eq!(claims["scope"], "members.read");
+
+    // The issuer is an accepted audience too; client_id may name the client as well.
+    let by_issuer = assertion(pkcs8, "http://localhost:8080", 60, "jti-2");
+    let (status, _, body) = post(
+        f,
+        None,
+        &format!("{}&client_id=keyed", assertion_body(&by_issuer)),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let (other_key, _) = new_ed25519_key();
+    let refused = [
+        ("replayed", good.clone()),
+        (
+            "wrong audience",
+            assertion(pkcs8, "https://elsewhere.example", 60, "jti-3"),
+        ),
+        ("expired", assertion(pkcs8, token_url, -120, "jti-4")),
+        (
+            "too long-lived",
+            assertion(pkcs8, token_url, 3_600, "jti-5"),
+        ),
+        ("another key", assertion(&other_key, token_url, 60, "jti-6")),
+        ("not a JWT", "not-a-jwt".to_string()),
+    ];
+    for (why, bad) in refused {
+        let (status, headers, body) = post(f, None, &assertion_body(&bad));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{why}: {body}"
+        );
+        assert!(headers.contains_key("www-authenticate"), "{why}");
+    }
+    // A keyed client has no secret to present.
+    let (status, _, body) = post(
+        f,
+        Some(&basic("keyed", SECRET)),
+        "grant_type=client_credentials",
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // Two methods at once, a mismatched client_id, an unknown assertion type.
+    let fresh = assertion(pkcs8, token_url, 60, "jti-7");
+    let (status, _, body) = post(f, Some(&basic("keyed", SECRET)), &assertion_body(&fresh));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _, body) = post(
+        f,
+        None,
+        &format!("{}&client_id=batch-es", assertion_body(&fresh)),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let (status, _, body) = post(
+        f,
+        None,
+        &format!("grant_type=client_credentials&client_assertion_type=urn%3Aother&client_assertion={fresh}"),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+}
 
 fn client_credentials_issues_a_verifiable_access_token(f: &Fixture) {
     let (status, headers, body) = post(

@@ -29,7 +29,7 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<String>,
     /// Seconds; a session older than this must authenticate again.
     pub max_age: Option<i64>,
-        pub login_hint: Option<String>,
+    pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
     /// How the answer travels back (OAuth 2.0 Form Post Response Mode).
     #[serde(default)]
@@ -80,7 +80,7 @@ pub enum AuthorizeError {
         description: &'static str,
     },
     /// Redirect to the client with an RFC 6749 error.
-        Redirect {
+    Redirect {
         redirect_uri: String,
         mode: ResponseMode,
         state: Option<String>,
@@ -122,7 +122,7 @@ pub fn validate(
 ) -> Result<AuthorizationRequest, AuthorizeError> {
     let client = check_client(params, client)?;
     let redirect_uri = check_redirect_uri(params, client)?;
-        let state = params.get("state").cloned();
+    let state = params.get("state").cloned();
     let mode = check_response_mode(params);
     let fail = |code, description| AuthorizeError::Redirect {
         redirect_uri: redirect_uri.clone(),
@@ -158,7 +158,7 @@ pub fn validate(
         prompt,
         max_age,
         login_hint: params.get("login_hint").cloned(),
-                ui_locales: params.get("ui_locales").cloned(),
+        ui_locales: params.get("ui_locales").cloned(),
         response_mode,
     })
 }

@@ -5,8 +5,8 @@ use chrono::NaiveDateTime;
 use crate::config::{ClientKind, ClientSettings};
 use crate::crypto::KeyedHasher;
 use crate::oidc::error::OAuthError;
-use crate::store::clients::{self, Client};
 use crate::store::client_assertions;
+use crate::store::clients::{self, Client};
 use crate::store::{DbConnection, StoreResult};
 
 /// Purpose label of client secret hashes.
@@ -37,7 +37,7 @@ pub fn sync_configured(
             id_token_alg: c.id_token_alg.clone(),
             first_party: c.first_party,
             first_factor: c.first_factor.clone(),
-                        required_level: c.required_level.clone(),
+            required_level: c.required_level.clone(),
             jwks: c
                 .jwks
                 .as_ref()
@@ -58,7 +58,7 @@ pub enum ClientCredentials {
     Basic { id: String, secret: String },
     /// `client_secret_post`: `client_id` and `client_secret` in the body.
     Post { id: String, secret: String },
-        /// `none`: a public client naming itself.
+    /// `none`: a public client naming itself.
     None { id: String },
     /// `private_key_jwt`: a JWT signed with the client's key (RFC 7523 section 2.2).
     Assertion { id: String, assertion: String },
@@ -76,7 +76,7 @@ impl std::fmt::Debug for ClientCredentials {
         match self {
             Self::Basic { id, .. } => write!(f, "Basic({id}, [redacted])"),
             Self::Post { id, .. } => write!(f, "Post({id}, [redacted])"),
-                        Self::None { id } => write!(f, "None({id})"),
+            Self::None { id } => write!(f, "None({id})"),
             Self::Assertion { id, .. } => write!(f, "Assertion({id}, [redacted])"),
         }
     }
@@ -86,7 +86,7 @@ impl ClientCredentials {
     /// The client id presented.
     pub fn client_id(&self) -> &str {
         match self {
-                        Self::Basic { id, .. }
+            Self::Basic { id, .. }
             | Self::Post { id, .. }
             | Self::None { id }
             | Self::Assertion { id, .. } => id,
@@ -249,8 +249,7 @@ pub fn verify_assertion(
         let Ok(key) = DecodingKey::from_jwk(jwk) else {
             continue;
         };
-        let Ok(data) =
-            jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &validation)
+        let Ok(data) = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &validation)
         else {
             continue;
         };
@@ -291,7 +290,10 @@ pub fn authenticate_client(
     let expires_at = chrono::DateTime::from_timestamp(verified.expires_at, 0)
         .map(|t| t.naive_utc())
         .unwrap_or(at);
-    let jti_hash = hasher.hash(ASSERTION_PURPOSE, format!("{}\0{}", client.id, verified.jti).as_bytes());
+    let jti_hash = hasher.hash(
+        ASSERTION_PURPOSE,
+        format!("{}\0{}", client.id, verified.jti).as_bytes(),
+    );
     if !client_assertions::record(conn, &jti_hash, &client.id, expires_at)? {
         return Ok(Err(OAuthError::invalid_client(
             "This client assertion was already used.",

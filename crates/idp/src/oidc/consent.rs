@@ -7,7 +7,9 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::authorize::ClientResponse;
-use crate::oidc::flow::{csrf_matches, csrf_token, find_login, find_session, issue_code, STEP_CONSENT};
+use crate::oidc::flow::{
+    csrf_matches, csrf_token, find_login, find_session, issue_code, STEP_CONSENT,
+};
 use crate::oidc::service::{code_response, error_response};
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::{clients, consents, login_transactions, now};
@@ -54,8 +56,8 @@ pub async fn consent_form(
         .store
         .run(move |conn| {
             let at = now();
-            let Some(tx) = find_login(conn, &hasher, &transaction, at)?
-                .filter(|tx| tx.step == STEP_CONSENT)
+            let Some(tx) =
+                find_login(conn, &hasher, &transaction, at)?.filter(|tx| tx.step == STEP_CONSENT)
             else {
                 return Ok(None);
             };

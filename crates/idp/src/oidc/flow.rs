@@ -85,7 +85,7 @@ fn start_transaction(
         &LoginTransactionRecord {
             id: hex_hash(hasher, TX_PURPOSE, &token),
             client_id: request.client_id.clone(),
-                        request: json,
+            request: json,
             user_id: user_id.map(str::to_string),
             step: step.into(),
             created_at: now,
@@ -118,7 +118,7 @@ pub fn find_login(
         .map(|record| {
             let request = serde_json::from_str(&record.request)
                 .map_err(|e| StoreError::Corrupt(format!("login transaction request: {e}")))?;
-                        Ok(LoginTransaction {
+            Ok(LoginTransaction {
                 id: record.id,
                 request,
                 user_id: record.user_id,

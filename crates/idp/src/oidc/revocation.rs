@@ -27,7 +27,7 @@ async fn read(state: &AppState, mut input: TokenInput) -> Result<Request, Error>
         .into());
     }
     let params = parse_form(&std::mem::take(&mut input.body))?;
-        let credentials = ClientCredentials::from_request(input.authorization.as_deref(), &params)?;
+    let credentials = ClientCredentials::from_request(input.authorization.as_deref(), &params)?;
     let client = authenticated_client(state, &credentials).await?;
     let token = params
         .get("token")

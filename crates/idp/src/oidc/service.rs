@@ -7,12 +7,11 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::authorize::{
-    parse_parameters, validate, AuthorizationRequest, AuthorizeError, ClientResponse,
-    ResponseMode,
+    parse_parameters, validate, AuthorizationRequest, AuthorizeError, ClientResponse, ResponseMode,
 };
 use crate::oidc::flow::{
-    consent_needed, create_session, csrf_matches, csrf_token, find_login, find_session,
-    issue_code, start_consent, start_login, Authentication, STEP_CONSENT, STEP_PASSWORD,
+    consent_needed, create_session, csrf_matches, csrf_token, find_login, find_session, issue_code,
+    start_consent, start_login, Authentication, STEP_CONSENT, STEP_PASSWORD,
 };
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::{clients, login_transactions, now, users};
@@ -22,9 +21,9 @@ use crate::store::{clients, login_transactions, now, users};
 pub enum AuthorizeOutcome {
     /// An error page (the client or its redirect URI could not be trusted).
     ErrorPage { description: &'static str },
-        /// Back to the client (code or error).
+    /// Back to the client (code or error).
     Respond(ClientResponse),
-        /// On to the sign-in page, with a new login transaction cookie.
+    /// On to the sign-in page, with a new login transaction cookie.
     SignIn { transaction: String },
     /// Signed in already, but the person must agree to share: on to the consent page, with a
     /// new transaction cookie.
@@ -76,7 +75,7 @@ pub async fn authorize(
             }) {
             Some(sub) => Some(sub),
             None => {
-                                return Ok(AuthorizeOutcome::Respond(error_response(
+                return Ok(AuthorizeOutcome::Respond(error_response(
                     &request,
                     "invalid_request",
                     "The id_token_hint is not a valid ID token from this service.",
@@ -85,7 +84,7 @@ pub async fn authorize(
             }
         },
     };
-        let hasher = state.hasher.clone();
+    let hasher = state.hasher.clone();
     let req = request.clone();
     let Some(client) = client else {
         return Ok(AuthorizeOutcome::ErrorPage {
@@ -106,7 +105,7 @@ pub async fn authorize(
                     .as_deref()
                     .is_none_or(|sub| sub == s.record.user_id)
             });
-                        Ok(match session.filter(|s| s.satisfies(&req, at)) {
+            Ok(match session.filter(|s| s.satisfies(&req, at)) {
                 Some(session) if consent_needed(conn, &client, &session.record.user_id, &req)? => {
                     if req.prompts("none") {
                         Next::ConsentRequired
@@ -148,7 +147,7 @@ pub async fn authorize(
 fn refused(error: AuthorizeError, issuer: &str) -> AuthorizeOutcome {
     match error {
         AuthorizeError::Page { description, .. } => AuthorizeOutcome::ErrorPage { description },
-                AuthorizeError::Redirect {
+        AuthorizeError::Redirect {
             redirect_uri,
             mode,
             state,
@@ -157,7 +156,10 @@ fn refused(error: AuthorizeError, issuer: &str) -> AuthorizeOutcome {
         } => AuthorizeOutcome::Respond(client_response(
             redirect_uri,
             mode,
-            vec![("error", code.into()), ("error_description", description.into())],
+            vec![
+                ("error", code.into()),
+                ("error_description", description.into()),
+            ],
             state,
             issuer,
         )),
@@ -183,7 +185,11 @@ fn client_response(
     }
 }
 
-pub(crate) fn code_response(request: &AuthorizationRequest, code: String, issuer: &str) -> ClientResponse {
+pub(crate) fn code_response(
+    request: &AuthorizationRequest,
+    code: String,
+    issuer: &str,
+) -> ClientResponse {
     client_response(
         request.redirect_uri.clone(),
         request.response_mode,
@@ -202,7 +208,10 @@ pub(crate) fn error_response(
     client_response(
         request.redirect_uri.clone(),
         request.response_mode,
-        vec![("error", code.into()), ("error_description", description.into())],
+        vec![
+            ("error", code.into()),
+            ("error_description", description.into()),
+        ],
         request.state.clone(),
         issuer,
     )
@@ -224,7 +233,7 @@ pub enum SignInOutcome {
     Expired,
     /// Show the form (again).
     Form(SignInForm),
-        /// Signed in: set the session cookie, clear the transaction cookie, go back to the portal.
+    /// Signed in: set the session cookie, clear the transaction cookie, go back to the portal.
     Done {
         response: ClientResponse,
         session_token: String,
@@ -252,8 +261,8 @@ pub async fn sign_in_form(
     let found = state
         .store
         .run(move |conn| {
-            let Some(tx) = find_login(conn, &hasher, &token, now())?
-                .filter(|tx| tx.step == STEP_PASSWORD)
+            let Some(tx) =
+                find_login(conn, &hasher, &token, now())?.filter(|tx| tx.step == STEP_PASSWORD)
             else {
                 return Ok(None);
             };
@@ -301,8 +310,8 @@ pub async fn sign_in(
     let found = state
         .store
         .run(move |conn| {
-            let Some(tx) = find_login(conn, &hasher, &token, now())?
-                .filter(|tx| tx.step == STEP_PASSWORD)
+            let Some(tx) =
+                find_login(conn, &hasher, &token, now())?.filter(|tx| tx.step == STEP_PASSWORD)
             else {
                 return Ok(None);
             };
@@ -354,7 +363,7 @@ pub async fn sign_in(
         &submission,
         json!({ "amr": ["pwd"] }),
     );
-        let tx_id = tx.id.clone();
+    let tx_id = tx.id.clone();
     let Some(client) = client else {
         return Ok(SignInOutcome::Expired);
     };
@@ -363,7 +372,7 @@ pub async fn sign_in(
         .run(move |conn| {
             // All or nothing: a failure leaves the login transaction usable, not half spent.
             conn.transaction(|conn| {
-                                let at = now();
+                let at = now();
                 let consent = consent_needed(conn, &client, &auth.user_id, &request)?;
                 // The transaction is spent once: a second submission finds it moved on or gone,
                 // before anything is written.

@@ -5,14 +5,15 @@
 
 use std::collections::BTreeMap;
 
+use diesel::Connection;
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::config::Settings;
 use crate::error::Error;
 use crate::oidc::clients::{authenticate_client, is_confidential, ClientCredentials};
 use crate::oidc::error::OAuthError;
 use crate::oidc::flow::{code_hash, family_of_code, new_refresh_token, pkce_matches, refresh_hash};
-use crate::config::Settings;
 use crate::oidc::keys::{SigningAlg, SigningKey, SigningKeyRing};
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::authorization_codes::{self, Redemption};
@@ -145,11 +146,11 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
         .into());
     }
     let params = parse_form(&input.body)?;
-        let credentials = ClientCredentials::from_request(input.authorization.as_deref(), &params)?;
+    let credentials = ClientCredentials::from_request(input.authorization.as_deref(), &params)?;
     let grant_type = params
         .get("grant_type")
         .ok_or(OAuthError::invalid_request("grant_type is required."))?;
-        if grant_type == "client_credentials" {
+    if grant_type == "client_credentials" {
         return client_credentials(state, credentials, &params, input).await;
     }
     let client = authenticated_client(state, &credentials).await?;
@@ -172,7 +173,7 @@ async fn client_credentials(
     params: &BTreeMap<String, String>,
     input: TokenInput,
 ) -> Result<TokenResponse, Error> {
-        let requested = params.get("scope").cloned();
+    let requested = params.get("scope").cloned();
     let hasher = state.hasher.clone();
     let keys = state.keys.clone();
     let settings = state.settings.clone();
@@ -180,18 +181,21 @@ async fn client_credentials(
     let (client, scope, access) = state
         .store
         .run(move |conn| {
-            Ok(authenticate_client(conn, &credentials, &hasher, &audiences, now())?
-                .map_err(Error::from)
-                .and_then(|client| {
-                    let scope = client_credentials_scopes(&client, requested.as_deref())?.join(" ");
-                    let access = issue_access_token(&keys, &settings, &client, &client.id, &scope)?;
-                    Ok((client, scope, access))
-                }))
+            Ok(
+                authenticate_client(conn, &credentials, &hasher, &audiences, now())?
+                    .map_err(Error::from)
+                    .and_then(|client| {
+                        let scope =
+                            client_credentials_scopes(&client, requested.as_deref())?.join(" ");
+                        let access =
+                            issue_access_token(&keys, &settings, &client, &client.id, &scope)?;
+                        Ok((client, scope, access))
+                    }),
+            )
         })
         .await??;
     let (access_token, jti, signer, ttl) =
         (access.token, access.jti, access.signer, access.expires_in);
-
 
     let event = audit_event(
         "token.issued",
@@ -218,7 +222,9 @@ async fn client_credentials(
     })
 }
 
-/// Exchanges an authorization code (RFC 6749 4.1.3, RFC 7636 4.6).
+/// Exchanges an authorization code (RFC 6749 4.1.3, RFC 7636 4.6). Redemption, the person's
+/// lookup, both signatures, the refresh token and the audit row happen in one blocking call and
+/// one transaction: a failure after the code is spent leaves nothing half-issued.
 async fn authorization_code(
     state: &AppState,
     client: Client,
@@ -244,130 +250,162 @@ async fn authorization_code(
         .clone();
     let verifier = params.get("code_verifier").cloned();
     let hash = code_hash(&state.hasher, code);
-    let at = now();
-    let redemption = state
+    let hasher = state.hasher.clone();
+    let keys = state.keys.clone();
+    let settings = state.settings.clone();
+    let refresh_lifetime = refresh_ttl(state);
+    let audit_input = TokenInput {
+        ip: input.ip.clone(),
+        user_agent: input.user_agent.clone(),
+        request_id: input.request_id.clone(),
+        ..TokenInput::default()
+    };
+    state
         .store
-        .run(move |conn| authorization_codes::redeem(conn, &hash, at))
-        .await?;
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                exchange_code(
+                    conn,
+                    &CodeExchange {
+                        hasher: &hasher,
+                        keys: &keys,
+                        settings: &settings,
+                        client: &client,
+                        code_hash: &hash,
+                        redirect_uri: &redirect_uri,
+                        verifier: verifier.as_deref(),
+                        refresh_ttl: refresh_lifetime,
+                        input: &audit_input,
+                    },
+                )
+            })
+        })
+        .await?
+}
+
+/// What [`exchange_code`] needs.
+struct CodeExchange<'a> {
+    hasher: &'a crate::crypto::KeyedHasher,
+    keys: &'a SigningKeyRing,
+    settings: &'a Settings,
+    client: &'a Client,
+    code_hash: &'a [u8],
+    redirect_uri: &'a str,
+    verifier: Option<&'a str>,
+    refresh_ttl: chrono::Duration,
+    input: &'a TokenInput,
+}
+
+/// The code exchange inside its transaction. An OAuth refusal is `Ok(Err(..))` so that what it
+/// wrote (a spent code, a revoked family) is committed; a storage failure rolls everything back.
+fn exchange_code(
+    conn: &mut crate::store::DbConnection,
+    x: &CodeExchange<'_>,
+) -> Result<Result<TokenResponse, Error>, crate::store::StoreError> {
     const BAD_CODE: OAuthError =
         OAuthError::invalid_grant("The authorization code is invalid, expired or already used.");
-    let record = match redemption {
+    let client = x.client;
+    let record = match authorization_codes::redeem(conn, x.code_hash, now())? {
         Redemption::Redeemed(record) => record,
         Redemption::Replayed(record) => {
             // A second use means the code leaked: revoke what its first use issued.
             let family = family_of_code(&record.code_hash);
-            let event = audit_event(
-                "token.code_replayed",
-                &client.id,
-                Some(record.user_id.clone()),
-                &input,
-                serde_json::json!({ "session": record.session_id }),
-            );
-            state
-                .store
-                .run(move |conn| {
-                    refresh_tokens::revoke_family(conn, &family, now())?;
-                    audit::append(conn, &event)
-                })
-                .await?;
-            return Err(BAD_CODE.into());
+            refresh_tokens::revoke_family(conn, &family, now())?;
+            audit::append(
+                conn,
+                &audit_event(
+                    "token.code_replayed",
+                    &client.id,
+                    Some(record.user_id.clone()),
+                    x.input,
+                    serde_json::json!({ "session": record.session_id }),
+                ),
+            )?;
+            return Ok(Err(BAD_CODE.into()));
         }
-        Redemption::Expired | Redemption::Unknown => return Err(BAD_CODE.into()),
+        Redemption::Expired | Redemption::Unknown => return Ok(Err(BAD_CODE.into())),
     };
-    if record.client_id != client.id || record.redirect_uri != redirect_uri {
-        return Err(BAD_CODE.into());
+    if record.client_id != client.id || record.redirect_uri != x.redirect_uri {
+        return Ok(Err(BAD_CODE.into()));
     }
-    match (&record.code_challenge, &verifier) {
+    match (&record.code_challenge, x.verifier) {
         (Some(challenge), Some(v)) if pkce_matches(v, challenge) => {}
         (None, None) => {}
         _ => {
-            return Err(OAuthError::invalid_grant("The PKCE code_verifier does not match.").into())
+            return Ok(Err(OAuthError::invalid_grant(
+                "The PKCE code_verifier does not match.",
+            )
+            .into()))
         }
     }
-    let user_id = record.user_id.clone();
-    let user = state
-        .store
-        .run(move |conn| users::find_by_id(conn, &user_id))
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or(BAD_CODE)?;
-
-    let access = issue_access_token(
-        &state.keys,
-        &state.settings,
-        &client,
-        &user.id,
-        &record.scope,
-    )?;
-    let (access_token, access_jti, signer, issued_at, access_ttl) = (
-        access.token,
-        access.jti,
-        access.signer,
-        access.issued_at,
-        access.expires_in,
-    );
-    let alg = signer.alg();
-    let issuer = state.settings.issuer();
-    let id_ttl = i64::try_from(state.settings.tokens.id_token_ttl_secs).unwrap_or(600);
+    let Some(user) = users::find_by_id(conn, &record.user_id)?.filter(|u| !u.disabled) else {
+        return Ok(Err(BAD_CODE.into()));
+    };
+    let access = match issue_access_token(x.keys, x.settings, client, &user.id, &record.scope) {
+        Ok(a) => a,
+        Err(e) => return Ok(Err(e)),
+    };
+    let issuer = x.settings.issuer();
+    let id_ttl = i64::try_from(x.settings.tokens.id_token_ttl_secs).unwrap_or(600);
     let id_claims = crate::oidc::id_token::claims(
         &issuer,
         &client.id,
         &user,
         &record,
-        alg,
-        &access_token,
-        issued_at,
+        access.signer.alg(),
+        &access.token,
+        access.issued_at,
         id_ttl,
     );
-    let id_token = signer.sign_jwt("JWT", &id_claims)?;
+    let id_token = match access.signer.sign_jwt("JWT", &id_claims) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e.into())),
+    };
     let refresh = client
         .allowed_grants
         .iter()
         .any(|g| g == "refresh_token")
         .then(|| {
             new_refresh_token(
-                &state.hasher,
+                x.hasher,
                 &family_of_code(&record.code_hash),
                 &client.id,
                 &user.id,
                 Some(&record.session_id),
                 &record.scope,
                 now(),
-                refresh_ttl(state),
+                x.refresh_ttl,
             )
         });
-    let event = audit_event(
-        "token.issued",
-        &client.id,
-        Some(user.id.clone()),
-        &input,
-        serde_json::json!({
-            "grant_type": "authorization_code",
-            "tokens": if refresh.is_some() { vec!["access", "id", "refresh"] } else { vec!["access", "id"] },
-            "jti": access_jti,
-            "kid": signer.kid(),
-            "sid": record.session_id,
-            "scope": record.scope,
-        }),
-    );
+    audit::append(
+        conn,
+        &audit_event(
+            "token.issued",
+            &client.id,
+            Some(user.id.clone()),
+            x.input,
+            serde_json::json!({
+                "grant_type": "authorization_code",
+                "tokens": if refresh.is_some() { vec!["access", "id", "refresh"] } else { vec!["access", "id"] },
+                "jti": access.jti,
+                "kid": access.signer.kid(),
+                "sid": record.session_id,
+                "scope": record.scope,
+            }),
+        ),
+    )?;
     let (refresh_token, refresh_record) = refresh.unzip();
-    state
-        .store
-        .run(move |conn| {
-            if let Some(r) = &refresh_record {
-                refresh_tokens::insert(conn, r)?;
-            }
-            audit::append(conn, &event)
-        })
-        .await?;
-    Ok(TokenResponse {
-        access_token,
+    if let Some(r) = &refresh_record {
+        refresh_tokens::insert(conn, r)?;
+    }
+    Ok(Ok(TokenResponse {
+        access_token: access.token,
         token_type: "Bearer",
-        expires_in: access_ttl,
+        expires_in: access.expires_in,
         refresh_token,
         id_token: Some(id_token),
         scope: record.scope,
-    })
+    }))
 }
 
 fn refresh_ttl(state: &AppState) -> chrono::Duration {
@@ -485,9 +523,8 @@ async fn refresh_token(
     let master_key = state.master_key.clone();
     let keys = state.keys.clone();
     let settings = state.settings.clone();
-    let grace = chrono::Duration::seconds(
-        i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0),
-    );
+    let grace =
+        chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0));
     let ttl = refresh_ttl(state);
     let signing_client = client.clone();
     let outcome = state
@@ -509,7 +546,9 @@ async fn refresh_token(
                         .retry_response_enc
                         .as_deref()
                         .and_then(|sealed| {
-                            master_key.open(sealed, &retry_context(&old.token_hash)).ok()
+                            master_key
+                                .open(sealed, &retry_context(&old.token_hash))
+                                .ok()
                         })
                         .and_then(|plain| serde_json::from_slice::<RetryAnswer>(&plain).ok());
                     if let Some(answer) = answer {

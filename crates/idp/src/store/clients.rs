@@ -25,7 +25,7 @@ pub struct Client {
     /// `password`, or `upstream:NAME` for a federated first factor.
     pub first_factor: String,
     /// Level an SSO session must have reached to satisfy this client.
-        pub required_level: String,
+    pub required_level: String,
     pub enabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -49,7 +49,7 @@ struct ClientRow {
     first_party: bool,
     first_factor: String,
     required_level: String,
-        enabled: bool,
+    enabled: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     jwks: Option<String>,
@@ -77,7 +77,7 @@ impl TryFrom<ClientRow> for Client {
             first_factor: r.first_factor,
             required_level: r.required_level,
             enabled: r.enabled,
-                        created_at: r.created_at,
+            created_at: r.created_at,
             updated_at: r.updated_at,
             jwks: r.jwks,
         })
@@ -99,7 +99,7 @@ struct ClientWrite<'a> {
     first_party: bool,
     first_factor: &'a str,
     required_level: &'a str,
-        enabled: bool,
+    enabled: bool,
     updated_at: NaiveDateTime,
     jwks: Option<&'a str>,
 }
@@ -119,7 +119,7 @@ impl<'a> ClientWrite<'a> {
             first_party: c.first_party,
             first_factor: &c.first_factor,
             required_level: &c.required_level,
-                        enabled: c.enabled,
+            enabled: c.enabled,
             updated_at: now,
             jwks: c.jwks.as_deref(),
         }

@@ -17,7 +17,9 @@ pub fn granted(
         .select(consents::scopes)
         .first(conn)
         .optional()?;
-    stored.map(|s| decode_list("consents.scopes", &s)).transpose()
+    stored
+        .map(|s| decode_list("consents.scopes", &s))
+        .transpose()
 }
 
 /// Records (or widens) a consent: the stored scopes become `scopes`.

@@ -21,7 +21,7 @@ pub struct RefreshTokenRecord {
     pub scope: String,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
-        pub rotated_at: Option<NaiveDateTime>,
+    pub rotated_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
     /// The answer that rotated this token, sealed with the master key; kept only while a
     /// retry grace window applies.
@@ -63,7 +63,7 @@ pub fn rotate(
                 .filter(refresh_tokens::revoked_at.is_null())
                 .filter(refresh_tokens::expires_at.gt(now)),
         )
-                .set((
+        .set((
             refresh_tokens::rotated_at.eq(Some(now)),
             refresh_tokens::retry_response_enc.eq(retry_response_enc),
         ))

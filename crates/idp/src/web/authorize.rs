@@ -41,7 +41,8 @@ struct FormPostPage<'a> {
 /// and the form may only go to the client's redirect URI.
 fn form_post_csp(action: &str) -> String {
     use base64::Engine;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, AUTO_SUBMIT_SCRIPT.as_bytes());
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, AUTO_SUBMIT_SCRIPT.as_bytes());
     let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
     // The redirect URI is a registered, parsed URL; quotes and semicolons cannot appear in it
     // unescaped, but keep the directive safe regardless.
@@ -156,7 +157,7 @@ pub async fn authorize(
         match authorize_request(&state, req.query_string(), session).await? {
             AuthorizeOutcome::ErrorPage { description } => error_page(description),
             AuthorizeOutcome::Respond(response) => answer_client(&response, Vec::new()),
-                        AuthorizeOutcome::SignIn { transaction } => see_other("/login")
+            AuthorizeOutcome::SignIn { transaction } => see_other("/login")
                 .cookie(cookies::build(
                     cookies::TRANSACTION,
                     transaction,
@@ -196,7 +197,7 @@ fn render_sign_in(outcome: SignInOutcome, https: bool) -> HttpResponse {
             }
             .render(),
         ),
-                        SignInOutcome::Consent { session_token } => see_other("/consent")
+        SignInOutcome::Consent { session_token } => see_other("/consent")
             .cookie(cookies::build(
                 cookies::SESSION,
                 session_token,
@@ -284,9 +285,7 @@ fn scope_label(scope: &str) -> &'static str {
         "openid" => "Vous identifier / Identify you",
         "profile" => "Vos nom et prénom / Your name",
         "email" => "Votre adresse courriel / Your email address",
-        "offline_access" => {
-            "Garder l’accès en votre absence / Keep access while you are away"
-        }
+        "offline_access" => "Garder l’accès en votre absence / Keep access while you are away",
         _ => "Une autre autorisation de ce portail / Another permission of this portal",
     }
 }
@@ -300,7 +299,8 @@ fn render_consent(outcome: ConsentOutcome, https: bool) -> HttpResponse {
     match outcome {
         ConsentOutcome::Expired => error_page(EXPIRED),
         ConsentOutcome::Form(form) => {
-            let mut labels: Vec<&'static str> = form.scopes.iter().map(|s| scope_label(s)).collect();
+            let mut labels: Vec<&'static str> =
+                form.scopes.iter().map(|s| scope_label(s)).collect();
             labels.dedup();
             html(
                 actix_web::http::StatusCode::OK,

@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/authorize", web::get().to(authorize::authorize))
         .route("/login", web::get().to(authorize::login_form))
-                .route("/login", web::post().to(authorize::login_submit))
+        .route("/login", web::post().to(authorize::login_submit))
         .route("/consent", web::get().to(authorize::consent_form))
         .route("/consent", web::post().to(authorize::consent_submit))
         .route("/end_session", web::get().to(logout::end_session_get))
