@@ -22,6 +22,8 @@ pub struct AppState {
     pub store: Store,
     /// Group-committing writer of the audit log.
     pub audit: crate::audit::AuditLog,
+    /// Clients read in the last few seconds (the token endpoint's hot path).
+    pub client_cache: crate::oidc::clients::ClientCache,
     pub redis: Option<redis::Client>,
     pub master_key: MasterKey,
     pub hasher: KeyedHasher,
@@ -105,6 +107,7 @@ impl AppState {
         let audit = crate::audit::AuditLog::start(store.clone())?;
         Ok(Self {
             audit,
+            client_cache: crate::oidc::clients::ClientCache::default(),
             http,
             https,
             discovery,

@@ -51,6 +51,39 @@ pub fn sync_configured(
     Ok(configured.len())
 }
 
+/// Clients read recently, so the token endpoint's busiest path (`client_credentials`) needs no
+/// database call. An entry is trusted for [`ClientCache::TTL`]: a client disabled or changed
+/// in the database is seen by every instance within that time. Only clients that exist are
+/// kept, so the cache holds at most the registered clients.
+#[derive(Debug, Default)]
+pub struct ClientCache {
+    entries: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Client)>>,
+}
+
+impl ClientCache {
+    /// How long a cached client is trusted.
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The client, if read less than [`ClientCache::TTL`] ago.
+    pub fn get(&self, id: &str) -> Option<Client> {
+        let entries = self.entries.read().ok()?;
+        entries
+            .get(id)
+            .filter(|(read_at, _)| read_at.elapsed() < Self::TTL)
+            .map(|(_, client)| client.clone())
+    }
+
+    /// Remembers a client just read from the database.
+    pub fn put(&self, client: &Client) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.insert(
+                client.id.clone(),
+                (std::time::Instant::now(), client.clone()),
+            );
+        }
+    }
+}
+
 /// How the client presented itself at the token endpoint.
 #[derive(Clone, PartialEq, Eq)]
 pub enum ClientCredentials {
@@ -359,6 +392,44 @@ mod tests {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
         )
+    }
+
+    #[test]
+    fn the_cache_keeps_clients_it_was_given_for_a_short_time() {
+        let cache = ClientCache::default();
+        assert!(cache.get("portal").is_none());
+        let t = crate::store::now();
+        let client = Client {
+            id: "portal".into(),
+            name: "Portal".into(),
+            kind: "confidential".into(),
+            secret_hash: Some(vec![1; 32]),
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            backchannel_logout_uri: None,
+            allowed_scopes: vec![],
+            allowed_grants: vec!["client_credentials".into()],
+            id_token_alg: "ES256".into(),
+            first_party: true,
+            first_factor: "password".into(),
+            required_level: "mfa".into(),
+            enabled: true,
+            created_at: t,
+            updated_at: t,
+            jwks: None,
+        };
+        cache.put(&client);
+        assert_eq!(cache.get("portal"), Some(client.clone()));
+        assert!(cache.get("other").is_none());
+        // An entry older than the TTL is not trusted.
+        if let Ok(mut entries) = cache.entries.write() {
+            let stale = std::time::Instant::now()
+                .checked_sub(ClientCache::TTL + std::time::Duration::from_millis(1));
+            if let (Some(stale), Some(entry)) = (stale, entries.get_mut("portal")) {
+                entry.0 = stale;
+            }
+        }
+        assert!(cache.get("portal").is_none(), "stale entries are refused");
     }
 
     #[test]
