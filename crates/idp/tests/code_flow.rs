@@ -1201,6 +1201,21 @@ fn open_consent(http: &Http, f: &Fixture, session: &str, extra: &str) -> (String
     (cookies, csrf_of(&html))
 }
 
+/// Posts the consent form with `decision` (`allow` or `deny`).
+fn answer_consent(
+    http: &Http,
+    f: &Fixture,
+    cookies: &str,
+    csrf: &str,
+    decision: &str,
+) -> reqwest::blocking::Response {
+    http.post(f.server.url("/consent"))
+        .header("Cookie", cookies)
+        .form(&[("csrf", csrf), ("decision", decision)])
+        .send()
+        .expect("POST /consent")
+}
+
 fn consent_is_asked_once_for_a_third_party_portal(f: &Fixture) {
     let http = http();
     let (_, session) = sign_in(f, &http);
@@ -1216,19 +1231,9 @@ fn consent_is_asked_once_for_a_third_party_portal(f: &Fixture) {
 
     // A forged answer (wrong CSRF token) changes nothing; declining sends access_denied.
     let (cookies, csrf) = open_consent(&http, f, &session, "");
-    let r = http
-        .post(f.server.url("/consent"))
-        .header("Cookie", &cookies)
-        .form(&[("csrf", "forged"), ("decision", "allow")])
-        .send()
-        .expect("forged");
+    let r = answer_consent(&http, f, &cookies, "forged", "allow");
     assert_eq!(r.status(), 400);
-    let r = http
-        .post(f.server.url("/consent"))
-        .header("Cookie", &cookies)
-        .form(&[("csrf", csrf.as_str()), ("decision", "deny")])
-        .send()
-        .expect("deny");
+    let r = answer_consent(&http, f, &cookies, csrf.as_str(), "deny");
     let back = location(&r);
     assert_eq!(
         query_param(&back, "error").as_deref(),
@@ -1239,12 +1244,7 @@ fn consent_is_asked_once_for_a_third_party_portal(f: &Fixture) {
 
     // Agreeing gives a code that the portal exchanges.
     let (cookies, csrf) = open_consent(&http, f, &session, "");
-    let r = http
-        .post(f.server.url("/consent"))
-        .header("Cookie", &cookies)
-        .form(&[("csrf", csrf.as_str()), ("decision", "allow")])
-        .send()
-        .expect("allow");
+    let r = answer_consent(&http, f, &cookies, csrf.as_str(), "allow");
     let back = location(&r);
     let code = query_param(&back, "code").expect("code after consent");
     let r = http
@@ -1263,12 +1263,7 @@ fn consent_is_asked_once_for_a_third_party_portal(f: &Fixture) {
     let claims = verify_id_token(f, body["id_token"].as_str().expect("id_token"), "partner");
     assert_eq!(claims["sub"], f.user_id.as_str());
     // The answer was used once: posting it again finds nothing.
-    let r = http
-        .post(f.server.url("/consent"))
-        .header("Cookie", &cookies)
-        .form(&[("csrf", csrf.as_str()), ("decision", "allow")])
-        .send()
-        .expect("again");
+    let r = answer_consent(&http, f, &cookies, csrf.as_str(), "allow");
     assert_eq!(r.status(), 400);
 
     // Remembered: the same scopes need no new consent, even with prompt=none...

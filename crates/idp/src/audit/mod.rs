@@ -12,6 +12,40 @@ use tokio::sync::{mpsc, oneshot};
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::{Store, StoreError, StoreResult};
 
+/// Where a request came from, as the audit log records it. Filled by the HTTP layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOrigin {
+    pub ip: Option<String>,
+    /// At most 256 characters.
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl RequestOrigin {
+    /// An event of `event_type` for a request from here, with a new id and the current time.
+    pub fn event(
+        &self,
+        event_type: &str,
+        actor: Option<String>,
+        subject: Option<String>,
+        client_id: Option<&str>,
+        detail: &serde_json::Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            occurred_at: crate::store::now(),
+            event_type: event_type.into(),
+            actor,
+            subject,
+            client_id: client_id.map(str::to_string),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
 /// Events waiting for the writer; senders wait (back-pressure) when it is full.
 const QUEUE_CAPACITY: usize = 4096;
 /// Most events committed in one transaction.

@@ -5,13 +5,14 @@ use diesel::Connection;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::audit::RequestOrigin;
 use crate::error::Error;
 use crate::oidc::authorize::ClientResponse;
 use crate::oidc::flow::{
     csrf_matches, csrf_token, find_login, find_session, issue_code, STEP_CONSENT,
 };
 use crate::oidc::service::{code_response, error_response};
-use crate::store::audit::{self, NewAuditEvent};
+use crate::store::audit;
 use crate::store::{clients, consents, login_transactions, now};
 
 /// What the consent page shows.
@@ -36,9 +37,7 @@ pub enum ConsentOutcome {
 pub struct ConsentDecision {
     pub csrf: String,
     pub allow: bool,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+    pub origin: RequestOrigin,
 }
 
 /// The consent form for the transaction behind `transaction`, if the browser's session is the
@@ -95,23 +94,7 @@ pub async fn decide(
     let issuer = state.settings.issuer();
     let csrf = decision.csrf.clone();
     let allow = decision.allow;
-    let event_base = NewAuditEvent {
-        id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now(),
-        event_type: if allow {
-            "consent.granted"
-        } else {
-            "consent.denied"
-        }
-        .into(),
-        actor: None,
-        subject: None,
-        client_id: None,
-        ip: decision.ip,
-        user_agent: decision.user_agent,
-        request_id: decision.request_id,
-        detail: String::new(),
-    };
+    let origin = decision.origin;
     let answered = state
         .store
         .run(move |conn| {
@@ -135,13 +118,17 @@ pub async fn decide(
                     return Ok(None);
                 }
                 let user_id = s.record.user_id.clone();
-                let event = NewAuditEvent {
-                    actor: Some(user_id.clone()),
-                    subject: Some(user_id.clone()),
-                    client_id: Some(tx.request.client_id.clone()),
-                    detail: json!({ "scope": tx.request.scope.join(" ") }).to_string(),
-                    ..event_base
-                };
+                let event = origin.event(
+                    if allow {
+                        "consent.granted"
+                    } else {
+                        "consent.denied"
+                    },
+                    Some(user_id.clone()),
+                    Some(user_id.clone()),
+                    Some(&tx.request.client_id),
+                    &json!({ "scope": tx.request.scope.join(" ") }),
+                );
                 audit::append(conn, &event)?;
                 if !allow {
                     return Ok(Some((tx.request, None)));

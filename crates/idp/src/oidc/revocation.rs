@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::oidc::clients::{is_confidential, ClientCredentials};
 use crate::oidc::error::OAuthError;
 use crate::oidc::flow::refresh_hash;
-use crate::oidc::token::{authenticated_client, parse_form, TokenInput};
+use crate::oidc::token::{audit_event, authenticated_client, parse_form, TokenInput};
 use crate::oidc::userinfo::check_access_token;
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::clients::Client;
@@ -41,18 +41,7 @@ async fn read(state: &AppState, mut input: TokenInput) -> Result<Request, Error>
 }
 
 fn event(event_type: &str, client_id: &str, input: &TokenInput, detail: Value) -> NewAuditEvent {
-    NewAuditEvent {
-        id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now(),
-        event_type: event_type.into(),
-        actor: Some(format!("client:{client_id}")),
-        subject: None,
-        client_id: Some(client_id.to_string()),
-        ip: input.ip.clone(),
-        user_agent: input.user_agent.clone(),
-        request_id: input.request_id.clone(),
-        detail: detail.to_string(),
-    }
+    audit_event(event_type, client_id, None, &input.origin, detail)
 }
 
 /// Revokes an access or refresh token of the calling client. Unknown and expired tokens are

@@ -5,6 +5,7 @@ use diesel::Connection;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::audit::RequestOrigin;
 use crate::error::Error;
 use crate::oidc::authorize::{
     parse_parameters, validate, AuthorizationRequest, AuthorizeError, ClientResponse, ResponseMode,
@@ -286,9 +287,7 @@ pub struct SignInSubmission {
     pub csrf: String,
     pub email: String,
     pub password: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+    pub origin: RequestOrigin,
 }
 
 const WRONG_CREDENTIALS: &str =
@@ -353,8 +352,8 @@ pub async fn sign_in(
         user_id: user.id.clone(),
         amr: vec!["pwd".into()],
         acr: "pwd".into(),
-        ip: submission.ip.clone(),
-        user_agent: submission.user_agent.clone(),
+        ip: submission.origin.ip.clone(),
+        user_agent: submission.origin.user_agent.clone(),
     };
     let succeeded = event(
         "signin.succeeded",
@@ -417,18 +416,13 @@ fn event(
     submission: &SignInSubmission,
     detail: serde_json::Value,
 ) -> NewAuditEvent {
-    NewAuditEvent {
-        id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now(),
-        event_type: event_type.into(),
-        actor: subject.clone(),
+    submission.origin.event(
+        event_type,
+        subject.clone(),
         subject,
-        client_id: Some(client_id.to_string()),
-        ip: submission.ip.clone(),
-        user_agent: submission.user_agent.clone(),
-        request_id: submission.request_id.clone(),
-        detail: detail.to_string(),
-    }
+        Some(client_id),
+        &detail,
+    )
 }
 
 /// The discovery document (OpenID Connect Discovery 1.0), listing only what is served.

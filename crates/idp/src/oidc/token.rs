@@ -9,6 +9,7 @@ use diesel::Connection;
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::audit::RequestOrigin;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::oidc::clients::{authenticate_client, is_confidential, ClientCredentials};
@@ -34,9 +35,7 @@ pub struct TokenInput {
     pub form_encoded: bool,
     pub authorization: Option<String>,
     pub body: Vec<u8>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+    pub origin: RequestOrigin,
 }
 
 /// A successful token response (RFC 6749 section 5.1).
@@ -165,69 +164,45 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
 }
 
 /// The client credentials grant (RFC 6749 section 4.4). A client read in the last few seconds
-/// is authenticated from the cache without a database call; otherwise the lookup, the
-/// authentication and the signature run in one blocking call. RSA signatures always run on the
-/// blocking pool: they take most of a millisecond.
+/// is authenticated from the cache without a database call. RSA signatures run on the blocking
+/// pool: they take most of a millisecond; ES256 and EdDSA take microseconds.
 async fn client_credentials(
     state: &AppState,
     credentials: ClientCredentials,
     params: &BTreeMap<String, String>,
     input: TokenInput,
 ) -> Result<TokenResponse, Error> {
-    let requested = params.get("scope").cloned();
     let cached = match &credentials {
         // An assertion's jti must be recorded, which needs the database anyway.
         ClientCredentials::Assertion { .. } => None,
         _ => state.client_cache.get(credentials.client_id()),
     };
-    let (client, scope, access) = match cached {
+    let client = match cached {
         Some(client) => {
-            let client =
-                crate::oidc::clients::authenticate(Some(client), &credentials, &state.hasher)?;
-            let scope = client_credentials_scopes(&client, requested.as_deref())?.join(" ");
-            let access = if client.id_token_alg == SigningAlg::Rs256.as_str() {
-                let (keys, settings, signing, scope) = (
-                    state.keys.clone(),
-                    state.settings.clone(),
-                    client.clone(),
-                    scope.clone(),
-                );
-                tokio::task::spawn_blocking(move || {
-                    issue_access_token(&keys, &settings, &signing, &signing.id, &scope)
-                })
-                .await
-                .map_err(|_| crate::store::StoreError::Cancelled)??
-            } else {
-                issue_access_token(&state.keys, &state.settings, &client, &client.id, &scope)?
-            };
-            (client, scope, access)
+            crate::oidc::clients::authenticate(Some(client), &credentials, &state.hasher)?
         }
         None => {
-            let hasher = state.hasher.clone();
-            let keys = state.keys.clone();
-            let settings = state.settings.clone();
-            let audiences = assertion_audiences(&settings.issuer());
-            let found = state
-                .store
-                .run(move |conn| {
-                    Ok(
-                        authenticate_client(conn, &credentials, &hasher, &audiences, now())?
-                            .map_err(Error::from)
-                            .and_then(|client| {
-                                let scope =
-                                    client_credentials_scopes(&client, requested.as_deref())?
-                                        .join(" ");
-                                let access = issue_access_token(
-                                    &keys, &settings, &client, &client.id, &scope,
-                                )?;
-                                Ok((client, scope, access))
-                            }),
-                    )
-                })
-                .await??;
-            state.client_cache.put(&found.0);
-            found
+            let client = authenticated_client(state, &credentials).await?;
+            state.client_cache.put(&client);
+            client
         }
+    };
+    let scope =
+        client_credentials_scopes(&client, params.get("scope").map(String::as_str))?.join(" ");
+    let access = if client.id_token_alg == SigningAlg::Rs256.as_str() {
+        let (keys, settings, signing, scope) = (
+            state.keys.clone(),
+            state.settings.clone(),
+            client.clone(),
+            scope.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            issue_access_token(&keys, &settings, &signing, &signing.id, &scope)
+        })
+        .await
+        .map_err(|_| crate::store::StoreError::Cancelled)??
+    } else {
+        issue_access_token(&state.keys, &state.settings, &client, &client.id, &scope)?
     };
     let (access_token, jti, signer, ttl) =
         (access.token, access.jti, access.signer, access.expires_in);
@@ -236,7 +211,7 @@ async fn client_credentials(
         "token.issued",
         &client.id,
         Some(format!("client:{}", client.id)),
-        &input,
+        &input.origin,
         serde_json::json!({
             "grant_type": "client_credentials",
             "token": "access",
@@ -289,12 +264,7 @@ async fn authorization_code(
     let keys = state.keys.clone();
     let settings = state.settings.clone();
     let refresh_lifetime = refresh_ttl(state);
-    let audit_input = TokenInput {
-        ip: input.ip.clone(),
-        user_agent: input.user_agent.clone(),
-        request_id: input.request_id.clone(),
-        ..TokenInput::default()
-    };
+    let origin = input.origin;
     state
         .store
         .run(move |conn| {
@@ -310,7 +280,7 @@ async fn authorization_code(
                         redirect_uri: &redirect_uri,
                         verifier: verifier.as_deref(),
                         refresh_ttl: refresh_lifetime,
-                        input: &audit_input,
+                        origin: &origin,
                     },
                 )
             })
@@ -328,7 +298,7 @@ struct CodeExchange<'a> {
     redirect_uri: &'a str,
     verifier: Option<&'a str>,
     refresh_ttl: chrono::Duration,
-    input: &'a TokenInput,
+    origin: &'a RequestOrigin,
 }
 
 /// The code exchange inside its transaction. An OAuth refusal is `Ok(Err(..))` so that what it
@@ -352,7 +322,7 @@ fn exchange_code(
                     "token.code_replayed",
                     &client.id,
                     Some(record.user_id.clone()),
-                    x.input,
+                    x.origin,
                     serde_json::json!({ "session": record.session_id }),
                 ),
             )?;
@@ -418,7 +388,7 @@ fn exchange_code(
             "token.issued",
             &client.id,
             Some(user.id.clone()),
-            x.input,
+            x.origin,
             serde_json::json!({
                 "grant_type": "authorization_code",
                 "tokens": if refresh.is_some() { vec!["access", "id", "refresh"] } else { vec!["access", "id"] },
@@ -693,7 +663,7 @@ async fn refresh_token(
                 "token.refreshed",
                 &client.id,
                 Some(user_id),
-                &input,
+                &input.origin,
                 serde_json::json!({ "jti": answer.jti, "kid": kid, "family": family, "scope": answer.scope }),
             );
             (answer, event)
@@ -707,7 +677,7 @@ async fn refresh_token(
                 "token.refresh_retried",
                 &client.id,
                 Some(user_id),
-                &input,
+                &input.origin,
                 serde_json::json!({ "jti": answer.jti, "family": family }),
             );
             (answer, event)
@@ -717,7 +687,7 @@ async fn refresh_token(
                 "token.refresh_reused",
                 &client.id,
                 Some(user_id),
-                &input,
+                &input.origin,
                 serde_json::json!({ "family": family }),
             );
             state.audit.record(event).await?;
@@ -737,25 +707,21 @@ async fn refresh_token(
     })
 }
 
-fn audit_event(
+/// An audit event of a client's request: the client is the actor.
+pub(crate) fn audit_event(
     event_type: &str,
     client_id: &str,
     subject: Option<String>,
-    input: &TokenInput,
+    origin: &RequestOrigin,
     detail: serde_json::Value,
 ) -> NewAuditEvent {
-    NewAuditEvent {
-        id: uuid::Uuid::new_v4().to_string(),
-        occurred_at: now(),
-        event_type: event_type.into(),
-        actor: Some(format!("client:{client_id}")),
+    origin.event(
+        event_type,
+        Some(format!("client:{client_id}")),
         subject,
-        client_id: Some(client_id.to_string()),
-        ip: input.ip.clone(),
-        user_agent: input.user_agent.clone(),
-        request_id: input.request_id.clone(),
-        detail: detail.to_string(),
-    }
+        Some(client_id),
+        &detail,
+    )
 }
 
 /// What the `aud` of a client assertion may name: the issuer or the endpoint it is sent to

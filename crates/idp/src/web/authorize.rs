@@ -1,7 +1,7 @@
 //! `GET /authorize`, `GET|POST /login`, `GET /.well-known/openid-configuration`.
 
 use actix_web::http::header;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
@@ -15,7 +15,7 @@ use crate::oidc::service::{
     SignInOutcome, SignInSubmission,
 };
 use crate::web::cookies;
-use crate::web::middleware::RequestId;
+use crate::web::middleware::request_origin;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -40,10 +40,14 @@ struct FormPostPage<'a> {
 /// The form_post page's Content-Security-Policy: no resource at all, the one script by hash,
 /// and the form may only go to the client's redirect URI.
 fn form_post_csp(action: &str) -> String {
-    use base64::Engine;
-    let digest =
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, AUTO_SUBMIT_SCRIPT.as_bytes());
-    let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    // The script never changes: hash it once.
+    static HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, AUTO_SUBMIT_SCRIPT.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    });
+    let hash = HASH.as_str();
     // The redirect URI is a registered, parsed URL; quotes and semicolons cannot appear in it
     // unescaped, but keep the directive safe regardless.
     let target: String = action
@@ -150,9 +154,7 @@ pub async fn authorize(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let session = req
-        .cookie(&cookies::name(cookies::SESSION, state.https))
-        .map(|c| c.value().to_string());
+    let session = session(&req, state.https);
     Ok(
         match authorize_request(&state, req.query_string(), session).await? {
             AuthorizeOutcome::ErrorPage { description } => error_page(description),
@@ -224,8 +226,11 @@ fn render_sign_in(outcome: SignInOutcome, https: bool) -> HttpResponse {
 }
 
 fn transaction(req: &HttpRequest, https: bool) -> Option<String> {
-    req.cookie(&cookies::name(cookies::TRANSACTION, https))
-        .map(|c| c.value().to_string())
+    cookies::value(req, cookies::TRANSACTION, https)
+}
+
+fn session(req: &HttpRequest, https: bool) -> Option<String> {
+    cookies::value(req, cookies::SESSION, https)
 }
 
 /// The sign-in form.
@@ -259,13 +264,7 @@ pub async fn login_submit(
         csrf: form.csrf,
         email: form.email,
         password: form.password,
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(256).collect()),
-        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+        origin: request_origin(&req),
     };
     let outcome = sign_in(&state, transaction(&req, state.https), submission).await?;
     Ok(render_sign_in(outcome, state.https))
@@ -288,11 +287,6 @@ fn scope_label(scope: &str) -> &'static str {
         "offline_access" => "Garder l’accès en votre absence / Keep access while you are away",
         _ => "Une autre autorisation de ce portail / Another permission of this portal",
     }
-}
-
-fn session(req: &HttpRequest, https: bool) -> Option<String> {
-    req.cookie(&cookies::name(cookies::SESSION, https))
-        .map(|c| c.value().to_string())
 }
 
 fn render_consent(outcome: ConsentOutcome, https: bool) -> HttpResponse {
@@ -352,13 +346,7 @@ pub async fn consent_submit(
     let decision = ConsentDecision {
         csrf: form.csrf,
         allow: form.decision == "allow",
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(256).collect()),
-        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+        origin: request_origin(&req),
     };
     let outcome = crate::oidc::consent::decide(
         &state,

@@ -18,6 +18,12 @@ pub fn name(base: &str, https: bool) -> String {
     }
 }
 
+/// The value of the cookie `base` that `req` carries, if any.
+pub fn value(req: &actix_web::HttpRequest, base: &str, https: bool) -> Option<String> {
+    req.cookie(&name(base, https))
+        .map(|c| c.value().to_string())
+}
+
 /// An HttpOnly, SameSite=Lax cookie, Secure on https.
 pub fn build(base: &str, value: String, https: bool, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build(name(base, https), value)

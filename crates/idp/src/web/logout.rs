@@ -66,8 +66,7 @@ fn render(outcome: EndSessionOutcome, https: bool) -> HttpResponse {
 }
 
 fn session(req: &HttpRequest, https: bool) -> Option<String> {
-    req.cookie(&cookies::name(cookies::SESSION, https))
-        .map(|c| c.value().to_string())
+    cookies::value(req, cookies::SESSION, https)
 }
 
 /// `GET /end_session`.

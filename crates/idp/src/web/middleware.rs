@@ -57,6 +57,21 @@ fn is_plain_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// Where `req` came from, for the audit log: peer address, user agent (cut to 256
+/// characters) and the request id this middleware assigned.
+pub fn request_origin(req: &actix_web::HttpRequest) -> crate::audit::RequestOrigin {
+    use actix_web::HttpMessage;
+    crate::audit::RequestOrigin {
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    }
+}
+
 /// Security headers on every response. HSTS only when the public URL is https: sending it on a
 /// plain-http development host would be ignored at best.
 pub fn security_headers(https: bool) -> DefaultHeaders {

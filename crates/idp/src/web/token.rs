@@ -1,12 +1,12 @@
 //! `POST /token`: parses the HTTP request, calls the token service, renders JSON.
 
 use actix_web::http::header;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::token::{exchange, TokenInput};
-use crate::web::middleware::RequestId;
+use crate::web::middleware::request_origin;
 
 fn token_input(req: &HttpRequest, body: web::Bytes) -> TokenInput {
     let form_encoded = req
@@ -28,9 +28,7 @@ fn token_input(req: &HttpRequest, body: web::Bytes) -> TokenInput {
         form_encoded,
         authorization: header_text(header::AUTHORIZATION),
         body: body.to_vec(),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-        user_agent: header_text(header::USER_AGENT).map(|ua| ua.chars().take(256).collect()),
-        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+        origin: request_origin(req),
     }
 }
 
