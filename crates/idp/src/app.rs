@@ -17,18 +17,21 @@ use crate::web::middleware::{request_id, security_headers};
 
 /// What every handler may reach. Shared state lives in the database or Redis, never here, so
 /// several instances can serve the same people.
+#[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
     /// Group-committing writer of the audit log.
     pub audit: crate::audit::AuditLog,
     /// Clients read in the last few seconds (the token endpoint's hot path).
-    pub client_cache: crate::oidc::clients::ClientCache,
+    pub client_cache: Arc<crate::oidc::clients::ClientCache>,
     pub redis: Option<redis::Client>,
     pub master_key: MasterKey,
     pub hasher: KeyedHasher,
     pub keys: Arc<SigningKeyRing>,
     pub passwords: crate::authn::password::Passwords,
+    /// Where one-time codes and notices go.
+    pub mail: crate::mail::MailQueue,
     /// Whether the public URL is https (secure `__Host-` cookies, HSTS).
     pub https: bool,
     /// The discovery document, serialised once.
@@ -96,7 +99,15 @@ impl AppState {
         let https = settings.public_url()?.scheme() == "https";
         let discovery: Arc<str> =
             Arc::from(crate::oidc::service::discovery_document(&settings.issuer()).to_string());
-        let passwords = crate::authn::password::Passwords::owasp()
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let passwords = crate::authn::password::Passwords::new(
+            settings.sign_in.argon2_m_cost_kib,
+            settings.sign_in.argon2_t_cost,
+            settings.sign_in.argon2_p_cost,
+            cores,
+        )
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mail = crate::mail::MailQueue::outbox(&settings.data_dir)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
@@ -107,11 +118,12 @@ impl AppState {
         let audit = crate::audit::AuditLog::start(store.clone())?;
         Ok(Self {
             audit,
-            client_cache: crate::oidc::clients::ClientCache::default(),
+            client_cache: Arc::default(),
             http,
             https,
             discovery,
             passwords,
+            mail,
             settings: Arc::new(settings),
             store,
             redis,

@@ -49,6 +49,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub keys: KeySettings,
     pub tokens: TokenSettings,
+    pub sign_in: SignInSettings,
     /// Portals registered with this Guichet (OAuth clients), synchronised to the database at
     /// every start.
     pub clients: Vec<ClientSettings>,
@@ -70,6 +71,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             keys: KeySettings::default(),
             tokens: TokenSettings::default(),
+            sign_in: SignInSettings::default(),
             clients: Vec::new(),
         }
     }
@@ -163,6 +165,138 @@ impl Default for TokenSettings {
             refresh_token_ttl_secs: 8 * 3600,
             refresh_grace_secs: 0,
         }
+    }
+}
+
+/// The sign-in journey: password hashing, second factors, lockout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInSettings {
+    /// Issuer shown in authenticator apps next to the account (the Order uses `CPAQCPROD`).
+    pub totp_issuer: String,
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    pub argon2_m_cost_kib: u32,
+    /// argon2id passes (OWASP: 2).
+    pub argon2_t_cost: u32,
+    /// argon2id lanes (OWASP: 1).
+    pub argon2_p_cost: u32,
+    /// Consecutive password failures, or second-factor failures, that lock an account.
+    pub max_failures: u32,
+    /// Failures older than this many seconds no longer count.
+    pub failure_window_secs: u64,
+    /// First lock period in seconds; each further lock doubles it.
+    pub lock_secs: u64,
+    /// Longest lock period in seconds.
+    pub max_lock_secs: u64,
+    /// Failures from one IP address, over all accounts, before that address must wait
+    /// (`lock_secs`, same window).
+    pub ip_max_failures: u32,
+    /// Lifetime of an emailed code, in seconds.
+    pub email_code_ttl_secs: u64,
+    /// Wrong tries before an emailed code dies.
+    pub email_code_max_attempts: u32,
+    /// Seconds between two codes sent to the same person.
+    pub resend_interval_secs: u64,
+    /// Codes sent to the same person per hour.
+    pub resend_max_per_hour: u32,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        Self {
+            totp_issuer: "Guichet".into(),
+            argon2_m_cost_kib: crate::authn::password::OWASP_M_COST_KIB,
+            argon2_t_cost: crate::authn::password::OWASP_T_COST,
+            argon2_p_cost: crate::authn::password::OWASP_P_COST,
+            max_failures: 5,
+            failure_window_secs: 900,
+            lock_secs: 900,
+            max_lock_secs: 86_400,
+            ip_max_failures: 50,
+            email_code_ttl_secs: 600,
+            email_code_max_attempts: 5,
+            resend_interval_secs: 30,
+            resend_max_per_hour: 5,
+        }
+    }
+}
+
+impl SignInSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = self.totp_issuer.trim();
+        if issuer.is_empty() || issuer.len() > 64 || issuer.contains(':') {
+            return Err(ConfigError::invalid(
+                "sign_in.totp_issuer",
+                "must be 1 to 64 characters without `:`",
+            ));
+        }
+        if let Err(e) = argon2::Params::new(
+            self.argon2_m_cost_kib,
+            self.argon2_t_cost,
+            self.argon2_p_cost,
+            None,
+        ) {
+            return Err(ConfigError::invalid(
+                "sign_in.argon2_m_cost_kib",
+                format!("argon2 parameters m/t/p are not valid together: {e}"),
+            ));
+        }
+        let ranges: [(&str, u64, u64, u64); 10] = [
+            ("sign_in.max_failures", self.max_failures.into(), 1, 100),
+            (
+                "sign_in.failure_window_secs",
+                self.failure_window_secs,
+                60,
+                86_400,
+            ),
+            ("sign_in.lock_secs", self.lock_secs, 1, 86_400),
+            (
+                "sign_in.max_lock_secs",
+                self.max_lock_secs,
+                self.lock_secs,
+                30 * 86_400,
+            ),
+            (
+                "sign_in.ip_max_failures",
+                self.ip_max_failures.into(),
+                1,
+                100_000,
+            ),
+            (
+                "sign_in.email_code_ttl_secs",
+                self.email_code_ttl_secs,
+                60,
+                3_600,
+            ),
+            (
+                "sign_in.email_code_max_attempts",
+                self.email_code_max_attempts.into(),
+                1,
+                20,
+            ),
+            (
+                "sign_in.resend_interval_secs",
+                self.resend_interval_secs,
+                0,
+                3_600,
+            ),
+            (
+                "sign_in.resend_max_per_hour",
+                self.resend_max_per_hour.into(),
+                1,
+                100,
+            ),
+            ("sign_in.argon2_t_cost", self.argon2_t_cost.into(), 1, 100),
+        ];
+        for (key, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be between {low} and {high}"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -541,6 +675,7 @@ impl Settings {
                 ),
             ));
         }
+        self.sign_in.validate()?;
         if !(1..=256).contains(&self.database.pool_size) {
             return Err(ConfigError::invalid(
                 "database.pool_size",

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod i18n;
+pub mod mail;
 pub mod oidc;
 pub mod store;
 pub mod telemetry;

@@ -94,6 +94,21 @@ impl Passwords {
     }
 }
 
+impl Passwords {
+    /// Whether `phc` was made with other parameters than the configured ones (upgrade it
+    /// after a successful sign-in).
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        PasswordHash::new(phc).ok().is_none_or(|parsed| {
+            parsed.algorithm.as_str() != "argon2id"
+                || Params::try_from(&parsed).ok().is_none_or(|p| {
+                    p.m_cost() != self.params.m_cost()
+                        || p.t_cost() != self.params.t_cost()
+                        || p.p_cost() != self.params.p_cost()
+                })
+        })
+    }
+}
+
 fn hash_with(params: &Params, password: &str) -> Result<String, PasswordError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
@@ -130,6 +145,10 @@ mod tests {
         assert!(!p.verify("x".into(), Some("not a phc string".into())).await);
         let again = p.hash("Correct-Horse-9".into()).await.expect("hash");
         assert_ne!(hash, again, "salted");
+        assert!(!p.needs_rehash(&hash));
+        let stronger = Passwords::new(2048, 1, 1, 2).expect("params");
+        assert!(stronger.needs_rehash(&hash), "memory cost changed");
+        assert!(stronger.needs_rehash("not a phc string"));
     }
 
     #[test]

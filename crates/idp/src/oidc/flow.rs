@@ -43,6 +43,23 @@ fn hex_hash(hasher: &KeyedHasher, purpose: &str, value: &str) -> String {
         .collect()
 }
 
+/// `acr` of a session opened with a password alone (no longer issued; kept for old sessions).
+pub const ACR_PASSWORD: &str = "pwd";
+/// `acr` of a session opened with a password and a second factor.
+pub const ACR_MFA: &str = "mfa";
+
+/// Whether a session that reached `acr` satisfies a portal requiring `required`.
+pub fn level_satisfies(acr: &str, required: &str) -> bool {
+    fn rank(level: &str) -> u8 {
+        match level {
+            ACR_MFA => 2,
+            ACR_PASSWORD => 1,
+            _ => 0,
+        }
+    }
+    rank(acr) >= rank(required).max(1)
+}
+
 /// Step of a transaction waiting for the password.
 pub const STEP_PASSWORD: &str = "password";
 /// Step of a transaction waiting for the person's consent.
@@ -90,6 +107,7 @@ fn start_transaction(
             step: step.into(),
             created_at: now,
             expires_at: now + LOGIN_TRANSACTION_TTL,
+            data: "{}".into(),
         },
     )?;
     Ok(token)
@@ -104,6 +122,8 @@ pub struct LoginTransaction {
     pub user_id: Option<String>,
     /// Where the person is in the journey.
     pub step: String,
+    /// Journey state beyond the step (JSON).
+    pub data: String,
 }
 
 /// The transaction behind a cookie value, if it is still live.
@@ -123,6 +143,7 @@ pub fn find_login(
                 request,
                 user_id: record.user_id,
                 step: record.step,
+                data: record.data,
             })
         })
         .transpose()

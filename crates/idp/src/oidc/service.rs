@@ -1,21 +1,17 @@
-//! The authorization endpoint and the provisional password sign-in, as services the HTTP
-//! handlers call: they take what the request carried and say what to answer.
+//! The authorization endpoint as a service the HTTP handler calls: it takes what the request
+//! carried and says what to answer. The sign-in pages are `authn::journey`.
 
-use diesel::Connection;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::audit::RequestOrigin;
 use crate::error::Error;
 use crate::oidc::authorize::{
     parse_parameters, validate, AuthorizationRequest, AuthorizeError, ClientResponse, ResponseMode,
 };
 use crate::oidc::flow::{
-    consent_needed, create_session, csrf_matches, csrf_token, find_login, find_session, issue_code,
-    start_consent, start_login, Authentication, STEP_CONSENT, STEP_PASSWORD,
+    consent_needed, find_session, issue_code, level_satisfies, start_consent, start_login,
 };
-use crate::store::audit::{self, NewAuditEvent};
-use crate::store::{clients, login_transactions, now, users};
+use crate::store::{clients, now};
 
 /// What `/authorize` answers.
 #[derive(Debug)]
@@ -106,7 +102,12 @@ pub async fn authorize(
                     .as_deref()
                     .is_none_or(|sub| sub == s.record.user_id)
             });
-            Ok(match session.filter(|s| s.satisfies(&req, at)) {
+            // A session satisfies the portal only if it reached the level the portal requires;
+            // otherwise the person signs in again (steps up).
+            let session = session.filter(|s| {
+                s.satisfies(&req, at) && level_satisfies(&s.record.acr, &client.required_level)
+            });
+            Ok(match session {
                 Some(session) if consent_needed(conn, &client, &session.record.user_id, &req)? => {
                     if req.prompts("none") {
                         Next::ConsentRequired
@@ -215,213 +216,6 @@ pub(crate) fn error_response(
         ],
         request.state.clone(),
         issuer,
-    )
-}
-
-/// The sign-in form's content.
-#[derive(Debug, Clone)]
-pub struct SignInForm {
-    pub client_name: String,
-    pub csrf: String,
-    pub email: String,
-    pub error: Option<&'static str>,
-}
-
-/// What `/login` answers.
-#[derive(Debug)]
-pub enum SignInOutcome {
-    /// No live login transaction (expired, already used, or a forged form).
-    Expired,
-    /// Show the form (again).
-    Form(SignInForm),
-    /// Signed in: set the session cookie, clear the transaction cookie, go back to the portal.
-    Done {
-        response: ClientResponse,
-        session_token: String,
-    },
-    /// Signed in, but the person must agree to share first: set the session cookie, keep the
-    /// transaction, go to the consent page.
-    Consent { session_token: String },
-}
-
-/// What the sign-in's database call decided.
-enum SignedIn {
-    Code(String, String),
-    Consent(String),
-}
-
-/// The sign-in form for the transaction behind `transaction`.
-pub async fn sign_in_form(
-    state: &AppState,
-    transaction: Option<String>,
-) -> Result<SignInOutcome, Error> {
-    let Some(token) = transaction else {
-        return Ok(SignInOutcome::Expired);
-    };
-    let hasher = state.hasher.clone();
-    let found = state
-        .store
-        .run(move |conn| {
-            let Some(tx) =
-                find_login(conn, &hasher, &token, now())?.filter(|tx| tx.step == STEP_PASSWORD)
-            else {
-                return Ok(None);
-            };
-            let client = clients::find(conn, &tx.request.client_id)?;
-            Ok(Some((tx, client)))
-        })
-        .await?;
-    Ok(match found {
-        Some((tx, client)) => SignInOutcome::Form(SignInForm {
-            client_name: client.map(|c| c.name).unwrap_or_default(),
-            csrf: csrf_token(&state.hasher, &tx.id),
-            email: tx.request.login_hint.clone().unwrap_or_default(),
-            error: None,
-        }),
-        None => SignInOutcome::Expired,
-    })
-}
-
-/// What the person submitted. No `Debug`: it holds a password.
-pub struct SignInSubmission {
-    pub csrf: String,
-    pub email: String,
-    pub password: String,
-    pub origin: RequestOrigin,
-}
-
-const WRONG_CREDENTIALS: &str =
-    "Courriel ou mot de passe incorrect. / Incorrect email or password.";
-
-/// Checks email and password; on success opens an SSO session and issues the code.
-pub async fn sign_in(
-    state: &AppState,
-    transaction: Option<String>,
-    mut submission: SignInSubmission,
-) -> Result<SignInOutcome, Error> {
-    let password = std::mem::take(&mut submission.password);
-    let Some(token) = transaction else {
-        return Ok(SignInOutcome::Expired);
-    };
-    let hasher = state.hasher.clone();
-    let email = submission.email.trim().to_string();
-    let lookup_email = email.clone();
-    let found = state
-        .store
-        .run(move |conn| {
-            let Some(tx) =
-                find_login(conn, &hasher, &token, now())?.filter(|tx| tx.step == STEP_PASSWORD)
-            else {
-                return Ok(None);
-            };
-            let client = clients::find(conn, &tx.request.client_id)?;
-            let user = users::find_by_email(conn, &lookup_email)?;
-            Ok(Some((tx, client, user)))
-        })
-        .await?;
-    let Some((tx, client, user)) = found else {
-        return Ok(SignInOutcome::Expired);
-    };
-    if !csrf_matches(&state.hasher, &tx.id, &submission.csrf) {
-        return Ok(SignInOutcome::Expired);
-    }
-    let usable = user.filter(|u| !u.disabled && !u.must_reset);
-    let stored_hash = usable.as_ref().and_then(|u| u.password_hash.clone());
-    let matched = state.passwords.verify(password, stored_hash).await;
-    let client_id = tx.request.client_id.clone();
-    let Some(user) = usable.filter(|_| matched) else {
-        let event = event(
-            "signin.failed",
-            None,
-            &client_id,
-            &submission,
-            json!({ "reason": "bad_credentials" }),
-        );
-        state.store.run(move |c| audit::append(c, &event)).await?;
-        return Ok(SignInOutcome::Form(SignInForm {
-            client_name: client.map(|c| c.name).unwrap_or_default(),
-            csrf: submission.csrf,
-            email,
-            error: Some(WRONG_CREDENTIALS),
-        }));
-    };
-
-    let hasher = state.hasher.clone();
-    let request = tx.request.clone();
-    let auth = Authentication {
-        user_id: user.id.clone(),
-        amr: vec!["pwd".into()],
-        acr: "pwd".into(),
-        ip: submission.origin.ip.clone(),
-        user_agent: submission.origin.user_agent.clone(),
-    };
-    let succeeded = event(
-        "signin.succeeded",
-        Some(user.id.clone()),
-        &client_id,
-        &submission,
-        json!({ "amr": ["pwd"] }),
-    );
-    let tx_id = tx.id.clone();
-    let Some(client) = client else {
-        return Ok(SignInOutcome::Expired);
-    };
-    let done = state
-        .store
-        .run(move |conn| {
-            // All or nothing: a failure leaves the login transaction usable, not half spent.
-            conn.transaction(|conn| {
-                let at = now();
-                let consent = consent_needed(conn, &client, &auth.user_id, &request)?;
-                // The transaction is spent once: a second submission finds it moved on or gone,
-                // before anything is written.
-                let spent = if consent {
-                    login_transactions::advance(
-                        conn,
-                        &tx_id,
-                        STEP_PASSWORD,
-                        STEP_CONSENT,
-                        Some(&auth.user_id),
-                    )?
-                } else {
-                    login_transactions::delete(conn, &tx_id)?
-                };
-                if !spent {
-                    return Ok(None);
-                }
-                let (session_token, session) = create_session(conn, &hasher, &auth, at)?;
-                audit::append(conn, &succeeded)?;
-                if consent {
-                    return Ok(Some(SignedIn::Consent(session_token)));
-                }
-                let code = issue_code(conn, &hasher, &request, &session, at)?;
-                Ok(Some(SignedIn::Code(session_token, code)))
-            })
-        })
-        .await?;
-    Ok(match done {
-        None => SignInOutcome::Expired,
-        Some(SignedIn::Consent(session_token)) => SignInOutcome::Consent { session_token },
-        Some(SignedIn::Code(session_token, code)) => SignInOutcome::Done {
-            response: code_response(&tx.request, code, &state.settings.issuer()),
-            session_token,
-        },
-    })
-}
-
-fn event(
-    event_type: &str,
-    subject: Option<String>,
-    client_id: &str,
-    submission: &SignInSubmission,
-    detail: serde_json::Value,
-) -> NewAuditEvent {
-    submission.origin.event(
-        event_type,
-        subject.clone(),
-        subject,
-        Some(client_id),
-        &detail,
     )
 }
 

@@ -21,6 +21,8 @@ pub struct LoginTransactionRecord {
     pub step: String,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    /// Journey state beyond the step, as JSON (see `authn::journey::JourneyData`).
+    pub data: String,
 }
 
 /// Stores a new transaction.
@@ -45,14 +47,15 @@ pub fn find_live(
         .optional()?)
 }
 
-/// Moves the transaction to `step`, only if it is still at `from_step` (so two tabs cannot
-/// both advance it). Returns whether it moved.
+/// Moves the transaction to `step` with `user_id` and `data`, only if it is still at
+/// `from_step` (so two tabs cannot both advance it). Returns whether it moved.
 pub fn advance(
     conn: &mut DbConnection,
     id: &str,
     from_step: &str,
     to_step: &str,
     user_id: Option<&str>,
+    data: &str,
 ) -> StoreResult<bool> {
     let n = diesel::update(
         login_transactions::table
@@ -62,6 +65,7 @@ pub fn advance(
     .set((
         login_transactions::step.eq(to_step),
         login_transactions::user_id.eq(user_id),
+        login_transactions::data.eq(data),
     ))
     .execute(conn)?;
     Ok(n == 1)

@@ -4,6 +4,7 @@
 //! tokio's blocking pool so diesel never blocks the async executor. Dialect-specific SQL lives
 //! only here, as explicit per-backend arms.
 
+pub mod attempt_counters;
 pub mod audit;
 pub mod authorization_codes;
 pub mod client_assertions;

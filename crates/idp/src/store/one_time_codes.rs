@@ -61,6 +61,37 @@ pub fn latest(
         .optional()?)
 }
 
+/// The person's most recent codes of this purpose, newest first.
+pub fn recent(
+    conn: &mut DbConnection,
+    user_id: &str,
+    purpose: &str,
+    limit: i64,
+) -> StoreResult<Vec<OneTimeCodeRecord>> {
+    Ok(one_time_codes::table
+        .filter(one_time_codes::user_id.eq(user_id))
+        .filter(one_time_codes::purpose.eq(purpose))
+        .order((one_time_codes::created_at.desc(), one_time_codes::id.desc()))
+        .limit(limit)
+        .select(OneTimeCodeRecord::as_select())
+        .load(conn)?)
+}
+
+/// When the person's codes of this purpose were issued since `since` (resend limits).
+pub fn issued_since(
+    conn: &mut DbConnection,
+    user_id: &str,
+    purpose: &str,
+    since: NaiveDateTime,
+) -> StoreResult<Vec<NaiveDateTime>> {
+    Ok(one_time_codes::table
+        .filter(one_time_codes::user_id.eq(user_id))
+        .filter(one_time_codes::purpose.eq(purpose))
+        .filter(one_time_codes::created_at.ge(since))
+        .select(one_time_codes::created_at)
+        .load(conn)?)
+}
+
 /// The code with this id.
 pub fn find(conn: &mut DbConnection, id: &str) -> StoreResult<Option<OneTimeCodeRecord>> {
     Ok(one_time_codes::table

@@ -16,11 +16,7 @@ diesel::table! {
         mfa_method -> Text,
         totp_secret_enc -> Nullable<Binary>,
         totp_last_step -> Nullable<BigInt>,
-        password_failures -> Integer,
-        mfa_failures -> Integer,
-        lock_count -> Integer,
-        locked_until -> Nullable<Timestamp>,
-        disabled -> Bool,
+                disabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }
@@ -66,9 +62,22 @@ diesel::table! {
         client_id -> Text,
         request -> Text,
         user_id -> Nullable<Text>,
-        step -> Text,
+                step -> Text,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    attempt_counters (key) {
+        key -> Text,
+        password_failures -> Integer,
+        second_factor_failures -> Integer,
+        window_started_at -> Timestamp,
+        lock_count -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
     }
 }
 
@@ -178,6 +187,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     consents,
+    attempt_counters,
     client_assertions,
     users,
     clients,

@@ -38,13 +38,6 @@ impl MfaMethod {
     }
 }
 
-/// Which failure counter to move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Factor {
-    Password,
-    SecondFactor,
-}
-
 /// A stored person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
@@ -61,10 +54,6 @@ pub struct User {
     /// TOTP secret sealed with the master key; present exactly when the method is TOTP.
     pub totp_secret_enc: Option<Vec<u8>>,
     pub totp_last_step: Option<i64>,
-    pub password_failures: i32,
-    pub mfa_failures: i32,
-    pub lock_count: i32,
-    pub locked_until: Option<NaiveDateTime>,
     pub disabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -85,10 +74,6 @@ struct UserRow {
     mfa_method: String,
     totp_secret_enc: Option<Vec<u8>>,
     totp_last_step: Option<i64>,
-    password_failures: i32,
-    mfa_failures: i32,
-    lock_count: i32,
-    locked_until: Option<NaiveDateTime>,
     disabled: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
@@ -111,10 +96,6 @@ impl TryFrom<UserRow> for User {
             must_reset: r.must_reset,
             totp_secret_enc: r.totp_secret_enc,
             totp_last_step: r.totp_last_step,
-            password_failures: r.password_failures,
-            mfa_failures: r.mfa_failures,
-            lock_count: r.lock_count,
-            locked_until: r.locked_until,
             disabled: r.disabled,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -212,7 +193,7 @@ pub fn find_by_member_code(conn: &mut DbConnection, code: &str) -> StoreResult<O
         .transpose()
 }
 
-/// Stores a new password hash, clears the must-reset flag and the password failure count.
+/// Stores a new password hash and clears the must-reset flag.
 /// Returns whether the person exists.
 pub fn set_password(
     conn: &mut DbConnection,
@@ -224,7 +205,6 @@ pub fn set_password(
         .set((
             users::password_hash.eq(password_hash),
             users::must_reset.eq(false),
-            users::password_failures.eq(0),
             users::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -257,7 +237,6 @@ pub fn set_mfa(
             users::mfa_method.eq(method.as_str()),
             users::totp_secret_enc.eq(secret),
             users::totp_last_step.eq(None::<i64>),
-            users::mfa_failures.eq(0),
             users::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -280,86 +259,6 @@ pub fn accept_totp_step(conn: &mut DbConnection, id: &str, step: i64) -> StoreRe
     )
     .set(users::totp_last_step.eq(step))
     .execute(conn)?;
-    Ok(n == 1)
-}
-
-/// Adds one failure to the counter of `factor` and returns the new count, atomically.
-pub fn increment_failures(
-    conn: &mut DbConnection,
-    id: &str,
-    factor: Factor,
-    now: NaiveDateTime,
-) -> StoreResult<Option<i32>> {
-    let target = users::table.find(id);
-    let count = match factor {
-        Factor::Password => diesel::update(target)
-            .set((
-                users::password_failures.eq(users::password_failures + 1),
-                users::updated_at.eq(now),
-            ))
-            .returning(users::password_failures)
-            .get_result::<i32>(conn)
-            .optional()?,
-        Factor::SecondFactor => diesel::update(target)
-            .set((
-                users::mfa_failures.eq(users::mfa_failures + 1),
-                users::updated_at.eq(now),
-            ))
-            .returning(users::mfa_failures)
-            .get_result::<i32>(conn)
-            .optional()?,
-    };
-    Ok(count)
-}
-
-/// Locks the account until `until`, counts the lock, and clears both failure counters.
-pub fn lock(
-    conn: &mut DbConnection,
-    id: &str,
-    until: NaiveDateTime,
-    now: NaiveDateTime,
-) -> StoreResult<bool> {
-    let n = diesel::update(users::table.find(id))
-        .set((
-            users::locked_until.eq(Some(until)),
-            users::lock_count.eq(users::lock_count + 1),
-            users::password_failures.eq(0),
-            users::mfa_failures.eq(0),
-            users::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(n == 1)
-}
-
-/// Lifts a lock and clears the failure counters. With `forget_history`, the growing lock
-/// period starts over too (a helpdesk unlock or a completed reset).
-pub fn unlock(
-    conn: &mut DbConnection,
-    id: &str,
-    forget_history: bool,
-    now: NaiveDateTime,
-) -> StoreResult<bool> {
-    let target = users::table.find(id);
-    let n = if forget_history {
-        diesel::update(target)
-            .set((
-                users::locked_until.eq(None::<NaiveDateTime>),
-                users::lock_count.eq(0),
-                users::password_failures.eq(0),
-                users::mfa_failures.eq(0),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?
-    } else {
-        diesel::update(target)
-            .set((
-                users::locked_until.eq(None::<NaiveDateTime>),
-                users::password_failures.eq(0),
-                users::mfa_failures.eq(0),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?
-    };
     Ok(n == 1)
 }
 

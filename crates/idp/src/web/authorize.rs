@@ -1,4 +1,4 @@
-//! `GET /authorize`, `GET|POST /login`, `GET /.well-known/openid-configuration`.
+//! `GET /authorize`, `GET|POST /consent`, `GET /.well-known/openid-configuration`.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -6,25 +6,16 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::authn::journey::page_lang;
 use crate::error::Error;
+use crate::i18n::{Lang, Tr};
 use crate::oidc::authorize::{ClientResponse, ResponseMode};
 use crate::oidc::consent::{ConsentDecision, ConsentOutcome};
-use crate::oidc::flow::{LOGIN_TRANSACTION_TTL, SSO_SESSION_TTL};
-use crate::oidc::service::{
-    authorize as authorize_request, sign_in, sign_in_form, AuthorizeOutcome, SignInForm,
-    SignInOutcome, SignInSubmission,
-};
+use crate::oidc::flow::LOGIN_TRANSACTION_TTL;
+use crate::oidc::service::{authorize as authorize_request, AuthorizeOutcome};
 use crate::web::cookies;
+use crate::web::login::{expired_page, lang_hints, refused_page};
 use crate::web::middleware::request_origin;
-
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage<'a> {
-    client_name: &'a str,
-    csrf: &'a str,
-    email: &'a str,
-    error: Option<&'a str>,
-}
 
 /// The only script Guichet serves: it submits the form_post page's form. The page's CSP allows
 /// exactly this script, by hash.
@@ -61,7 +52,7 @@ fn form_post_csp(action: &str) -> String {
 }
 
 /// Sends the authorization response to the client in the mode it asked for, with `cookies`.
-fn answer_client(
+pub(crate) fn answer_client(
     response: &ClientResponse,
     cookies: Vec<actix_web::cookie::Cookie<'static>>,
 ) -> HttpResponse {
@@ -98,14 +89,6 @@ fn answer_client(
     }
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
-    next_step: &'a str,
-}
-
 /// An HTML page that is never cached; a template failure is logged and answered with a 500.
 pub fn html(
     status: actix_web::http::StatusCode,
@@ -123,25 +106,7 @@ pub fn html(
     }
 }
 
-/// The body of the error page for `message`.
-pub fn error_body(message: &str) -> String {
-    ErrorPage {
-        title: "Demande refusée / Request refused",
-        message,
-        next_step: "Retournez au portail et recommencez. / Go back to the portal and try again.",
-    }
-    .render()
-    .unwrap_or_else(|_| "Request refused.".into())
-}
-
-fn error_page(message: &str) -> HttpResponse {
-    html(
-        actix_web::http::StatusCode::BAD_REQUEST,
-        Ok(error_body(message)),
-    )
-}
-
-fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
+pub(crate) fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::SeeOther();
     response
         .insert_header((header::LOCATION, location.to_string()))
@@ -155,9 +120,10 @@ pub async fn authorize(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let session = session(&req, state.https);
+    let lang = page_lang(&lang_hints(&req, state.https));
     Ok(
         match authorize_request(&state, req.query_string(), session).await? {
-            AuthorizeOutcome::ErrorPage { description } => error_page(description),
+            AuthorizeOutcome::ErrorPage { description } => refused_page(lang, description),
             AuthorizeOutcome::Respond(response) => answer_client(&response, Vec::new()),
             AuthorizeOutcome::SignIn { transaction } => see_other("/login")
                 .cookie(cookies::build(
@@ -179,52 +145,6 @@ pub async fn authorize(
     )
 }
 
-const EXPIRED: &str = "Votre demande de connexion a expiré ou a déjà servi. / Your sign-in request has expired or was already used.";
-
-fn render_sign_in(outcome: SignInOutcome, https: bool) -> HttpResponse {
-    match outcome {
-        SignInOutcome::Expired => error_page(EXPIRED),
-        SignInOutcome::Form(SignInForm {
-            client_name,
-            csrf,
-            email,
-            error,
-        }) => html(
-            actix_web::http::StatusCode::OK,
-            LoginPage {
-                client_name: &client_name,
-                csrf: &csrf,
-                email: &email,
-                error,
-            }
-            .render(),
-        ),
-        SignInOutcome::Consent { session_token } => see_other("/consent")
-            .cookie(cookies::build(
-                cookies::SESSION,
-                session_token,
-                https,
-                SSO_SESSION_TTL.num_seconds(),
-            ))
-            .finish(),
-        SignInOutcome::Done {
-            response,
-            session_token,
-        } => answer_client(
-            &response,
-            vec![
-                cookies::build(
-                    cookies::SESSION,
-                    session_token,
-                    https,
-                    SSO_SESSION_TTL.num_seconds(),
-                ),
-                cookies::removal(cookies::TRANSACTION, https),
-            ],
-        ),
-    }
-}
-
 fn transaction(req: &HttpRequest, https: bool) -> Option<String> {
     cookies::value(req, cookies::TRANSACTION, https)
 }
@@ -233,73 +153,39 @@ fn session(req: &HttpRequest, https: bool) -> Option<String> {
     cookies::value(req, cookies::SESSION, https)
 }
 
-/// The sign-in form.
-pub async fn login_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    let outcome = sign_in_form(&state, transaction(&req, state.https)).await?;
-    Ok(render_sign_in(outcome, state.https))
-}
-
-/// Fields of the sign-in form.
-#[derive(Deserialize)]
-pub struct LoginFields {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-}
-
-/// The sign-in form's submission.
-pub async fn login_submit(
-    req: HttpRequest,
-    form: web::Form<LoginFields>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    let form = form.into_inner();
-    let submission = SignInSubmission {
-        csrf: form.csrf,
-        email: form.email,
-        password: form.password,
-        origin: request_origin(&req),
-    };
-    let outcome = sign_in(&state, transaction(&req, state.https), submission).await?;
-    Ok(render_sign_in(outcome, state.https))
-}
-
 #[derive(Template)]
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
-    client_name: &'a str,
-    labels: Vec<&'static str>,
+    t: Tr,
+    title: String,
+    switch_href: &'static str,
+    intro: String,
+    labels: Vec<String>,
     csrf: &'a str,
 }
 
-/// What a scope lets the portal see, in both languages.
-fn scope_label(scope: &str) -> &'static str {
+/// What a scope lets the portal see.
+fn scope_label(t: Tr, scope: &str) -> String {
     match scope {
-        "openid" => "Vous identifier / Identify you",
-        "profile" => "Vos nom et prénom / Your name",
-        "email" => "Votre adresse courriel / Your email address",
-        "offline_access" => "Garder l’accès en votre absence / Keep access while you are away",
-        _ => "Une autre autorisation de ce portail / Another permission of this portal",
+        "openid" | "profile" | "email" | "offline_access" => t.get(&format!("scope-{scope}")),
+        _ => t.get("scope-other"),
     }
 }
 
-fn render_consent(outcome: ConsentOutcome, https: bool) -> HttpResponse {
+fn render_consent(outcome: ConsentOutcome, https: bool, lang: Lang) -> HttpResponse {
+    let t = Tr(lang);
     match outcome {
-        ConsentOutcome::Expired => error_page(EXPIRED),
+        ConsentOutcome::Expired => expired_page(lang),
         ConsentOutcome::Form(form) => {
-            let mut labels: Vec<&'static str> =
-                form.scopes.iter().map(|s| scope_label(s)).collect();
+            let mut labels: Vec<String> = form.scopes.iter().map(|s| scope_label(t, s)).collect();
             labels.dedup();
             html(
                 actix_web::http::StatusCode::OK,
                 ConsentPage {
-                    client_name: &form.client_name,
+                    t,
+                    title: t.get("consent-title"),
+                    switch_href: "/login/lang?to=",
+                    intro: t.arg("consent-intro", "portal", &form.client_name),
                     labels,
                     csrf: &form.csrf,
                 }
@@ -324,7 +210,11 @@ pub async fn consent_form(
         session(&req, state.https),
     )
     .await?;
-    Ok(render_consent(outcome, state.https))
+    Ok(render_consent(
+        outcome,
+        state.https,
+        page_lang(&lang_hints(&req, state.https)),
+    ))
 }
 
 /// Fields of the consent form.
@@ -355,7 +245,11 @@ pub async fn consent_submit(
         decision,
     )
     .await?;
-    Ok(render_consent(outcome, state.https))
+    Ok(render_consent(
+        outcome,
+        state.https,
+        page_lang(&lang_hints(&req, state.https)),
+    ))
 }
 
 /// The discovery document.

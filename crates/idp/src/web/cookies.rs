@@ -8,6 +8,8 @@ use actix_web::cookie::{time, Cookie, SameSite};
 pub const SESSION: &str = "guichet_session";
 /// The login transaction cookie.
 pub const TRANSACTION: &str = "guichet_tx";
+/// The language chosen with the FR/EN switch.
+pub const LANG: &str = "guichet_lang";
 
 /// The name as sent on this deployment.
 pub fn name(base: &str, https: bool) -> String {

@@ -5,25 +5,32 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::app::AppState;
+use crate::authn::journey::page_lang;
 use crate::error::Error;
+use crate::i18n::{Lang, Tr};
 use crate::oidc::logout::{confirm, end_session, EndSessionOutcome};
-use crate::web::authorize::{error_body, html};
+use crate::web::authorize::html;
 use crate::web::cookies;
+use crate::web::login::{lang_hints, refused_page};
 
 #[derive(Template)]
 #[template(path = "logout.html")]
 struct LogoutPage<'a> {
+    t: Tr,
+    title: String,
+    switch_href: &'static str,
     confirm: bool,
     csrf: &'a str,
     client_name: Option<&'a str>,
     fields: &'a [(String, String)],
 }
 
-fn render(outcome: EndSessionOutcome, https: bool) -> HttpResponse {
+fn render(outcome: EndSessionOutcome, https: bool, lang: Lang) -> HttpResponse {
+    let t = Tr(lang);
+    // The switch would leave this page: the logout pages follow the remembered language.
+    let switch_href = "/login/lang?to=";
     match outcome {
-        EndSessionOutcome::ErrorPage { description } => {
-            html(StatusCode::BAD_REQUEST, Ok(error_body(description)))
-        }
+        EndSessionOutcome::ErrorPage { description } => refused_page(lang, description),
         // Asking does not sign out: the session cookie stays.
         EndSessionOutcome::Confirm {
             csrf,
@@ -32,6 +39,9 @@ fn render(outcome: EndSessionOutcome, https: bool) -> HttpResponse {
         } => html(
             StatusCode::OK,
             LogoutPage {
+                t,
+                title: t.get("logout-title"),
+                switch_href,
                 confirm: true,
                 csrf: &csrf,
                 client_name: client_name.as_deref(),
@@ -50,6 +60,9 @@ fn render(outcome: EndSessionOutcome, https: bool) -> HttpResponse {
             let mut response = html(
                 StatusCode::OK,
                 LogoutPage {
+                    t,
+                    title: t.get("logout-done-title"),
+                    switch_href,
                     confirm: false,
                     csrf: "",
                     client_name: None,
@@ -75,7 +88,11 @@ pub async fn end_session_get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let outcome = end_session(&state, req.query_string(), session(&req, state.https)).await?;
-    Ok(render(outcome, state.https))
+    Ok(render(
+        outcome,
+        state.https,
+        page_lang(&lang_hints(&req, state.https)),
+    ))
 }
 
 /// `POST /end_session` (form-encoded parameters).
@@ -86,7 +103,11 @@ pub async fn end_session_post(
 ) -> Result<HttpResponse, Error> {
     let raw = String::from_utf8_lossy(&body);
     let outcome = end_session(&state, &raw, session(&req, state.https)).await?;
-    Ok(render(outcome, state.https))
+    Ok(render(
+        outcome,
+        state.https,
+        page_lang(&lang_hints(&req, state.https)),
+    ))
 }
 
 /// `POST /end_session/confirm`.
@@ -97,5 +118,9 @@ pub async fn end_session_confirm(
 ) -> Result<HttpResponse, Error> {
     let raw = String::from_utf8_lossy(&body);
     let outcome = confirm(&state, &raw, session(&req, state.https)).await?;
-    Ok(render(outcome, state.https))
+    Ok(render(
+        outcome,
+        state.https,
+        page_lang(&lang_hints(&req, state.https)),
+    ))
 }

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod cookies;
 pub mod health;
 pub mod jwks;
+pub mod login;
 pub mod logout;
 pub mod middleware;
 pub mod token;
@@ -22,8 +23,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(authorize::discovery),
         )
         .route("/authorize", web::get().to(authorize::authorize))
-        .route("/login", web::get().to(authorize::login_form))
-        .route("/login", web::post().to(authorize::login_submit))
+        .route("/assets/guichet.css", web::get().to(login::stylesheet))
+        .route("/login", web::get().to(login::page))
+        .route("/login", web::post().to(login::submit_password))
+        .route("/login/lang", web::get().to(login::switch_language))
+        .route(
+            "/login/second-factor",
+            web::post().to(login::submit_second_factor),
+        )
+        .route("/login/resend", web::post().to(login::resend))
+        .route("/login/restart", web::post().to(login::restart))
+        .route("/login/reset", web::get().to(login::reset_page))
+        .route("/login/reset", web::post().to(login::submit_reset_email))
+        .route(
+            "/login/reset/code",
+            web::post().to(login::submit_reset_code),
+        )
+        .route(
+            "/login/password",
+            web::post().to(login::submit_new_password),
+        )
+        .route("/login/enrol", web::post().to(login::submit_enrol_choice))
+        .route("/login/enrol/app", web::post().to(login::submit_enrol_app))
+        .route(
+            "/login/enrol/email",
+            web::post().to(login::submit_enrol_email),
+        )
         .route("/consent", web::get().to(authorize::consent_form))
         .route("/consent", web::post().to(authorize::consent_submit))
         .route("/end_session", web::get().to(logout::end_session_get))

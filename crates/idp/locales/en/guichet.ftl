@@ -1,0 +1,131 @@
+# Guichet, English. Every message here has its twin in ../fr-CA/guichet.ftl.
+
+## Every page
+site-name = Guichet
+lang-switch = Français
+lang-switch-label = Afficher cette page en français
+help-contact = Need help? Contact us.
+mfa-change-helpdesk = To change your verification method, contact us.
+error-heading = Please correct the following
+expired-title = Sign-in request expired
+expired-message = Your sign-in request has expired or was already used.
+expired-next = Go back to the portal and select the sign-in button again.
+refused-title = Request refused
+refused-next = Go back to the portal and try again.
+start-over = Start over
+
+## Sign in
+login-title = Sign in
+login-intro = Sign in to continue to { $portal }.
+field-email = Email address
+field-email-hint = Your contact email address, as entered in your file.
+field-password = Password
+login-submit = Sign in
+login-first-time = First login or forgot your password?
+login-wrong = Incorrect email or password. Check what you typed. If this is your first login, or if your account is not activated yet, select “First login or forgot your password?”.
+login-locked = Too many attempts: your account is temporarily locked. Try again later, or select “First login or forgot your password?” to reset your password. If the problem persists, contact us.
+login-throttled = Too many attempts from your network. Try again in a few minutes.
+login-email-missing = Enter your email address.
+login-password-missing = Enter your password.
+
+## Second factor: authenticator app
+totp-title = Two-factor authentication
+totp-intro = Open your authentication app and enter the six-digit code shown for the { $issuer } account.
+field-code = Verification code
+field-code-hint = Six digits, without spaces.
+code-submit = Verify
+totp-wrong = Incorrect code. Make sure your authentication app is set up and that you use the code of the { $issuer } account.
+totp-replayed = This code was already used. Wait for a new code to appear in your app, then try again: each code works only once.
+totp-lost = Lost or changed your phone, or deleted the account in your app? Contact us to reconfigure two-factor authentication.
+mfa-locked = Too many incorrect codes: your account is temporarily locked. Try again later, or select “First login or forgot your password?” on the sign-in page. If the problem persists, contact us.
+
+## Second factor and journeys: emailed codes
+email-code-title = Email verification
+email-code-intro = We sent a six-digit verification code to { $email }. It is valid for 10 minutes.
+code-wrong = { $tries ->
+    [one] Incorrect code. Check the six digits and enter the last code you received. You have one try left.
+   *[other] Incorrect code. Check the six digits and enter the last code you received. You have { $tries } tries left.
+}
+code-expired = This code has expired: a code is valid for only 10 minutes. Select “Send a new code”.
+code-used = This code was already used. Select “Send a new code”.
+code-replaced = This code was replaced by a newer one: a code stops working when you ask for a new code. Enter the last code you received.
+code-too-many = Too many incorrect tries: this code no longer works. Select “Send a new code”.
+code-none = There is no valid code. Select “Send a new code”.
+code-resend = Send a new code
+code-sent = A new code was sent to { $email }. The previous code no longer works.
+code-resend-wait = { $seconds ->
+    [one] You can ask for a new code in one second.
+   *[other] You can ask for a new code in { $seconds } seconds.
+}
+code-send-failed = We could not send the code. Try again in a moment.
+code-help-title = Did not receive the code?
+code-help-spam = Look in your spam or junk folder.
+code-help-address = Make sure you use the contact email address linked to your file.
+code-help-filter = If you use a work address, ask your technical support whether security filters blocked the message.
+code-help-resend = Select “Send a new code”. If the problem persists, contact us.
+
+## First login or forgotten password
+reset-title = First login or forgotten password
+reset-intro = Enter the contact email address in your file. We will send a six-digit verification code to it.
+reset-submit = Send me a code
+reset-code-title = Enter the verification code
+reset-code-intro = If { $email } is the contact address of a file, a six-digit verification code was just sent to it. It is valid for 10 minutes.
+email-invalid = Enter a valid email address, such as name@example.com.
+back-to-login = Back to sign in
+
+## New password
+password-title = Choose a new password
+password-policy = Your password must have at least ten characters, including three of the following: lowercase letters, uppercase letters, numbers and special characters. It must not contain your email address or be easy to guess.
+field-new-password = New password
+field-confirm-password = Confirm the new password
+password-submit = Save the password
+password-too-short = The password is too short: use at least ten characters.
+password-too-long = The password is too long: use at most 256 characters.
+password-too-few-classes = Use at least three of these: lowercase letters, uppercase letters, numbers, special characters.
+password-contains-email = The password must not contain your email address.
+password-too-guessable = This password is too easy to guess (common word, name, date or sequence). Choose another one.
+password-mismatch = The two passwords differ. Type the same password twice.
+
+## Activating two-factor authentication
+enrol-title = Activate two-factor authentication
+enrol-intro = Two-factor authentication is required each time you sign in. Choose your verification method. You can activate only one; to change it later, contact us.
+enrol-app = Authentication app (recommended)
+enrol-app-help = A one-time code from an app on your cell phone or tablet, such as Microsoft Authenticator or Google Authenticator.
+enrol-email = Email
+enrol-email-help = A one-time code sent to your contact email address.
+enrol-submit = Continue
+enrol-choose-missing = Choose a verification method.
+totp-enrol-title = Set up your authentication app
+totp-enrol-step-open = Open your authentication app (not the camera) on your cell phone or tablet.
+totp-enrol-step-scan = Press the add icon, usually in the bottom right-hand corner of the app, and scan the QR code.
+totp-enrol-alternatives = If the scan does not work:
+totp-enrol-link = open this link on the device that has the app
+totp-enrol-key = or enter this key manually:
+totp-enrol-account = The account appears in your app as { $issuer }. You can rename it.
+totp-enrol-step-code = Enter the six-digit code shown by the app to finish the activation.
+qr-title = QR code to scan with your authentication app
+email-enrol-title = Confirm your email address
+email-enrol-intro = To activate verification by email, enter the six-digit code we sent to { $email }. It is valid for 10 minutes.
+
+## Consent
+consent-title = Authorization
+consent-intro = { $portal } is asking for access to:
+consent-allow = Allow
+consent-deny = Deny
+scope-openid = Identify you
+scope-profile = Your name
+scope-email = Your email address
+scope-offline_access = Keep access while you are away
+scope-other = Another permission of this portal
+
+## Sign out
+logout-title = Sign out?
+logout-intro = You will be signed out of every portal.
+logout-submit = Sign out
+logout-done-title = You are signed out.
+logout-done-intro = You may close this page.
+
+## Authorization response sent by form
+form-post-title = Returning to the portal
+form-post-intro = If nothing happens, select Continue.
+form-post-submit = Continue

@@ -1,0 +1,131 @@
+# Guichet, français (Québec). Chaque message a son jumeau dans ../en/guichet.ftl.
+
+## Toutes les pages
+site-name = Guichet
+lang-switch = English
+lang-switch-label = Display this page in English
+help-contact = Besoin d’aide? Communiquez avec nous.
+mfa-change-helpdesk = Pour changer de méthode de vérification, communiquez avec nous.
+error-heading = Veuillez corriger ce qui suit
+expired-title = Demande de connexion expirée
+expired-message = Votre demande de connexion a expiré ou a déjà servi.
+expired-next = Retournez au portail et cliquez de nouveau sur le bouton de connexion.
+refused-title = Demande refusée
+refused-next = Retournez au portail et recommencez.
+start-over = Recommencer
+
+## Connexion
+login-title = Connexion
+login-intro = Connectez-vous pour accéder à { $portal }.
+field-email = Adresse courriel
+field-email-hint = Votre adresse courriel de contact, inscrite à votre dossier.
+field-password = Mot de passe
+login-submit = Se connecter
+login-first-time = Première connexion ou mot de passe oublié?
+login-wrong = Courriel ou mot de passe incorrect. Vérifiez votre saisie. S’il s’agit de votre première connexion, ou si votre compte n’est pas encore activé, cliquez sur « Première connexion ou mot de passe oublié? ».
+login-locked = Trop de tentatives : votre compte est temporairement verrouillé. Réessayez plus tard, ou cliquez sur « Première connexion ou mot de passe oublié? » pour réinitialiser votre mot de passe. Si le problème persiste, communiquez avec nous.
+login-throttled = Trop de tentatives depuis votre réseau. Réessayez dans quelques minutes.
+login-email-missing = Entrez votre adresse courriel.
+login-password-missing = Entrez votre mot de passe.
+
+## Deuxième facteur : application d’authentification
+totp-title = Authentification à deux facteurs
+totp-intro = Ouvrez votre application d’authentification et entrez le code à six chiffres affiché pour le compte { $issuer }.
+field-code = Code de vérification
+field-code-hint = Six chiffres, sans espace.
+code-submit = Vérifier
+totp-wrong = Code incorrect. Vérifiez que votre application d’authentification est bien configurée et que vous utilisez le code du compte { $issuer }.
+totp-replayed = Ce code a déjà été utilisé. Attendez qu’un nouveau code s’affiche dans votre application, puis réessayez : chaque code ne peut être utilisé qu’une seule fois.
+totp-lost = Vous avez changé ou perdu votre cellulaire, ou supprimé le compte dans votre application? Communiquez avec nous pour reconfigurer l’authentification à deux facteurs.
+mfa-locked = Trop de codes incorrects : votre compte est temporairement verrouillé. Réessayez plus tard, ou cliquez sur « Première connexion ou mot de passe oublié? » à la page de connexion. Si le problème persiste, communiquez avec nous.
+
+## Deuxième facteur et parcours : codes par courriel
+email-code-title = Vérification par courriel
+email-code-intro = Nous avons envoyé un code de vérification à six chiffres à { $email }. Il est valide pendant 10 minutes.
+code-wrong = { $tries ->
+    [one] Code incorrect. Vérifiez les six chiffres et entrez le dernier code reçu. Il vous reste un essai.
+   *[other] Code incorrect. Vérifiez les six chiffres et entrez le dernier code reçu. Il vous reste { $tries } essais.
+}
+code-expired = Ce code a expiré : un code n’est valide que pendant 10 minutes. Cliquez sur « Envoyer un nouveau code ».
+code-used = Ce code a déjà été utilisé. Cliquez sur « Envoyer un nouveau code ».
+code-replaced = Ce code a été remplacé par un code plus récent : un code cesse de fonctionner lorsque vous en demandez un nouveau. Entrez le dernier code reçu.
+code-too-many = Trop d’essais incorrects : ce code ne fonctionne plus. Cliquez sur « Envoyer un nouveau code ».
+code-none = Aucun code valide. Cliquez sur « Envoyer un nouveau code ».
+code-resend = Envoyer un nouveau code
+code-sent = Un nouveau code a été envoyé à { $email }. Le code précédent ne fonctionne plus.
+code-resend-wait = { $seconds ->
+    [one] Vous pourrez demander un nouveau code dans une seconde.
+   *[other] Vous pourrez demander un nouveau code dans { $seconds } secondes.
+}
+code-send-failed = Nous n’avons pas pu envoyer le code. Réessayez dans un moment.
+code-help-title = Vous n’avez pas reçu le code?
+code-help-spam = Regardez dans votre dossier de courrier indésirable.
+code-help-address = Assurez-vous d’utiliser l’adresse courriel de contact liée à votre dossier.
+code-help-filter = Si vous utilisez une adresse professionnelle, vérifiez auprès de votre soutien technique que le courriel n’a pas été bloqué par des filtres de sécurité.
+code-help-resend = Cliquez sur « Envoyer un nouveau code ». Si le problème persiste, communiquez avec nous.
+
+## Première connexion ou mot de passe oublié
+reset-title = Première connexion ou mot de passe oublié
+reset-intro = Entrez l’adresse courriel de contact inscrite à votre dossier. Nous y enverrons un code de vérification à six chiffres.
+reset-submit = Recevoir un code
+reset-code-title = Entrez le code de vérification
+reset-code-intro = Si { $email } est l’adresse de contact d’un dossier, un code de vérification à six chiffres vient d’y être envoyé. Il est valide pendant 10 minutes.
+email-invalid = Entrez une adresse courriel valide, par exemple nom@exemple.com.
+back-to-login = Retour à la connexion
+
+## Nouveau mot de passe
+password-title = Choisissez un nouveau mot de passe
+password-policy = Votre mot de passe doit contenir au moins dix caractères, dont trois des types suivants : lettres minuscules, lettres majuscules, chiffres et caractères spéciaux. Il ne doit pas contenir votre adresse courriel ni être facile à deviner.
+field-new-password = Nouveau mot de passe
+field-confirm-password = Confirmez le nouveau mot de passe
+password-submit = Enregistrer le mot de passe
+password-too-short = Le mot de passe est trop court : utilisez au moins dix caractères.
+password-too-long = Le mot de passe est trop long : utilisez au plus 256 caractères.
+password-too-few-classes = Utilisez au moins trois des types suivants : lettres minuscules, lettres majuscules, chiffres, caractères spéciaux.
+password-contains-email = Le mot de passe ne doit pas contenir votre adresse courriel.
+password-too-guessable = Ce mot de passe est trop facile à deviner (mot courant, nom, date ou suite). Choisissez-en un autre.
+password-mismatch = Les deux mots de passe diffèrent. Entrez deux fois le même mot de passe.
+
+## Activation de l’authentification à deux facteurs
+enrol-title = Activez l’authentification à deux facteurs
+enrol-intro = L’authentification à deux facteurs est requise à chaque connexion. Choisissez votre méthode de vérification. Vous ne pouvez en activer qu’une seule; pour la changer plus tard, communiquez avec nous.
+enrol-app = Application d’authentification (recommandée)
+enrol-app-help = Un code à usage unique obtenu dans une application sur votre cellulaire ou votre tablette, comme Microsoft Authenticator ou Google Authenticator.
+enrol-email = Courriel
+enrol-email-help = Un code à usage unique envoyé à votre adresse courriel de contact.
+enrol-submit = Continuer
+enrol-choose-missing = Choisissez une méthode de vérification.
+totp-enrol-title = Configurez votre application d’authentification
+totp-enrol-step-open = Ouvrez votre application d’authentification (et non l’appareil photo) sur votre cellulaire ou votre tablette.
+totp-enrol-step-scan = Appuyez sur l’icône d’ajout, habituellement en bas à droite de l’application, et balayez le code QR.
+totp-enrol-alternatives = Si le balayage ne fonctionne pas :
+totp-enrol-link = ouvrez ce lien sur l’appareil où se trouve l’application
+totp-enrol-key = ou entrez cette clé manuellement :
+totp-enrol-account = Le compte s’affiche dans votre application sous le nom { $issuer }. Vous pouvez le renommer.
+totp-enrol-step-code = Entrez le code à six chiffres affiché par l’application pour terminer l’activation.
+qr-title = Code QR à balayer avec votre application d’authentification
+email-enrol-title = Confirmez votre adresse courriel
+email-enrol-intro = Pour activer la vérification par courriel, entrez le code à six chiffres envoyé à { $email }. Il est valide pendant 10 minutes.
+
+## Consentement
+consent-title = Autorisation
+consent-intro = { $portal } demande l’accès à :
+consent-allow = Autoriser
+consent-deny = Refuser
+scope-openid = Vous identifier
+scope-profile = Vos nom et prénom
+scope-email = Votre adresse courriel
+scope-offline_access = Garder l’accès en votre absence
+scope-other = Une autre autorisation de ce portail
+
+## Déconnexion
+logout-title = Se déconnecter?
+logout-intro = Vous serez déconnecté de tous les portails.
+logout-submit = Se déconnecter
+logout-done-title = Vous êtes déconnecté.
+logout-done-intro = Vous pouvez fermer cette page.
+
+## Réponse d’autorisation envoyée par formulaire
+form-post-title = Retour au portail
+form-post-intro = Si rien ne se passe, cliquez sur Continuer.
+form-post-submit = Continuer
