@@ -159,7 +159,7 @@ fn migrate_applies_then_has_nothing_left() {
     ];
     let first = run(dir.path(), &["migrate"], &env);
     assert!(first.status.success(), "{first:?}");
-    assert!(String::from_utf8_lossy(&first.stdout).contains("4 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("5 migration(s) applied"));
     let again = run(dir.path(), &["migrate"], &env);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 
@@ -392,6 +392,7 @@ fn expired_rows_are_purged_in_the_background() {
         step: "password".into(),
         created_at: t,
         expires_at,
+        data: "{}".into(),
     };
     let mut conn = store.connection().expect("conn");
     login_transactions::insert(&mut conn, &record("old", t - chrono::Duration::minutes(1)))

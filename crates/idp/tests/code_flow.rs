@@ -1,5 +1,5 @@
 //! The authorization code flow through the real binary, on SQLite and PostgreSQL: authorize,
-//! provisional password sign-in, code exchange with PKCE, ID token checked against the JWKS,
+//! sign-in (password and emailed code), code exchange with PKCE, ID token checked against the JWKS,
 //! single sign-on, prompts, and the refusals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -127,6 +127,7 @@ fn start_with(postgres: bool, env: &[(&str, &str)]) -> Fixture {
         store,
         dir,
         postgres,
+        ..
     } = Deployment::start(&config, postgres, free_port(), env);
     let user = users::insert(
         &mut store.connection().expect("conn"),
@@ -143,6 +144,13 @@ fn start_with(postgres: bool, env: &[(&str, &str)]) -> Fixture {
         idp::store::now(),
     )
     .expect("user");
+    users::set_mfa(
+        &mut store.connection().expect("conn"),
+        &user.id,
+        &users::MfaSetting::Email,
+        idp::store::now(),
+    )
+    .expect("second factor");
     Fixture {
         backchannel,
         server,
@@ -210,25 +218,12 @@ fn sign_in_as(f: &Fixture, http: &Http, email: &str) -> (String, String) {
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/login");
     let tx = cookie(&r, "guichet_tx").expect("transaction cookie");
-    let tx = tx.split(';').next().expect("pair").to_string();
-    let page = http
-        .get(f.server.url("/login"))
-        .header("Cookie", &tx)
-        .send()
-        .expect("login form")
-        .text()
-        .expect("html");
-    let csrf = csrf_of(&page);
-    let r = http
-        .post(f.server.url("/login"))
-        .header("Cookie", &tx)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", email),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .expect("submit");
+    let browser = support::journey::Browser {
+        http,
+        base: &f.server.base,
+        tx: tx.split(';').next().expect("pair").to_string(),
+    };
+    let r = support::journey::password_and_email_code(&browser, f._dir.path(), email, PASSWORD);
     assert_eq!(r.status(), 303, "signed in");
     let session = cookie(&r, "guichet_session").expect("session cookie");
     (
@@ -328,7 +323,8 @@ fn code_flow_with_pkce_gives_a_valid_id_token(f: &Fixture) {
     assert_eq!(claims["email"], "Marie.Tremblay@example.org");
     assert_eq!(claims["member_code"], "R12345");
     assert_eq!(claims["given_name"], "Marie");
-    assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(claims["acr"], "mfa");
     assert!(claims["sid"].is_string() && claims["auth_time"].is_i64());
     let at_hash = idp::oidc::id_token::at_hash(
         idp::oidc::keys::SigningAlg::Rs256,
@@ -476,7 +472,7 @@ fn refusals_of_the_sign_in_page(f: &Fixture) {
         .expect("post")
         .text()
         .expect("html");
-    assert!(wrong.contains("Incorrect email or password"));
+    assert!(wrong.contains("Courriel ou mot de passe incorrect"));
     assert_eq!(
         wrong.replace("marie.tremblay@example.org", "E"),
         unknown.replace("nobody@example.org", "E")
@@ -499,7 +495,7 @@ fn refusals_of_the_sign_in_page(f: &Fixture) {
     let r = http.get(f.server.url("/login")).send().expect("no tx");
     assert_eq!(r.status(), 400);
 
-    // The transaction is spent by a successful sign-in.
+    // The right password moves on to the second factor: no session yet.
     let ok = http
         .post(f.server.url("/login"))
         .header("Cookie", &tx)
@@ -511,6 +507,9 @@ fn refusals_of_the_sign_in_page(f: &Fixture) {
         .send()
         .expect("post");
     assert_eq!(ok.status(), 303);
+    assert!(location(&ok).starts_with("/login"));
+    assert!(cookie(&ok, "guichet_session").is_none());
+    // The password form again, from the back button: the journey shows where it is.
     let again = http
         .post(f.server.url("/login"))
         .header("Cookie", &tx)
@@ -521,7 +520,26 @@ fn refusals_of_the_sign_in_page(f: &Fixture) {
         ])
         .send()
         .expect("post");
-    assert_eq!(again.status(), 400);
+    assert_eq!(again.status(), 303);
+    assert!(cookie(&again, "guichet_session").is_none());
+    // The code finishes the sign-in and spends the transaction.
+    let code = support::journey::latest_code(f._dir.path(), "marie.tremblay@example.org");
+    let done = http
+        .post(f.server.url("/login/second-factor"))
+        .header("Cookie", &tx)
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .expect("post");
+    assert_eq!(done.status(), 303);
+    assert!(location(&done).starts_with(CALLBACK));
+    assert!(cookie(&done, "guichet_session").is_some());
+    let spent = http
+        .post(f.server.url("/login/second-factor"))
+        .header("Cookie", &tx)
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+        .send()
+        .expect("post");
+    assert_eq!(spent.status(), 400);
 }
 
 fn public_client_needs_pkce_and_no_secret(f: &Fixture) {
@@ -1072,7 +1090,7 @@ fn logout_without_a_hint_asks_first(f: &Fixture) {
         .send()
         .expect("confirm");
     assert_eq!(done.status(), 200);
-    assert!(done.text().expect("html").contains("signed out"));
+    assert!(done.text().expect("html").contains("Vous êtes déconnecté"));
     let r = http
         .get(authorize_url(f, ""))
         .header("Cookie", &session)
@@ -1114,6 +1132,15 @@ fn id_token_hint_must_name_the_signed_in_person(f: &Fixture) {
         },
         idp::store::now(),
     )
+    .map(|luc| {
+        users::set_mfa(
+            &mut f.store.connection().expect("conn"),
+            &luc.id,
+            &users::MfaSetting::Email,
+            idp::store::now(),
+        )
+        .expect("second factor")
+    })
     .expect("second user");
     let (_, luc_session) = sign_in_as(f, &http, "luc.gagnon@example.org");
 
@@ -1195,7 +1222,7 @@ fn open_consent(http: &Http, f: &Fixture, session: &str, extra: &str) -> (String
     let html = page.text().expect("html");
     assert!(html.contains("Portail partenaire"), "{html}");
     assert!(
-        html.contains("Votre adresse courriel / Your email address"),
+        html.contains("Votre adresse courriel"),
         "{html}"
     );
     (cookies, csrf_of(&html))

@@ -58,6 +58,17 @@ fn run_relying_party(postgres: bool) {
         idp::store::now(),
     )
     .expect("user");
+    // Jean uses an authenticator app.
+    let secret = idp::authn::totp::new_secret();
+    let sealed =
+        idp::authn::totp::seal_secret(&deployment.master_key, &user.id, &secret).expect("seal");
+    users::set_mfa(
+        &mut deployment.store.connection().expect("conn"),
+        &user.id,
+        &users::MfaSetting::Totp(sealed),
+        idp::store::now(),
+    )
+    .expect("second factor");
 
     // The relying party: discovery, then a client from the metadata.
     let http = openidconnect::reqwest::blocking::ClientBuilder::new()
@@ -107,25 +118,21 @@ fn run_relying_party(postgres: bool) {
         .and_then(|v| v.split(';').next())
         .expect("transaction cookie")
         .to_string();
-    let page = browser
-        .get(format!("{issuer}/login"))
-        .header("Cookie", &tx)
-        .send()
-        .expect("form")
-        .text()
-        .expect("html");
-    let start = page.find("name=\"csrf\" value=\"").expect("csrf") + 19;
-    let form_csrf = &page[start..start + page[start..].find('"').expect("end")];
-    let r = browser
-        .post(format!("{issuer}/login"))
-        .header("Cookie", &tx)
-        .form(&[
-            ("csrf", form_csrf),
-            ("email", "jean.roy@example.org"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .expect("sign in");
+    let journey = support::journey::Browser {
+        http: &browser,
+        base: &issuer,
+        tx: tx.clone(),
+    };
+    let r = journey.post(
+        "/login",
+        &[("email", "jean.roy@example.org"), ("password", PASSWORD)],
+    );
+    assert_eq!(r.status(), 303);
+    let (status, page) = journey.get("/login");
+    assert_eq!(status, 200);
+    assert!(page.contains("autocomplete=\"one-time-code\""), "{page}");
+    let code = support::journey::totp_code(&secret, support::journey::unix_now());
+    let r = journey.post("/login/second-factor", &[("code", &code)]);
     assert_eq!(r.status(), 303);
     let session_cookie = r
         .headers()

@@ -22,7 +22,7 @@ use idp::store::refresh_tokens::{self, RefreshTokenRecord};
 use idp::store::revoked_access_tokens;
 use idp::store::signing_keys::{self, SigningKeyRecord};
 use idp::store::sso_sessions::{self, SsoSessionRecord};
-use idp::store::users::{self, Factor, MfaMethod, MfaSetting, NewUser};
+use idp::store::users::{self, MfaMethod, MfaSetting, NewUser};
 use idp::store::{now, run_migrations, DbConnection, StoreError};
 use support::TestDb;
 
@@ -139,8 +139,8 @@ on_both_backends!(
     users_set_password_clears_reset,
     users_exactly_one_second_factor,
     users_totp_step_accepted_once,
-    users_failure_counters_and_lock,
-    users_concurrent_failures_counted_exactly,
+    attempt_counters_count_lock_and_forget,
+    attempt_counters_concurrent_attempts_counted_exactly,
     users_set_email_and_disabled,
     clients_upsert_find_list,
     clients_secret_and_enabled,
@@ -226,14 +226,12 @@ fn users_member_code_unique(db: &TestDb) {
 fn users_set_password_clears_reset(db: &TestDb) {
     let mut conn = db.conn();
     let user = add_user(&mut conn, "p@example.org");
-    users::increment_failures(&mut conn, &user.id, Factor::Password, now()).expect("fail");
     assert!(users::set_password(&mut conn, &user.id, "$argon2id$v=19$stub", now()).expect("set"));
     let user = users::find_by_id(&mut conn, &user.id)
         .expect("q")
         .expect("found");
     assert_eq!(user.password_hash.as_deref(), Some("$argon2id$v=19$stub"));
     assert!(!user.must_reset);
-    assert_eq!(user.password_failures, 0);
     assert!(!users::set_password(&mut conn, &id(), "x", now()).expect("unknown id"));
 }
 
@@ -301,56 +299,98 @@ fn users_totp_step_accepted_once(db: &TestDb) {
     assert_eq!(u.totp_last_step, Some(101));
 }
 
-fn users_failure_counters_and_lock(db: &TestDb) {
+fn attempt_counters_count_lock_and_forget(db: &TestDb) {
+    use idp::store::attempt_counters::{self, Counted, Counter};
     let mut conn = db.conn();
-    let user = add_user(&mut conn, "lock@example.org");
     let t = now();
+    let window = t - Duration::minutes(15);
+    let count = |conn: &mut DbConnection, counter, at| {
+        attempt_counters::count_attempt(conn, "k1", counter, at - Duration::minutes(15), at)
+            .expect("count")
+    };
     assert_eq!(
-        users::increment_failures(&mut conn, &user.id, Factor::Password, t).expect("q"),
-        Some(1)
+        count(&mut conn, Counter::Password, t),
+        Counted::Failures {
+            count: 1,
+            lock_count: 0
+        }
     );
     assert_eq!(
-        users::increment_failures(&mut conn, &user.id, Factor::Password, t).expect("q"),
-        Some(2)
+        count(&mut conn, Counter::Password, t),
+        Counted::Failures {
+            count: 2,
+            lock_count: 0
+        }
     );
     assert_eq!(
-        users::increment_failures(&mut conn, &user.id, Factor::SecondFactor, t).expect("q"),
-        Some(1)
+        count(&mut conn, Counter::SecondFactor, t),
+        Counted::Failures {
+            count: 1,
+            lock_count: 0
+        },
+        "separate counters"
     );
+    // Sixteen minutes later the window has passed: counting starts over.
+    let later = t + Duration::minutes(16);
     assert_eq!(
-        users::increment_failures(&mut conn, &id(), Factor::Password, t).expect("q"),
-        None
+        count(&mut conn, Counter::Password, later),
+        Counted::Failures {
+            count: 1,
+            lock_count: 0
+        }
     );
 
-    let until = t + Duration::minutes(15);
-    assert!(users::lock(&mut conn, &user.id, until, t).expect("lock"));
-    let u = users::find_by_id(&mut conn, &user.id)
-        .expect("q")
-        .expect("found");
-    assert_eq!(u.locked_until, Some(until));
-    assert_eq!(u.lock_count, 1);
-    assert_eq!((u.password_failures, u.mfa_failures), (0, 0));
-
-    assert!(users::unlock(&mut conn, &user.id, false, t).expect("unlock"));
-    let u = users::find_by_id(&mut conn, &user.id)
-        .expect("q")
-        .expect("found");
-    assert_eq!(u.locked_until, None);
-    assert_eq!(
-        u.lock_count, 1,
-        "lock history kept so the next lock lasts longer"
+    let until = later + Duration::minutes(15);
+    assert!(attempt_counters::lock(&mut conn, "k1", until, later).expect("lock"));
+    assert!(
+        !attempt_counters::lock(&mut conn, "k1", until, later).expect("lock"),
+        "already locked"
     );
-
-    users::lock(&mut conn, &user.id, until, t).expect("lock");
-    assert!(users::unlock(&mut conn, &user.id, true, t).expect("unlock"));
-    let u = users::find_by_id(&mut conn, &user.id)
+    assert_eq!(
+        count(&mut conn, Counter::Password, later),
+        Counted::Locked(until)
+    );
+    assert_eq!(
+        attempt_counters::locked_until(&mut conn, "k1", later).expect("q"),
+        Some(until)
+    );
+    // Once the lock is over, attempts count again and the lock is remembered.
+    let after = until + Duration::seconds(1);
+    assert_eq!(
+        count(&mut conn, Counter::SecondFactor, after),
+        Counted::Failures {
+            count: 1,
+            lock_count: 1
+        }
+    );
+    attempt_counters::reset_counter(&mut conn, "k1", Counter::SecondFactor, after).expect("reset");
+    assert_eq!(
+        attempt_counters::find(&mut conn, "k1")
+            .expect("q")
+            .expect("row")
+            .second_factor_failures,
+        0
+    );
+    assert!(attempt_counters::clear(&mut conn, "k1").expect("clear"));
+    assert!(attempt_counters::find(&mut conn, "k1")
         .expect("q")
-        .expect("found");
-    assert_eq!((u.locked_until, u.lock_count), (None, 0));
+        .is_none());
+
+    // Idle rows are purged, locked ones kept.
+    count(&mut conn, Counter::Password, window);
+    attempt_counters::count_attempt(&mut conn, "k2", Counter::Password, window, t).expect("k2");
+    attempt_counters::lock(&mut conn, "k2", t + Duration::days(1), t).expect("lock");
+    let purged =
+        attempt_counters::purge_idle(&mut conn, t + Duration::hours(2), t + Duration::hours(1))
+            .expect("purge");
+    assert_eq!(purged, 1);
+    assert!(attempt_counters::find(&mut conn, "k2")
+        .expect("q")
+        .is_some());
 }
 
-fn users_concurrent_failures_counted_exactly(db: &TestDb) {
-    let user = add_user(&mut db.conn(), "race@example.org");
+fn attempt_counters_concurrent_attempts_counted_exactly(db: &TestDb) {
+    use idp::store::attempt_counters::{self, Counted, Counter};
     let threads = 8;
     let per_thread = 20;
     let barrier = Arc::new(Barrier::new(threads));
@@ -358,28 +398,37 @@ fn users_concurrent_failures_counted_exactly(db: &TestDb) {
         .map(|_| {
             let store = db.store.clone();
             let barrier = barrier.clone();
-            let user_id = user.id.clone();
             std::thread::spawn(move || {
                 // Wait before checking out: the pool has fewer connections than threads.
                 barrier.wait();
                 let mut conn = store.connection().expect("connection");
+                let mut seen = Vec::new();
                 for _ in 0..per_thread {
-                    users::increment_failures(&mut conn, &user_id, Factor::Password, now())
-                        .expect("increment");
+                    let t = now();
+                    match attempt_counters::count_attempt(
+                        &mut conn,
+                        "race",
+                        Counter::Password,
+                        t - Duration::minutes(15),
+                        t,
+                    )
+                    .expect("count")
+                    {
+                        Counted::Failures { count, .. } => seen.push(count),
+                        Counted::Locked(_) => panic!("never locked here"),
+                    }
                 }
+                seen
             })
         })
         .collect();
-    for h in handles {
-        h.join().expect("thread");
-    }
-    let u = users::find_by_id(&mut db.conn(), &user.id)
-        .expect("q")
-        .expect("found");
-    assert_eq!(
-        u.password_failures,
-        i32::try_from(threads * per_thread).expect("fits")
-    );
+    let mut all: Vec<i32> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    all.sort_unstable();
+    let expected: Vec<i32> = (1..=i32::try_from(threads * per_thread).expect("fits")).collect();
+    assert_eq!(all, expected, "every attempt got its own number");
 }
 
 fn users_set_email_and_disabled(db: &TestDb) {
@@ -555,6 +604,7 @@ fn login_transactions_lifecycle(db: &TestDb) {
         step: "password".into(),
         created_at: t,
         expires_at: t + Duration::minutes(30),
+        data: "{}".into(),
     };
     login_transactions::insert(&mut conn, &tx).expect("insert");
     assert_eq!(
@@ -568,14 +618,20 @@ fn login_transactions_lifecycle(db: &TestDb) {
     );
 
     assert!(
-        !login_transactions::advance(&mut conn, &tx.id, "mfa", "done", Some(&user.id)).expect("q")
-    );
-    assert!(
-        login_transactions::advance(&mut conn, &tx.id, "password", "mfa", Some(&user.id))
+        !login_transactions::advance(&mut conn, &tx.id, "mfa", "done", Some(&user.id), "{}")
             .expect("q")
     );
+    assert!(login_transactions::advance(
+        &mut conn,
+        &tx.id,
+        "password",
+        "mfa",
+        Some(&user.id),
+        r#"{"email":"tx@example.org"}"#
+    )
+    .expect("q"));
     assert!(
-        !login_transactions::advance(&mut conn, &tx.id, "password", "mfa", Some(&user.id))
+        !login_transactions::advance(&mut conn, &tx.id, "password", "mfa", Some(&user.id), "{}")
             .expect("q"),
         "advances once"
     );
@@ -586,6 +642,7 @@ fn login_transactions_lifecycle(db: &TestDb) {
         (found.step.as_str(), found.user_id.as_deref()),
         ("mfa", Some(user.id.as_str()))
     );
+    assert_eq!(found.data, r#"{"email":"tx@example.org"}"#);
 
     let old = LoginTransactionRecord {
         id: id(),
@@ -612,6 +669,7 @@ fn login_transactions_enforce_foreign_keys(db: &TestDb) {
         step: "password".into(),
         created_at: t,
         expires_at: t + Duration::minutes(30),
+        data: "{}".into(),
     };
     assert!(
         login_transactions::insert(&mut conn, &orphan).is_err(),

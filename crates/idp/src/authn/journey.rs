@@ -732,8 +732,12 @@ async fn send_code(
         .store
         .run(move |conn| {
             let at = now();
-            let sent =
-                one_time_codes::issued_since(conn, &user_id, purpose, at - Duration::hours(1))?;
+            let sent = one_time_codes::unused_issued_since(
+                conn,
+                &user_id,
+                purpose,
+                at - Duration::hours(1),
+            )?;
             if let Some(wait) = email_code::resend_wait(&code_policy, &sent, at) {
                 return Ok(Err(wait.num_seconds().max(1)));
             }
@@ -974,9 +978,7 @@ async fn check_totp(
     let Some(sealed) = user.totp_secret_enc.as_deref() else {
         return Ok(Err(Notice::plain("totp-wrong")));
     };
-    let secret = state
-        .master_key
-        .open(sealed, totp_context(&user.id).as_bytes())?;
+    let secret = totp::open_secret(&state.master_key, &user.id, sealed)?;
     let authenticator =
         Authenticator::new(&state.settings.sign_in.totp_issuer, &user.email, secret);
     let unix = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
@@ -997,11 +999,6 @@ async fn check_totp(
             })
         }
     }
-}
-
-/// The sealing context of a person's TOTP secret: bound to them.
-fn totp_context(user_id: &str) -> String {
-    format!("totp:{user_id}")
 }
 
 /// Judges an emailed code, consuming it when right and counting a wrong try otherwise.
@@ -1419,9 +1416,7 @@ pub async fn submit_enrol_choice(
     let user_id = user.id.clone();
     match choice {
         ChosenMethod::App => {
-            let sealed = state
-                .master_key
-                .seal(&totp::new_secret(), totp_context(&user.id).as_bytes())?;
+            let sealed = totp::seal_secret(&state.master_key, &user.id, &totp::new_secret())?;
             use base64::Engine;
             data.pending_totp = Some(base64::engine::general_purpose::STANDARD.encode(sealed));
             state
@@ -1459,10 +1454,7 @@ fn pending_secret(state: &AppState, loaded: &Loaded) -> Option<Vec<u8>> {
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(loaded.data.pending_totp.as_deref()?)
         .ok()?;
-    state
-        .master_key
-        .open(&sealed, totp_context(&user.id).as_bytes())
-        .ok()
+    totp::open_secret(&state.master_key, &user.id, &sealed).ok()
 }
 
 fn pending_enrolment(state: &AppState, loaded: &Loaded) -> Option<Enrolment> {
@@ -1504,9 +1496,7 @@ pub async fn submit_enrol_totp(
             ))
         }
     };
-    let sealed = state
-        .master_key
-        .seal(&secret, totp_context(&user.id).as_bytes())?;
+    let sealed = totp::seal_secret(&state.master_key, &user.id, &secret)?;
     let activated = activate(
         state,
         &loaded,

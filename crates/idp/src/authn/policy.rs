@@ -154,7 +154,6 @@ mod tests {
             verdict("xx-MARIE.TREMBLAY-9"),
             Err(PolicyViolation::ContainsEmail)
         );
-        
     }
 
     #[test]

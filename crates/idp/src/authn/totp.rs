@@ -15,6 +15,25 @@ const DIGITS: usize = 6;
 /// Steps of drift accepted on each side of the current one.
 const SKEW: u64 = 1;
 
+/// Seals a person's secret with the master key, bound to them so it cannot be moved to
+/// another account's row.
+pub fn seal_secret(
+    key: &crate::crypto::MasterKey,
+    user_id: &str,
+    secret: &[u8],
+) -> Result<Vec<u8>, crate::crypto::CryptoError> {
+    key.seal(secret, format!("totp:{user_id}").as_bytes())
+}
+
+/// Opens what [`seal_secret`] sealed for `user_id`.
+pub fn open_secret(
+    key: &crate::crypto::MasterKey,
+    user_id: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, crate::crypto::CryptoError> {
+    key.open(sealed, format!("totp:{user_id}").as_bytes())
+}
+
 /// A fresh random secret.
 pub fn new_secret() -> Vec<u8> {
     let mut secret = vec![0u8; SECRET_BYTES];

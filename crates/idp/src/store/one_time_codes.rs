@@ -77,8 +77,9 @@ pub fn recent(
         .load(conn)?)
 }
 
-/// When the person's codes of this purpose were issued since `since` (resend limits).
-pub fn issued_since(
+/// When the person's codes of this purpose that were never used were issued since `since`
+/// (resend limits: a code that signed someone in was not wasted).
+pub fn unused_issued_since(
     conn: &mut DbConnection,
     user_id: &str,
     purpose: &str,
@@ -88,6 +89,7 @@ pub fn issued_since(
         .filter(one_time_codes::user_id.eq(user_id))
         .filter(one_time_codes::purpose.eq(purpose))
         .filter(one_time_codes::created_at.ge(since))
+        .filter(one_time_codes::consumed_at.is_null())
         .select(one_time_codes::created_at)
         .load(conn)?)
 }

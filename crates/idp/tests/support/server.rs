@@ -128,6 +128,8 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 /// database, and a store opened on the same database for assertions.
 pub struct Deployment {
     pub server: Server,
+    /// The master key the server uses (to seal test authenticator secrets).
+    pub master_key: idp::crypto::MasterKey,
     pub store: idp::store::Store,
     pub dir: tempfile::TempDir,
     pub postgres: Option<super::EmptyPostgres>,
@@ -141,8 +143,13 @@ impl Deployment {
         std::fs::write(dir.path().join("idp.toml"), config).expect("config");
         let pg = postgres.then(super::EmptyPostgres::create);
         let key = idp::crypto::MasterKey::generate().to_base64();
-        let mut all: Vec<(&str, &str)> =
-            vec![("GUICHET_CONFIG", "idp.toml"), ("GUICHET_MASTER_KEY", &key)];
+        // Test passwords are hashed at a low cost; the server must not upgrade them each time.
+        let mut all: Vec<(&str, &str)> = vec![
+            ("GUICHET_CONFIG", "idp.toml"),
+            ("GUICHET_MASTER_KEY", &key),
+            ("GUICHET_SIGN_IN__ARGON2_M_COST_KIB", "1024"),
+            ("GUICHET_SIGN_IN__ARGON2_T_COST", "1"),
+        ];
         if let Some(pg) = &pg {
             all.push(("GUICHET_DATABASE_URL", &pg.url));
         }
@@ -163,6 +170,7 @@ impl Deployment {
         .expect("open the server's database");
         Self {
             server,
+            master_key: idp::crypto::MasterKey::from_base64(&key).expect("key"),
             store,
             dir,
             postgres: pg,
