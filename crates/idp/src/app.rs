@@ -214,7 +214,7 @@ async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::
                 let at = now();
                 Ok([
                     crate::store::login_transactions::purge_expired(conn, at)?,
-                                        // Kept an hour past expiry: the hourly resend limit counts them.
+                    // Kept an hour past expiry: the hourly resend limit counts them.
                     crate::store::one_time_codes::purge_expired(
                         conn,
                         at - chrono::Duration::hours(1),
@@ -228,7 +228,7 @@ async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::
                     crate::store::refresh_tokens::purge(
                         conn,
                         at - refresh_grace,
-                                                at - chrono::Duration::days(1),
+                        at - chrono::Duration::days(1),
                     )?,
                     // Failure windows last at most a day; locks are kept while they hold.
                     crate::store::attempt_counters::purge_idle(
@@ -246,7 +246,7 @@ async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::
                 authorization_codes = counts[2],
                 revoked_access_tokens = counts[3],
                 client_assertions = counts[4],
-                                refresh_tokens = counts[5],
+                refresh_tokens = counts[5],
                 attempt_counters = counts[6],
                 "expired rows purged"
             ),

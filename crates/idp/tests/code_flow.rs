@@ -1221,10 +1221,7 @@ fn open_consent(http: &Http, f: &Fixture, session: &str, extra: &str) -> (String
     assert_eq!(page.status(), 200);
     let html = page.text().expect("html");
     assert!(html.contains("Portail partenaire"), "{html}");
-    assert!(
-        html.contains("Votre adresse courriel"),
-        "{html}"
-    );
+    assert!(html.contains("Votre adresse courriel"), "{html}");
     (cookies, csrf_of(&html))
 }
 

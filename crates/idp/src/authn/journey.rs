@@ -1310,10 +1310,12 @@ pub async fn submit_new_password(
         .hash(form.password)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let email_proven = user.mfa_method == MfaMethod::Email && loaded.data.email_proven;
     let next = match user.mfa_method {
-        MfaMethod::Totp => STEP_SECOND_FACTOR,
+        // Signed in at once below: the step stays until `finish` spends the transaction.
+        MfaMethod::Email if email_proven => STEP_NEW_PASSWORD,
+        MfaMethod::Totp | MfaMethod::Email => STEP_SECOND_FACTOR,
         MfaMethod::None => STEP_ENROL,
-        MfaMethod::Email => STEP_SECOND_FACTOR,
     };
     let tx = loaded.tx.clone();
     let data = loaded.data.clone();
@@ -1364,7 +1366,7 @@ pub async fn submit_new_password(
     if !moved {
         return Ok(JourneyOutcome::Next { notice: None });
     }
-    if user.mfa_method == MfaMethod::Email && loaded.data.email_proven {
+    if email_proven {
         return finish(state, &loaded, &user, "otp", &submission.origin).await;
     }
     Ok(JourneyOutcome::Next { notice: None })

@@ -1,0 +1,568 @@
+//! The sign-in journey through the real binary, on SQLite and PostgreSQL: first login of an
+//! imported member, authenticator and emailed-code sign-ins, code replacement, lockout (also
+//! under fifty concurrent guesses), no enumeration, and the language choice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+#[macro_use]
+mod support;
+
+use base64::Engine;
+use idp::store::users::{self, MfaSetting, NewUser};
+use idp::store::{audit, Store};
+use reqwest::blocking::Client as Http;
+use serde_json::Value;
+use support::journey::{
+    cookie_pair, csrf_of, latest_code, location, outbox_count, totp_code, unix_now, Browser,
+};
+use support::server::{cheap_password_hash, Deployment, Server};
+use support::{free_port, EmptyPostgres};
+
+const SECRET: &str = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ";
+const PASSWORD: &str = "Correct-Horse-Battery-9";
+const NEW_PASSWORD: &str = "Lilas-Quartz-Boreal-42";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CALLBACK: &str = "http://localhost:9000/callback";
+
+const CONFIG: &str = r#"
+[sign_in]
+totp_issuer = "CPAQCPROD"
+resend_interval_secs = 0
+
+[[clients]]
+id = "file-portal"
+name = "Portail des membres"
+first_party = true
+secret = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zZWNyZXQ"
+redirect_uris = ["http://localhost:9000/callback"]
+"#;
+
+struct Fixture {
+    server: Server,
+    store: Store,
+    master_key: idp::crypto::MasterKey,
+    dir: tempfile::TempDir,
+    _pg: Option<EmptyPostgres>,
+}
+
+fn start(postgres: bool) -> Fixture {
+    let Deployment {
+        server,
+        master_key,
+        store,
+        dir,
+        postgres,
+    } = Deployment::start(CONFIG, postgres, free_port(), &[]);
+    Fixture {
+        server,
+        store,
+        master_key,
+        dir,
+        _pg: postgres,
+    }
+}
+
+impl Fixture {
+    fn add_user(&self, email: &str, password: Option<&str>, mfa: MfaSetting) -> String {
+        let mut conn = self.store.connection().expect("conn");
+        let user = users::insert(
+            &mut conn,
+            &NewUser {
+                id: uuid::Uuid::new_v4().to_string(),
+                email: email.into(),
+                member_code: None,
+                given_name: "Marie".into(),
+                family_name: "Tremblay".into(),
+                locale: "fr-CA".into(),
+                password_hash: password.map(cheap_password_hash),
+                must_reset: password.is_none(),
+            },
+            idp::store::now(),
+        )
+        .expect("user");
+        users::set_mfa(&mut conn, &user.id, &mfa, idp::store::now()).expect("mfa");
+        user.id
+    }
+
+    /// A user with an authenticator app; returns their id and secret.
+    fn add_totp_user(&self, email: &str) -> (String, Vec<u8>) {
+        let id = self.add_user(email, Some(PASSWORD), MfaSetting::None);
+        let secret = idp::authn::totp::new_secret();
+        let sealed = idp::authn::totp::seal_secret(&self.master_key, &id, &secret).expect("seal");
+        users::set_mfa(
+            &mut self.store.connection().expect("conn"),
+            &id,
+            &MfaSetting::Totp(sealed),
+            idp::store::now(),
+        )
+        .expect("mfa");
+        (id, secret)
+    }
+
+    /// Starts a sign-in at the portal (extra authorize parameters in `extra`).
+    fn begin<'a>(&'a self, http: &'a Http, extra: &str) -> Browser<'a> {
+        let r = http
+            .get(self.server.url(&format!(
+                "/authorize?client_id=file-portal&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback\
+                 &response_type=code&scope=openid+email&state=st&nonce=no\
+                 &code_challenge={CHALLENGE}&code_challenge_method=S256{extra}"
+            )))
+            .send()
+            .expect("authorize");
+        assert_eq!(r.status(), 303);
+        Browser {
+            http,
+            base: &self.server.base,
+            tx: cookie_pair(&r, "guichet_tx").expect("transaction cookie"),
+        }
+    }
+
+    fn audit_count(&self, event_type: &str, reason: Option<&str>) -> usize {
+        let mut conn = self.store.connection().expect("conn");
+        audit::recent(&mut conn, 10_000)
+            .expect("audit")
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .filter(|e| {
+                reason.is_none_or(|r| {
+                    serde_json::from_str::<Value>(&e.detail).expect("detail")["reason"] == r
+                })
+            })
+            .count()
+    }
+}
+
+fn http() -> Http {
+    Http::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Exchanges the code of a redirect to the portal; returns the ID token's claims.
+fn tokens(f: &Fixture, http: &Http, redirect: &str) -> Value {
+    assert!(redirect.starts_with(CALLBACK), "{redirect}");
+    let code = query_param(redirect, "code").expect("code");
+    let r = http
+        .post(f.server.url("/token"))
+        .basic_auth("file-portal", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .expect("token");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().expect("json");
+    let id_token = body["id_token"].as_str().expect("id_token");
+    let payload = id_token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("claims")
+}
+
+/// The key shown in `#totp-secret`, decoded.
+fn secret_on_page(page: &str) -> Vec<u8> {
+    let start = page.find("id=\"totp-secret\">").expect("#totp-secret") + 17;
+    let end = start + page[start..].find("</code>").expect("end");
+    let key: String = page[start..end].split_whitespace().collect();
+    totp_rs::Secret::Encoded(key).to_bytes().expect("base32")
+}
+
+fn imported_member_first_login_through_to_tokens(f: &Fixture) {
+    let email = "nouveau.membre@example.org";
+    let id = f.add_user(email, None, MfaSetting::None);
+    let http = http();
+    let b = f.begin(&http, "");
+
+    // An imported member has no password: the login page points to the first-login journey.
+    let r = b.post("/login", &[("email", email), ("password", "anything")]);
+    assert_eq!(r.status(), 200);
+    let page = r.text().expect("html");
+    assert!(page.contains("pas encore activé"), "{page}");
+    assert!(page.contains("Première connexion ou mot de passe oublié?"));
+
+    // First login: email, code, new password.
+    let (status, page) = b.get("/login/reset");
+    assert_eq!(status, 200);
+    assert!(page.contains("autocomplete=\"username\""));
+    let csrf = csrf_of(&page);
+    let r = http
+        .post(f.server.url("/login/reset"))
+        .header("Cookie", &b.tx)
+        .form(&[("csrf", csrf.as_str()), ("email", email)])
+        .send()
+        .expect("reset");
+    assert_eq!(r.status(), 303);
+    let code = latest_code(f.dir.path(), email);
+    assert_eq!(code.len(), 6);
+    let r = b.post("/login/reset/code", &[("code", &code)]);
+    assert_eq!(r.status(), 303);
+    let (_, page) = b.get("/login");
+    assert!(page.contains("autocomplete=\"new-password\""), "{page}");
+    assert!(
+        page.contains("au moins dix caractères"),
+        "the policy comes first"
+    );
+
+    // The policy says which rule failed; the password is never shown back.
+    let weak = b.post(
+        "/login/password",
+        &[("password", "Password123"), ("confirmation", "Password123")],
+    );
+    let weak = weak.text().expect("html");
+    assert!(weak.contains("trop facile à deviner"), "{weak}");
+    assert!(!weak.contains("Password123"));
+    let short = b.post(
+        "/login/password",
+        &[("password", "Ab1!"), ("confirmation", "Ab1!")],
+    );
+    assert!(short.text().expect("html").contains("trop court"));
+    let r = b.post(
+        "/login/password",
+        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
+    );
+    assert_eq!(r.status(), 303);
+
+    // No method yet: choose the app, read the key from the page, answer with a code.
+    let (_, page) = b.get("/login");
+    assert!(page.contains("name=\"method\""), "{page}");
+    let r = b.post("/login/enrol", &[("method", "app")]);
+    assert_eq!(r.status(), 303);
+    let (_, page) = b.get("/login");
+    assert!(page.contains("<svg "), "QR code rendered on the server");
+    assert!(page.contains("otpauth://totp/CPAQCPROD:"), "{page}");
+    let secret = secret_on_page(&page);
+    let wrong = b.post("/login/enrol/app", &[("code", "000000")]);
+    assert_eq!(wrong.status(), 200, "a wrong first code does not activate");
+    let code = totp_code(&secret, unix_now());
+    let r = b.post("/login/enrol/app", &[("code", &code)]);
+    assert_eq!(r.status(), 303);
+    assert!(cookie_pair(&r, "guichet_session").is_some());
+    let claims = tokens(f, &http, &location(&r));
+    assert_eq!(claims["sub"], id.as_str());
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(claims["acr"], "mfa");
+
+    let user = users::find_by_id(&mut f.store.connection().expect("conn"), &id)
+        .expect("q")
+        .expect("user");
+    assert!(!user.must_reset);
+    assert_eq!(user.mfa_method, users::MfaMethod::Totp);
+    assert_eq!(f.audit_count("mfa.enrolled", None), 1);
+    assert_eq!(f.audit_count("password.changed", None), 1);
+
+    // A later sign-in with the new password and a fresh code; the activation code is spent.
+    let b = f.begin(&http, "");
+    let r = b.post("/login", &[("email", email), ("password", NEW_PASSWORD)]);
+    assert_eq!(r.status(), 303);
+    let replay = b.post("/login/second-factor", &[("code", &code)]);
+    assert!(replay.text().expect("html").contains("déjà été utilisé"));
+    let next = totp_code(&secret, unix_now() + 30);
+    let r = b.post("/login/second-factor", &[("code", &next)]);
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with(CALLBACK));
+}
+
+fn authenticator_sign_in_refuses_a_replayed_code(f: &Fixture) {
+    let (_, secret) = f.add_totp_user("app@example.org");
+    let http = http();
+    let now = unix_now();
+    let code = totp_code(&secret, now);
+
+    let b = f.begin(&http, "");
+    let r = b.post(
+        "/login",
+        &[("email", "APP@example.org "), ("password", PASSWORD)],
+    );
+    assert_eq!(r.status(), 303);
+    let (_, page) = b.get("/login");
+    assert!(page.contains("CPAQCPROD"), "the app account is named");
+    assert!(page.contains("autocomplete=\"one-time-code\""));
+    let wrong = b.post("/login/second-factor", &[("code", "123456")]);
+    assert_eq!(wrong.status(), 200);
+    assert!(wrong.text().expect("html").contains("Code incorrect"));
+    let r = b.post("/login/second-factor", &[("code", &code)]);
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with(CALLBACK));
+
+    // The same code in a new sign-in: "wait for a new code".
+    let b = f.begin(&http, "");
+    b.post(
+        "/login",
+        &[("email", "app@example.org"), ("password", PASSWORD)],
+    );
+    let replay = b.post("/login/second-factor", &[("code", &code)]);
+    assert_eq!(replay.status(), 200);
+    let page = replay.text().expect("html");
+    assert!(page.contains("Attendez qu’un nouveau code"), "{page}");
+    assert_eq!(
+        f.audit_count("signin.second_factor_failed", Some("totp-replayed")),
+        1
+    );
+}
+
+fn a_new_email_code_replaces_the_previous_one(f: &Fixture) {
+    let email = "courriel@example.org";
+    f.add_user(email, Some(PASSWORD), MfaSetting::Email);
+    let http = http();
+    let b = f.begin(&http, "&ui_locales=en");
+    let before = outbox_count(f.dir.path());
+    let r = b.post("/login", &[("email", email), ("password", PASSWORD)]);
+    assert_eq!(location(&r), "/login?notice=code-sent");
+    assert_eq!(outbox_count(f.dir.path()), before + 1);
+    let first = latest_code(f.dir.path(), email);
+    let (_, page) = b.get("/login?notice=code-sent");
+    assert!(page.contains("We sent a six-digit verification code to courriel@example.org"));
+    assert!(page.contains("Send a new code"));
+    assert!(page.contains("spam"), "help for a code that did not arrive");
+
+    // Random codes may repeat (one chance in a million): ask again until they differ.
+    let mut second = first.clone();
+    for sent in 2..=4 {
+        let r = b.post("/login/resend", &[]);
+        assert_eq!(r.status(), 303);
+        assert_eq!(outbox_count(f.dir.path()), before + sent);
+        second = latest_code(f.dir.path(), email);
+        if second != first {
+            break;
+        }
+    }
+    assert_ne!(first, second);
+    let old = b.post("/login/second-factor", &[("code", &first)]);
+    let old = old.text().expect("html");
+    assert!(old.contains("replaced by a newer one"), "{old}");
+    let r = b.post("/login/second-factor", &[("code", &second)]);
+    assert_eq!(r.status(), 303);
+    let claims = tokens(f, &http, &location(&r));
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+
+    // The mail went out in the person's language, and the code is stored only hashed.
+    let outbox = mail_worker::Outbox::open(f.dir.path().join("data/outbox")).expect("outbox");
+    let last = outbox.messages().expect("messages").pop().expect("mail");
+    assert_eq!(last.locale, mail_queue::Locale::En);
+    let mut conn = f.store.connection().expect("conn");
+    let user_id = users::find_by_email(&mut conn, email)
+        .expect("q")
+        .expect("user")
+        .id;
+    let stored = idp::store::one_time_codes::latest(&mut conn, &user_id, "signin")
+        .expect("q")
+        .expect("code");
+    assert!(!String::from_utf8_lossy(&stored.code_hash).contains(&second));
+    assert_ne!(stored.code_hash, second.as_bytes());
+}
+
+fn the_fifth_wrong_password_locks_and_the_reset_unlocks(f: &Fixture) {
+    let email = "verrou@example.org";
+    f.add_user(email, Some(PASSWORD), MfaSetting::Email);
+    let http = http();
+    let b = f.begin(&http, "");
+    for attempt in 1..=5 {
+        let r = b.post(
+            "/login",
+            &[("email", email), ("password", "Wrong-Password-1")],
+        );
+        assert_eq!(r.status(), 200);
+        let page = r.text().expect("html");
+        if attempt < 5 {
+            assert!(
+                page.contains("Courriel ou mot de passe incorrect"),
+                "{attempt}"
+            );
+        } else {
+            assert!(page.contains("Trop de tentatives"), "locked at the fifth");
+        }
+    }
+    // The sixth attempt, even with the right password, is refused without being checked.
+    let r = b.post("/login", &[("email", email), ("password", PASSWORD)]);
+    let page = r.text().expect("html");
+    assert!(page.contains("temporairement verrouillé"), "{page}");
+    assert!(page.contains("Première connexion ou mot de passe oublié?"));
+    assert_eq!(f.audit_count("account.locked", None), 1);
+    assert_eq!(f.audit_count("signin.failed", Some("bad_password")), 5);
+    assert_eq!(f.audit_count("signin.failed", Some("locked")), 1);
+
+    // The reset journey always unlocks.
+    let r = b.post("/login/reset", &[("email", email)]);
+    assert_eq!(r.status(), 303);
+    let code = latest_code(f.dir.path(), email);
+    assert_eq!(
+        b.post("/login/reset/code", &[("code", &code)]).status(),
+        303
+    );
+    let r = b.post(
+        "/login/password",
+        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
+    );
+    // An email-code holder proved the mailbox with the reset code: signed in.
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+    assert_eq!(f.audit_count("account.unlocked", None), 1);
+    let b = f.begin(&http, "");
+    let r = support::journey::password_and_email_code(&b, f.dir.path(), email, NEW_PASSWORD);
+    assert!(location(&r).starts_with(CALLBACK));
+}
+
+fn fifty_concurrent_guesses_get_at_most_five_checks(f: &Fixture) {
+    let email = "rafale@example.org";
+    f.add_user(email, Some(PASSWORD), MfaSetting::Email);
+    let http = http();
+    let b = f.begin(&http, "");
+    let csrf = b.csrf();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let url = f.server.url("/login");
+            let tx = b.tx.clone();
+            let csrf = csrf.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let client = self::http();
+                barrier.wait();
+                client
+                    .post(url)
+                    .header("Cookie", tx)
+                    .form(&[
+                        ("csrf", csrf.as_str()),
+                        ("email", email),
+                        ("password", &format!("Wrong-Guess-{i}")),
+                    ])
+                    .send()
+                    .expect("guess")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().expect("thread"), 200);
+    }
+    let checked = f.audit_count("signin.failed", Some("bad_password"));
+    assert!(checked <= 5, "{checked} guesses were checked");
+    assert_eq!(
+        checked + f.audit_count("signin.failed", Some("locked")),
+        50,
+        "every guess is recorded"
+    );
+}
+
+fn registered_and_unknown_emails_get_the_same_answers(f: &Fixture) {
+    f.add_user("connu@example.org", Some(PASSWORD), MfaSetting::Email);
+    let http = http();
+    let answers: Vec<(u16, String, String, String)> = ["connu@example.org", "inconnu@example.org"]
+        .iter()
+        .map(|email| {
+            let b = f.begin(&http, "");
+            let before = outbox_count(f.dir.path());
+            let r = b.post("/login/reset", &[("email", email)]);
+            let status = r.status().as_u16();
+            // The registered address's code is sent in the background; let it land before
+            // trying a code, so both answers are judged in the same state.
+            if email.starts_with("connu") {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while outbox_count(f.dir.path()) == before {
+                    assert!(std::time::Instant::now() < deadline, "no reset code sent");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            let next = location(&r);
+            let (_, page) = b.get(&next);
+            let wrong = b
+                .post("/login/reset/code", &[("code", "000000")])
+                .text()
+                .expect("html");
+            (
+                status,
+                next,
+                page.replace(email, "EMAIL")
+                    .replace(&csrf_of(&page), "CSRF"),
+                wrong
+                    .replace(email, "EMAIL")
+                    .replace(&csrf_of(&wrong), "CSRF"),
+            )
+        })
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0, 303);
+    assert!(answers[0].2.contains("Si EMAIL est l’adresse de contact"));
+    assert!(answers[0].3.contains("Il vous reste 4 essais"));
+}
+
+fn language_follows_ui_locales_then_the_switch_then_the_browser(f: &Fixture) {
+    let http = http();
+    // The browser's language alone.
+    let b = f.begin(&http, "");
+    let page = http
+        .get(f.server.url("/login"))
+        .header("Cookie", &b.tx)
+        .header("Accept-Language", "en-CA,en;q=0.9,fr;q=0.5")
+        .send()
+        .expect("page")
+        .text()
+        .expect("html");
+    assert!(page.contains("<html lang=\"en\">"), "{page}");
+    assert!(page.contains("First login or forgot your password?"));
+    // The portal's ui_locales wins over the browser.
+    let b = f.begin(&http, "&ui_locales=fr");
+    let page = http
+        .get(f.server.url("/login"))
+        .header("Cookie", &b.tx)
+        .header("Accept-Language", "en")
+        .send()
+        .expect("page")
+        .text()
+        .expect("html");
+    assert!(page.contains("<html lang=\"fr-CA\">"));
+    assert!(page.contains("Mot de passe"));
+    assert!(page.contains("href=\"/login/lang?to=en&amp;next=login\""));
+    // The switch wins for the rest of the journey and is remembered.
+    let r = http
+        .get(f.server.url("/login/lang?to=en&next=login"))
+        .header("Cookie", &b.tx)
+        .send()
+        .expect("switch");
+    assert_eq!(r.status(), 303);
+    let lang = cookie_pair(&r, "guichet_lang").expect("remembered");
+    assert_eq!(lang, "guichet_lang=en");
+    let (_, page) = b.get("/login");
+    assert!(page.contains("<html lang=\"en\">"));
+    assert!(page.contains("Email address"));
+    // A later journey without ui_locales uses the remembered choice over the browser.
+    let b = f.begin(&http, "");
+    let page = http
+        .get(f.server.url("/login"))
+        .header("Cookie", format!("{}; {lang}", b.tx))
+        .header("Accept-Language", "fr-CA")
+        .send()
+        .expect("page")
+        .text()
+        .expect("html");
+    assert!(page.contains("<html lang=\"en\">"));
+}
+
+on_both_backends!(
+    start;
+    imported_member_first_login_through_to_tokens,
+    authenticator_sign_in_refuses_a_replayed_code,
+    a_new_email_code_replaces_the_previous_one,
+    the_fifth_wrong_password_locks_and_the_reset_unlocks,
+    fifty_concurrent_guesses_get_at_most_five_checks,
+    registered_and_unknown_emails_get_the_same_answers,
+    language_follows_ui_locales_then_the_switch_then_the_browser,
+);
