@@ -9,6 +9,9 @@
 #   TEST_POSTGRES_URL  PostgreSQL URL of a role allowed to create databases
 #                      (default: a guichet_test role this script creates on 127.0.0.1:5432)
 #   TEST_REDIS_URL     Redis URL (default redis://127.0.0.1:6379)
+#
+# Chromium (Debian's package) and the Node packages of tests/browser are installed when
+# missing; screenshots of the browser tests are written to artifacts/browser/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,11 +96,31 @@ ensure_redis() {
   echo "Redis ready: $(redis-cli -u "$TEST_REDIS_URL" info server | grep -m1 redis_version | tr -d '\r')"
 }
 
+# Browser tests drive Debian's Chromium with playwright-core (no browser download).
+ensure_browser() {
+  if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+  fi
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+  local dir=tests/browser
+  if [ ! -d "$dir/node_modules/playwright-core" ] \
+      || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing the browser test packages"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  echo "Chromium ready: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+}
+
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup)"
+
 
 log "services"
 ensure_postgres
 ensure_redis
+ensure_browser
+
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

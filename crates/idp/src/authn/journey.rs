@@ -675,7 +675,7 @@ pub async fn submit_password(
         )
         .await?;
         return Ok(JourneyOutcome::Next {
-            notice: sent.notice(),
+            notice: sent.first_notice(),
         });
     }
     Ok(JourneyOutcome::Next { notice: None })
@@ -691,6 +691,12 @@ enum Sent {
 }
 
 impl Sent {
+    /// The notice after the first code of a step: the page itself says a code was sent.
+    fn first_notice(self) -> Option<&'static str> {
+        (self == Sent::Failed).then_some("code-send-failed")
+    }
+
+    /// The notice after "Send a new code".
     fn notice(self) -> Option<&'static str> {
         match self {
             Sent::Queued => Some("code-sent"),
@@ -1187,9 +1193,7 @@ pub async fn submit_reset_email(
             }
         });
     }
-    Ok(JourneyOutcome::Next {
-        notice: Some("code-sent"),
-    })
+    Ok(JourneyOutcome::Next { notice: None })
 }
 
 fn plausible_email(email: &str) -> bool {
@@ -1444,7 +1448,7 @@ pub async fn submit_enrol_choice(
             )
             .await?;
             Ok(JourneyOutcome::Next {
-                notice: sent.notice(),
+                notice: sent.first_notice(),
             })
         }
     }
