@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-64}
 threads=${THREADS:-2}
-target=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+source bench/common.sh
+
 
 if ! command -v wrk >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
@@ -19,16 +20,8 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cargo build --release --locked -q -p idp --bins --example bare_json --example token_load
-idp="$target/release/idp"
 bare="$target/release/examples/bare_json"
 token_load="$target/release/examples/token_load"
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 idp_port=$(free_port)
 bare_port=$(free_port)
 secret=$("$idp" gen-client-secret)
@@ -76,16 +69,10 @@ scopes = ["openid", "email"]
 id_token_alg = "RS256"
 TOML
 
-(cd "$work" && GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$idp_port" exec "$idp" serve >"$work/idp.log" 2>&1) &
-pids+=($!)
-idp_pid=$!
+start_idp "$idp_port"
 "$bare" "127.0.0.1:$bare_port" >/dev/null 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:$idp_port/health/ready" >/dev/null \
-    && curl -fs "http://127.0.0.1:$bare_port/" >/dev/null && break
-  sleep 0.1
-done
+wait_ready "http://127.0.0.1:$idp_port/health/ready" "http://127.0.0.1:$bare_port/"
 
 errors_total=0
 measure() { # measure NAME URL [wrk options...]

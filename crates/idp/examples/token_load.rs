@@ -1,7 +1,8 @@
 //! Load generator for the token endpoint's grants that need a signed-in person: code exchange,
 //! refresh (with rotation) and introspection. wrk cannot carry a new refresh token or code from
-//! one request to the next, so this drives them: each of `concurrency` workers signs in once,
-//! then loops on its scenario for `duration` seconds. Prints one Markdown table row.
+//! one request to the next, so this drives them: one person signs in once (password and
+//! authenticator code), then each of `concurrency` workers gets its own tokens from that session
+//! and loops on its scenario for `duration` seconds. Prints one Markdown table row.
 //!
 //! `token_load BASE_URL SQLITE_PATH SCENARIO CLIENT_ID SECRET DURATION_SECS CONCURRENCY`
 //! where SCENARIO is `code` (authorize with the session, then exchange: one request of each
@@ -15,72 +16,30 @@ use std::time::{Duration, Instant};
 
 use reqwest::Client;
 
+#[path = "support/login.rs"]
+mod login;
+use login::{authorize_url, code_of, CALLBACK, VERIFIER};
+
 const PASSWORD: &str = "Bench-Password-2026";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-const CALLBACK: &str = "http://localhost:9000/callback";
 
 struct Target {
     base: String,
     client_id: String,
     secret: String,
-    email: String,
+    /// The SSO session every worker shares (one person signed in once).
+    session: String,
 }
 
-fn set_cookie(r: &reqwest::Response, name: &str) -> String {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .expect("cookie")
-        .to_string()
-}
-
-fn code_of(location: &str) -> String {
-    url::Url::parse(location)
-        .expect("url")
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no code in {location}"))
-}
-
-fn authorize_url(t: &Target) -> String {
-    format!(
-        "{}/authorize?client_id={}&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback\
-         &response_type=code&scope=openid+email&code_challenge={CHALLENGE}\
-         &code_challenge_method=S256",
-        t.base, t.client_id
-    )
-}
-
-/// Signs in once; returns the session cookie and a first code.
-async fn sign_in(http: &Client, t: &Target) -> (String, String) {
-    let r = http.get(authorize_url(t)).send().await.expect("authorize");
-    let tx = set_cookie(&r, "guichet_tx");
-    let page = http
-        .get(format!("{}/login", t.base))
-        .header("Cookie", &tx)
-        .send()
-        .await
-        .expect("login")
-        .text()
-        .await
-        .expect("html");
-    let start = page.find("name=\"csrf\" value=\"").expect("csrf") + 19;
-    let csrf = &page[start..start + page[start..].find('"').expect("end")];
+/// A code for the signed-in person, from the session alone.
+async fn code_with_session(http: &Client, t: &Target) -> String {
     let r = http
-        .post(format!("{}/login", t.base))
-        .header("Cookie", &tx)
-        .form(&[("csrf", csrf), ("email", &t.email), ("password", PASSWORD)])
+        .get(authorize_url(&t.base, &t.client_id))
+        .header("Cookie", &t.session)
         .send()
         .await
-        .expect("submit");
-    let session = set_cookie(&r, "guichet_session");
+        .expect("authorize");
     let location = r.headers()["location"].to_str().expect("ascii").to_string();
-    (session, code_of(&location))
+    code_of(&location).unwrap_or_else(|| panic!("no code in {location}"))
 }
 
 async fn exchange(http: &Client, t: &Target, code: &str) -> serde_json::Value {
@@ -112,7 +71,7 @@ async fn worker(
         .pool_max_idle_per_host(1)
         .build()
         .expect("client");
-    let (session, code) = sign_in(&http, &t).await;
+    let code = code_with_session(&http, &t).await;
     let first = exchange(&http, &t, &code).await;
     let mut refresh = first["refresh_token"].as_str().unwrap_or("").to_string();
     let access = first["access_token"].as_str().expect("access").to_string();
@@ -124,14 +83,8 @@ async fn worker(
         let started = Instant::now();
         let ok = match scenario.as_str() {
             "code" => {
-                let r = http
-                    .get(authorize_url(&t))
-                    .header("Cookie", &session)
-                    .send()
-                    .await
-                    .expect("authorize");
-                let location = r.headers()["location"].to_str().expect("ascii").to_string();
-                exchange(&http, &t, &code_of(&location)).await["id_token"].is_string()
+                let code = code_with_session(&http, &t).await;
+                exchange(&http, &t, &code).await["id_token"].is_string()
             }
             "refresh" => {
                 let r = http
@@ -180,42 +133,45 @@ fn main() {
         .build()
         .expect("runtime");
     let email = format!("bench-{}@example.org", uuid::Uuid::new_v4().simple());
-    runtime.block_on(async {
+    let base = args[1].trim_end_matches('/').to_string();
+    let sqlite = std::path::PathBuf::from(&args[2]);
+    let data_dir = sqlite.parent().expect("data dir").to_path_buf();
+    let secret = idp::authn::totp::new_secret();
+    let session = runtime.block_on(async {
         let hash = idp::authn::password::Passwords::new(1024, 1, 1, 1)
             .expect("params")
             .hash(PASSWORD.into())
             .await
             .expect("hash");
-        let store = idp::store::Store::open(
-            idp::store::DatabaseTarget::Sqlite(args[2].clone().into()),
-            &idp::store::PoolOptions {
-                max_size: 1,
-                connect_timeout: Duration::from_secs(10),
-                sqlite_busy_timeout_ms: 10_000,
-            },
+        login::seed_people(
+            &sqlite,
+            &login::master_key(&data_dir),
+            &hash,
+            &secret,
+            std::slice::from_ref(&email),
+        );
+        let http = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        // One person signs in once; every worker then works from that session.
+        login::full_login(
+            &http,
+            &base,
+            &args[4],
+            &email,
+            PASSWORD,
+            &login::totp_now(&secret),
         )
-        .expect("store");
-        idp::store::users::insert(
-            &mut store.connection().expect("conn"),
-            &idp::store::users::NewUser {
-                id: uuid::Uuid::new_v4().to_string(),
-                email: email.clone(),
-                member_code: None,
-                given_name: "Bench".into(),
-                family_name: "Person".into(),
-                locale: "fr-CA".into(),
-                password_hash: Some(hash),
-                must_reset: false,
-            },
-            idp::store::now(),
-        )
-        .expect("person");
+        .await
+        .expect("sign in")
+        .0
     });
     let target = std::sync::Arc::new(Target {
-        base: args[1].trim_end_matches('/').to_string(),
+        base,
         client_id: args[4].clone(),
         secret: args[5].clone(),
-        email,
+        session,
     });
     let ready = std::sync::Arc::new(tokio::sync::Barrier::new(concurrency));
     let results = runtime.block_on(async {

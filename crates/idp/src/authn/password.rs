@@ -1,26 +1,35 @@
 //! Password hashing and verification with argon2id.
 //!
 //! Hashing runs on tokio's blocking pool with at most one hash per core in flight, so a flood
-//! of sign-in attempts queues instead of exhausting memory (each hash takes `m_cost` KiB).
-//! Unknown accounts are checked against a dummy hash so timing does not reveal registration.
+//! of sign-in attempts queues instead of exhausting memory. Each hash needs `m_cost` KiB of
+//! working memory: a few buffers (one per hash in flight) are allocated once and reused, so the
+//! allocator never accumulates freed argon2 blocks in per-thread arenas (which had grown the
+//! process to half a gigabyte under load). Unknown accounts are checked against a dummy hash so
+//! timing does not reveal registration.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 /// OWASP's recommended argon2id parameters: 19 MiB, 2 passes, 1 lane.
 pub const OWASP_M_COST_KIB: u32 = 19_456;
 pub const OWASP_T_COST: u32 = 2;
 pub const OWASP_P_COST: u32 = 1;
+/// Length of new hashes, in bytes (the PHC default).
+const OUTPUT_LEN: usize = 32;
+
+/// Working memory for argon2, reused from one hash to the next.
+type Memory = Arc<Mutex<Vec<Vec<Block>>>>;
 
 /// Hashes and verifies passwords.
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
+    memory: Memory,
     dummy_hash: Arc<str>,
 }
 
@@ -52,10 +61,13 @@ impl Passwords {
     ) -> Result<Self, PasswordError> {
         let params = Params::new(m_cost_kib, t_cost, p_cost, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
-        let dummy_hash = hash_with(&params, "not a password: equalises timing")?;
+        // This buffer is dropped: an idle server holds no argon2 memory until the first
+        // sign-in, after which one buffer per hash in flight is kept.
+        let dummy_hash = hash_with(&params, "not a password: equalises timing", &mut Vec::new())?;
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(in_flight.max(1))),
+            memory: Arc::default(),
             dummy_hash: Arc::from(dummy_hash),
         })
     }
@@ -66,35 +78,54 @@ impl Passwords {
         Self::new(OWASP_M_COST_KIB, OWASP_T_COST, OWASP_P_COST, cores)
     }
 
-    /// Hashes a new password (PHC string).
-    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+    /// Runs `work` on the blocking pool with a reused memory buffer, one per permit.
+    async fn with_memory<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| PasswordError::Hash)?;
+        let memory = self.memory.clone();
+        tokio::task::spawn_blocking(move || {
+            // At most one buffer per permit exists: taking one never allocates more.
+            let mut blocks = memory
+                .lock()
+                .map(|mut pool| pool.pop())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let result = work(&mut blocks);
+            if let Ok(mut pool) = memory.lock() {
+                pool.push(blocks);
+            }
+            result
+        })
+        .await
+        .map_err(|_| PasswordError::Hash)
+    }
+
+    /// Hashes a new password (PHC string).
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || hash_with(&params, &password))
-            .await
-            .map_err(|_| PasswordError::Hash)?
+        self.with_memory(move |blocks| hash_with(&params, &password, blocks))
+            .await?
     }
 
     /// Whether `password` matches `stored`; with no stored hash (unknown account, or none set
     /// yet), a dummy hash is checked so the answer takes the same time, and is false.
     pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
         let real = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
-        let matched = tokio::task::spawn_blocking(move || verify_with(&password, &hash))
+        let matched = self
+            .with_memory(move |blocks| verify_with(&password, &hash, blocks))
             .await
             .unwrap_or(false);
         matched && real
     }
-}
 
-impl Passwords {
     /// Whether `phc` was made with other parameters than the configured ones (upgrade it
     /// after a successful sign-in).
     pub fn needs_rehash(&self, phc: &str) -> bool {
@@ -109,21 +140,86 @@ impl Passwords {
     }
 }
 
-fn hash_with(params: &Params, password: &str) -> Result<String, PasswordError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| PasswordError::Hash)
+/// argon2 over `blocks`, grown to what `params` needs (never shrunk: it is reused).
+fn compute(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    blocks: &mut Vec<Block>,
+) -> Result<(), argon2::Error> {
+    let needed = params.block_count();
+    if blocks.len() < needed {
+        blocks.resize(needed, Block::default());
+    }
+    argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
 }
 
-fn verify_with(password: &str, phc: &str) -> bool {
+fn hash_with(
+    params: &Params,
+    password: &str,
+    blocks: &mut Vec<Block>,
+) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|_| PasswordError::Hash)?;
+    let mut out = [0u8; OUTPUT_LEN];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    compute(
+        &argon2,
+        params,
+        password.as_bytes(),
+        salt_bytes,
+        &mut out,
+        blocks,
+    )
+    .map_err(|_| PasswordError::Hash)?;
+    let output = Output::new(&out).map_err(|_| PasswordError::Hash)?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${output}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str()
+    ))
+}
+
+fn verify_with(password: &str, phc: &str, blocks: &mut Vec<Block>) -> bool {
     // Parameters come from the stored hash, so older hashes still verify.
-    PasswordHash::new(phc).ok().is_some_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(expected), Some(salt)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.hash,
+        parsed.salt,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .unwrap_or(Version::V0x13);
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    compute(
+        &argon2,
+        &params,
+        password.as_bytes(),
+        salt_bytes,
+        &mut out,
+        blocks,
+    )
+    .is_ok()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok()
 }
 
 #[cfg(test)]
@@ -146,6 +242,18 @@ mod tests {
         let again = p.hash("Correct-Horse-9".into()).await.expect("hash");
         assert_ne!(hash, again, "salted");
         assert!(!p.needs_rehash(&hash));
+        // Hashes made by the argon2 crate's own API verify, and ours verify with it.
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let params = Params::new(1024, 1, 1, None).expect("params");
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"Correct-Horse-9", &SaltString::generate(&mut OsRng))
+            .expect("hash")
+            .to_string();
+        assert!(p.verify("Correct-Horse-9".into(), Some(theirs)).await);
+        assert!(Argon2::default()
+            .verify_password(b"Correct-Horse-9", &PasswordHash::new(&hash).expect("phc"))
+            .is_ok());
+        assert_eq!(p.memory.lock().expect("pool").len(), 1, "one buffer reused");
         let stronger = Passwords::new(2048, 1, 1, 2).expect("params");
         assert!(stronger.needs_rehash(&hash), "memory cost changed");
         assert!(stronger.needs_rehash("not a phc string"));

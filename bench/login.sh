@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Full sign-ins under load (password + authenticator code, many distinct people) against
+# `idp serve` on its embedded SQLite database with the default argon2id cost (OWASP), next to
+# argon2id verification alone measured in the same run; then the idp's peak RSS. Prints Markdown
+# rows; the figures go to docs/benchmarks.md.
+#
+#   bench/login.sh           (DURATION=15 CONCURRENCY=16 PEOPLE=5000 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${DURATION:-15}
+concurrency=${CONCURRENCY:-16}
+people=${PEOPLE:-5000}
+source bench/common.sh
+
+cargo build --release --locked -q -p idp --bins --example login_load
+login_load="$target/release/examples/login_load"
+idp_port=$(free_port)
+secret=$("$idp" gen-client-secret)
+cat > "$work/idp.toml" <<TOML
+log_level = "warn"
+[sign_in]
+# One address sends every sign-in here: keep the per-address budget out of the way.
+ip_max_failures = 100000
+[[clients]]
+id = "bench-portal"
+name = "Bench portal"
+first_party = true
+secret = "$secret"
+redirect_uris = ["http://localhost:9000/callback"]
+scopes = ["openid", "email"]
+TOML
+
+start_idp "$idp_port"
+wait_ready "http://127.0.0.1:$idp_port/health/ready"
+idle=$(awk '/^VmRSS/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$idp_pid/status")
+
+echo "login_load: ${duration}s per measure, $concurrency sign-ins at once, $people people, $(nproc) cores"
+echo
+echo "| measure | per second | p50 | p99 | errors |"
+echo "|---|---|---|---|---|"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$idp_pid/stat"; }
+before=$(cpu_ticks)
+out=$("$login_load" "http://127.0.0.1:$idp_port" "$work/data" bench-portal "$duration" "$concurrency" "$people")
+after=$(cpu_ticks)
+echo "$out"
+# The idp's own CPU time per sign-in (the generator runs beside it on the same cores).
+logins=$(awk -F'|' '/full sign-in/ { gsub(/ /, "", $3); printf "%d", $3 * '"$duration"' }' <<<"$out")
+argon2_p50=$(awk -F'|' '/alone/ { gsub(/ |ms/, "", $4); print $4 }' <<<"$out")
+awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$logins" -v a="$argon2_p50" 'BEGIN {
+  per = 1000 * t / hz / n
+  printf "| idp CPU per sign-in (argon2 p50 alone: %s ms) | %.1f ms | | | |\n", a, per
+  printf "| argon2 share of the idp CPU per sign-in | %.0f%% | | | |\n", 100 * a / per
+}'
+echo
+echo "idp RSS: idle $idle, peak $(awk '/^VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$idp_pid/status")"

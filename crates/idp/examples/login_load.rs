@@ -1,0 +1,183 @@
+//! Full sign-ins under load: many distinct people, each signing in once with password and
+//! authenticator code (authorize, the password page, the password, the code page, the code),
+//! against a running `idp serve` on its embedded SQLite database. Before the HTTP run it
+//! measures argon2id alone (the same parameters, one verification per core at a time) so the
+//! two figures come from the same machine state. Prints Markdown table rows.
+//!
+//! `login_load BASE_URL DATA_DIR CLIENT_ID DURATION_SECS CONCURRENCY PEOPLE`
+//!
+//! The people are created in the server's database first (`DATA_DIR/guichet.db`, sealed with
+//! `DATA_DIR/master.key`) with an argon2id hash at OWASP's parameters, the server's default. The
+//! generator shares the cores with the server, so the HTTP figure is a lower bound.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark tool: fail loudly
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Client;
+
+#[path = "support/login.rs"]
+mod login;
+
+const PASSWORD: &str = "Bench-Password-2026";
+
+fn percentile(sorted: &[u32], p: f64) -> String {
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
+    format!(
+        "{:.1}ms",
+        f64::from(sorted.get(i).copied().unwrap_or(0)) / 1000.0
+    )
+}
+
+/// argon2id verifications per second with one verification per core in flight.
+async fn argon2_alone(hash: &str, duration: Duration) -> (f64, Vec<u32>) {
+    let passwords = idp::authn::password::Passwords::owasp().expect("params");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let until = Instant::now() + duration;
+    let tasks: Vec<_> = (0..cores)
+        .map(|_| {
+            let passwords = passwords.clone();
+            let hash = hash.to_string();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    assert!(passwords.verify(PASSWORD.into(), Some(hash.clone())).await);
+                    latencies
+                        .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.sort_unstable();
+    (all.len() as f64 / duration.as_secs_f64(), all)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    assert!(
+        args.len() == 7,
+        "usage: login_load BASE_URL DATA_DIR CLIENT_ID DURATION_SECS CONCURRENCY PEOPLE"
+    );
+    let base = args[1].trim_end_matches('/').to_string();
+    let data_dir = std::path::PathBuf::from(&args[2]);
+    let client_id = args[3].clone();
+    let duration = Duration::from_secs(args[4].parse().expect("duration"));
+    let concurrency: usize = args[5].parse().expect("concurrency");
+    let people: usize = args[6].parse().expect("people");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let emails: Vec<String> = (0..people)
+        .map(|i| format!("bench-{run}-{i}@example.org"))
+        .collect();
+    let secret = idp::authn::totp::new_secret();
+
+    let hash = runtime.block_on(async {
+        idp::authn::password::Passwords::owasp()
+            .expect("params")
+            .hash(PASSWORD.into())
+            .await
+            .expect("hash")
+    });
+    login::seed_people(
+        &data_dir.join("guichet.db"),
+        &login::master_key(&data_dir),
+        &hash,
+        &secret,
+        &emails,
+    );
+
+    let (argon2_rate, argon2_latencies) = runtime.block_on(argon2_alone(&hash, duration));
+    println!(
+        "| argon2id verification alone (m=19456 KiB, t=2, p=1), one per core | {:.1} | {} | {} | 0 |",
+        argon2_rate,
+        percentile(&argon2_latencies, 0.5),
+        percentile(&argon2_latencies, 0.99)
+    );
+
+    let emails = Arc::new(emails);
+    let next = Arc::new(AtomicUsize::new(0));
+    let code = login::totp_now(&secret);
+    let results = runtime.block_on(async {
+        let until = Instant::now() + duration;
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (emails, next, base, client_id, code, secret) = (
+                    emails.clone(),
+                    next.clone(),
+                    base.clone(),
+                    client_id.clone(),
+                    code.clone(),
+                    secret.clone(),
+                );
+                tokio::spawn(async move {
+                    let http = Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .pool_max_idle_per_host(1)
+                        .build()
+                        .expect("client");
+                    let (mut latencies, mut errors) = (Vec::new(), Vec::new());
+                    let mut code = code;
+                    while Instant::now() < until {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(email) = emails.get(i) else {
+                            errors.push("ran out of people: raise PEOPLE".to_string());
+                            break;
+                        };
+                        // A code is good for its 30-second step: recompute it now and then.
+                        if i % 64 == 0 {
+                            code = login::totp_now(&secret);
+                        }
+                        let started = Instant::now();
+                        match login::full_login(&http, &base, &client_id, email, PASSWORD, &code)
+                            .await
+                        {
+                            Ok((_, location)) if location.starts_with(login::CALLBACK) => {
+                                latencies.push(
+                                    u32::try_from(started.elapsed().as_micros())
+                                        .unwrap_or(u32::MAX),
+                                );
+                            }
+                            Ok((_, location)) => errors.push(format!("ended at {location}")),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.push(t.await.expect("worker"));
+        }
+        all
+    });
+    let errors: Vec<String> = results.iter().flat_map(|(_, e)| e.clone()).collect();
+    let mut latencies: Vec<u32> = results.into_iter().flat_map(|(l, _)| l).collect();
+    latencies.sort_unstable();
+    let rate = latencies.len() as f64 / duration.as_secs_f64();
+    println!(
+        "| full sign-in (5 requests: authorize, page, password, page, code), {concurrency} at once | {:.1} | {} | {} | {} |",
+        rate,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        errors.len()
+    );
+    println!(
+        "| share of argon2 alone | {:.0}% | | | |",
+        100.0 * rate / argon2_rate
+    );
+    if let Some(first) = errors.first() {
+        eprintln!("first error: {first}");
+    }
+}
