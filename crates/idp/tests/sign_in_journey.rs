@@ -47,13 +47,17 @@ struct Fixture {
 }
 
 fn start(postgres: bool) -> Fixture {
+    start_with(postgres, &[])
+}
+
+fn start_with(postgres: bool, env: &[(&str, &str)]) -> Fixture {
     let Deployment {
         server,
         master_key,
         store,
         dir,
         postgres,
-    } = Deployment::start(CONFIG, postgres, free_port(), &[]);
+    } = Deployment::start(CONFIG, postgres, free_port(), env);
     Fixture {
         server,
         store,
@@ -564,13 +568,101 @@ fn language_follows_ui_locales_then_the_switch_then_the_browser(f: &Fixture) {
     assert!(page.contains("<html lang=\"en\">"));
 }
 
+/// A server whose argon2 cost (2048 KiB) is above the test hashes' (1024 KiB), and whose
+/// per-address budget is three failures.
+fn start_strict(postgres: bool) -> Fixture {
+    start_with(
+        postgres,
+        &[
+            ("GUICHET_SIGN_IN__ARGON2_M_COST_KIB", "2048"),
+            ("GUICHET_SIGN_IN__IP_MAX_FAILURES", "3"),
+        ],
+    )
+}
+
+fn a_hash_made_with_older_parameters_is_upgraded_at_sign_in(f: &Fixture) {
+    let email = "ancien@example.org";
+    let id = f.add_user(email, Some(PASSWORD), MfaSetting::Email);
+    let stored = |f: &Fixture| {
+        users::find_by_id(&mut f.store.connection().expect("conn"), &id)
+            .expect("q")
+            .expect("user")
+            .password_hash
+            .expect("hash")
+    };
+    assert!(stored(f).contains("m=1024,"), "{}", stored(f));
+    let http = http();
+    let b = f.begin(&http, "");
+    let r = support::journey::password_and_email_code(&b, f.dir.path(), email, PASSWORD);
+    assert!(location(&r).starts_with(CALLBACK));
+    assert!(
+        stored(f).starts_with("$argon2id$v=19$m=2048,t=1,p=1$"),
+        "{}",
+        stored(f)
+    );
+    // The upgraded hash still verifies.
+    let b = f.begin(&http, "");
+    let r = support::journey::password_and_email_code(&b, f.dir.path(), email, PASSWORD);
+    assert!(location(&r).starts_with(CALLBACK));
+}
+
+fn one_address_cannot_go_on_guessing_across_accounts(f: &Fixture) {
+    for name in ["a", "b", "c", "d"] {
+        f.add_user(
+            &format!("{name}@example.org"),
+            Some(PASSWORD),
+            MfaSetting::Email,
+        );
+    }
+    let http = http();
+    let b = f.begin(&http, "");
+    for name in ["a", "b", "c"] {
+        let email = format!("{name}@example.org");
+        let page = b
+            .post(
+                "/login",
+                &[("email", &email), ("password", "Wrong-Password-1")],
+            )
+            .text()
+            .expect("html");
+        assert!(
+            page.contains("Courriel ou mot de passe incorrect"),
+            "{page}"
+        );
+    }
+    // A fourth account, even with its right password: this address must wait.
+    let page = b
+        .post(
+            "/login",
+            &[("email", "d@example.org"), ("password", PASSWORD)],
+        )
+        .text()
+        .expect("html");
+    assert!(page.contains("depuis votre réseau"), "{page}");
+    assert_eq!(f.audit_count("signin.failed", Some("throttled")), 1);
+    assert_eq!(
+        f.audit_count("account.locked", None),
+        0,
+        "no account was locked"
+    );
+}
+
 on_both_backends!(
-    start;
-    imported_member_first_login_through_to_tokens,
-    authenticator_sign_in_refuses_a_replayed_code,
-    a_new_email_code_replaces_the_previous_one,
-    the_fifth_wrong_password_locks_and_the_reset_unlocks,
-    fifty_concurrent_guesses_get_at_most_five_checks,
-    registered_and_unknown_emails_get_the_same_answers,
-    language_follows_ui_locales_then_the_switch_then_the_browser,
+    start_strict;
+    a_hash_made_with_older_parameters_is_upgraded_at_sign_in,
+    one_address_cannot_go_on_guessing_across_accounts,
 );
+
+mod default_settings {
+    use super::*;
+    on_both_backends!(
+        start;
+        imported_member_first_login_through_to_tokens,
+        authenticator_sign_in_refuses_a_replayed_code,
+        a_new_email_code_replaces_the_previous_one,
+        the_fifth_wrong_password_locks_and_the_reset_unlocks,
+        fifty_concurrent_guesses_get_at_most_five_checks,
+        registered_and_unknown_emails_get_the_same_answers,
+        language_follows_ui_locales_then_the_switch_then_the_browser,
+    );
+}
