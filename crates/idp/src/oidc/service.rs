@@ -249,6 +249,7 @@ pub fn discovery_document(issuer: &str) -> serde_json::Value {
             "email", "email_verified", "name", "given_name", "family_name", "locale", "member_code"
         ],
         "ui_locales_supported": ["fr-CA", "en"],
+                "acr_values_supported": ["mfa"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
