@@ -1,7 +1,9 @@
 //! The mail job contract shared by the identity provider (producer) and the mail worker
-//! (consumer): the message type, its version, and the Redis stream names.
+//! (consumer): the message type, its version, the Redis stream names, and sealing.
 //!
-//! A job carries what to send, never how it looks: templates live with the worker.
+//! A job carries what to send, never how it looks: templates live with the worker. On the
+//! queue a job is sealed (XChaCha20-Poly1305 under a key the idp and the workers share), so a
+//! one-time code never sits in Redis in clear and a tampered entry is refused.
 
 use std::collections::BTreeMap;
 
@@ -77,9 +79,99 @@ impl std::fmt::Debug for MailJob {
     }
 }
 
+/// Stream entry field holding the sealed job.
+pub const FIELD_JOB: &str = "job";
+/// Stream entry field holding the job id (not secret; for logs and dead letters).
+pub const FIELD_ID: &str = "id";
+/// Dead-letter entry field holding the reason.
+pub const FIELD_REASON: &str = "reason";
+/// Associated data of every sealed job: binds the ciphertext to this contract version.
+const SEAL_CONTEXT: &[u8] = b"guichet:mail:v1";
+const NONCE_LEN: usize = 24;
+
+/// The key shared by the idp and the mail workers (32 bytes, base64 in configuration).
+#[derive(Clone)]
+pub struct QueueKey([u8; 32]);
+
+impl std::fmt::Debug for QueueKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueueKey(..)")
+    }
+}
+
+impl QueueKey {
+    /// Parses 32 bytes of standard or URL-safe base64.
+    pub fn from_base64(text: &str) -> Result<Self, ContractError> {
+        use base64::Engine;
+        let text = text.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+            .map_err(|_| ContractError::Key)?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map(Self)
+            .map_err(|_| ContractError::Key)
+    }
+
+    /// A new random key, base64.
+    pub fn generate_base64() -> String {
+        use base64::Engine;
+        use chacha20poly1305::aead::{rand_core::RngCore, OsRng};
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        base64::engine::general_purpose::STANDARD.encode(key)
+    }
+
+    /// Seals a job for the queue: nonce, then ciphertext and tag.
+    pub fn seal(&self, job: &MailJob) -> Result<Vec<u8>, ContractError> {
+        use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+        use chacha20poly1305::XChaCha20Poly1305;
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let plaintext = job.to_json()?;
+        let sealed = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plaintext,
+                    aad: SEAL_CONTEXT,
+                },
+            )
+            .map_err(|_| ContractError::Sealed)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens and checks a sealed job; a wrong key, a flipped bit or a foreign entry fails.
+    pub fn open(&self, sealed: &[u8]) -> Result<MailJob, ContractError> {
+        use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+        use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+        if sealed.len() <= NONCE_LEN {
+            return Err(ContractError::Sealed);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let plaintext = XChaCha20Poly1305::new((&self.0).into())
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: SEAL_CONTEXT,
+                },
+            )
+            .map_err(|_| ContractError::Sealed)?;
+        MailJob::from_json(&plaintext)
+    }
+}
+
 /// Why a job could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum ContractError {
+    #[error("the mail queue key must be 32 bytes of base64")]
+    Key,
+    #[error("mail job is not sealed with this queue key, or was altered")]
+    Sealed,
     #[error("mail job is not valid JSON for this contract: {0}")]
     Malformed(#[from] serde_json::Error),
     #[error("mail job has contract version {0}, this program understands {CONTRACT_VERSION}")]
@@ -191,6 +283,31 @@ mod tests {
         assert!(!shown.contains("493817"), "{shown}");
         assert!(!shown.contains("marie.tremblay"), "{shown}");
         assert!(shown.contains("m************y@example.org"), "{shown}");
+    }
+
+        #[test]
+    fn sealing_hides_the_code_and_refuses_tampering() {
+        let key = QueueKey::from_base64(&QueueKey::generate_base64()).expect("key");
+        let mut j = job();
+        j.parameters.insert("code".into(), "493817".into());
+        let sealed = key.seal(&j).expect("seal");
+        assert!(
+            !sealed.windows(6).any(|w| w == b"493817"),
+            "no clear code in the entry"
+        );
+        assert_eq!(key.open(&sealed).expect("open"), j);
+        let mut flipped = sealed.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(matches!(key.open(&flipped), Err(ContractError::Sealed)));
+        let other = QueueKey::from_base64(&QueueKey::generate_base64()).expect("key");
+        assert!(matches!(other.open(&sealed), Err(ContractError::Sealed)));
+        assert!(matches!(key.open(b"short"), Err(ContractError::Sealed)));
+        assert!(matches!(
+            QueueKey::from_base64("too short"),
+            Err(ContractError::Key)
+        ));
+        assert_ne!(key.seal(&j).expect("seal"), sealed, "a fresh nonce each time");
     }
 
     #[test]
