@@ -113,12 +113,26 @@ ensure_browser() {
   echo "Chromium ready: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
 }
 
+# The mail worker's tests send to a real SMTP server: Python's aiosmtpd.
+ensure_smtp_sink() {
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    log "installing aiosmtpd"
+    python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+      || python3 -m pip install --quiet --break-system-packages aiosmtpd 2>/dev/null \
+      || apt_install python3-aiosmtpd
+  fi
+  echo "SMTP test server ready: aiosmtpd $(python3 -c 'import aiosmtpd; print(aiosmtpd.__version__)')"
+}
+
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup)"
+
 
 
 log "services"
 ensure_postgres
 ensure_redis
+ensure_smtp_sink
 ensure_browser
 
 

@@ -107,8 +107,16 @@ impl AppState {
             cores,
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mail = crate::mail::MailQueue::outbox(&settings.data_dir)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mail = match (&redis, &settings.mail.queue_key) {
+            (Some(client), Some(key)) => crate::mail::MailQueue::redis(
+                client.clone(),
+                mail_queue::QueueKey::from_base64(key.expose())
+                    .map_err(|e| std::io::Error::other(e.to_string()))?,
+                settings.mail.stream_max_len,
+            ),
+            _ => crate::mail::MailQueue::outbox(&settings.data_dir)
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))

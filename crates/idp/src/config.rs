@@ -50,6 +50,7 @@ pub struct Settings {
     pub keys: KeySettings,
     pub tokens: TokenSettings,
     pub sign_in: SignInSettings,
+    pub mail: MailSettings,
     /// Portals registered with this Guichet (OAuth clients), synchronised to the database at
     /// every start.
     pub clients: Vec<ClientSettings>,
@@ -72,6 +73,7 @@ impl Default for Settings {
             keys: KeySettings::default(),
             tokens: TokenSettings::default(),
             sign_in: SignInSettings::default(),
+            mail: MailSettings::default(),
             clients: Vec::new(),
         }
     }
@@ -164,6 +166,27 @@ impl Default for TokenSettings {
             id_token_ttl_secs: 600,
             refresh_token_ttl_secs: 8 * 3600,
             refresh_grace_secs: 0,
+        }
+    }
+}
+
+/// Where mail goes. With `redis_url` and `queue_key` set, jobs are sealed and appended to the
+/// Redis stream that `mail-worker` processes; otherwise they are delivered in-process to the
+/// development outbox in `data_dir/outbox`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSettings {
+    /// 32 random bytes, base64, shared with the mail workers (`GUICHET_WORKER_QUEUE_KEY`).
+    pub queue_key: Option<SecretString>,
+    /// Approximate number of jobs the stream keeps (older entries are trimmed).
+    pub stream_max_len: usize,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            queue_key: None,
+            stream_max_len: 100_000,
         }
     }
 }
@@ -676,6 +699,22 @@ impl Settings {
             ));
         }
         self.sign_in.validate()?;
+        if let Some(key) = &self.mail.queue_key {
+            mail_queue::QueueKey::from_base64(key.expose())
+                .map_err(|e| ConfigError::invalid("mail.queue_key", e.to_string()))?;
+            if self.redis_url.is_none() {
+                return Err(ConfigError::invalid(
+                    "mail.queue_key",
+                    "set redis_url too: the queue lives in Redis",
+                ));
+            }
+        }
+        if !(100..=10_000_000).contains(&self.mail.stream_max_len) {
+            return Err(ConfigError::invalid(
+                "mail.stream_max_len",
+                "must be between 100 and 10000000",
+            ));
+        }
         if !(1..=256).contains(&self.database.pool_size) {
             return Err(ConfigError::invalid(
                 "database.pool_size",

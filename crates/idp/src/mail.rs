@@ -1,13 +1,18 @@
 //! Sending mail from the idp: a job is put on the mail queue and the request goes on; a slow
-//! mail server never slows a sign-in. On the embedded default the queue is in-process and
+//! mail server never slows a sign-in. In production the queue is a Redis stream (jobs sealed
+//! with the key shared with `mail-worker`); on the embedded default it is in-process and
 //! delivers to the development outbox (`data_dir/outbox`) through the mail worker library.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use mail_queue::{MailJob, Template, CONTRACT_VERSION};
+use mail_queue::{MailJob, QueueKey, Template, CONTRACT_VERSION, FIELD_ID, FIELD_JOB, STREAM};
 use mail_worker::Outbox;
+use tokio::sync::OnceCell;
+
+/// The longest an enqueue may take before the person is told to try again.
+const ENQUEUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 use crate::i18n::Lang;
 
@@ -23,6 +28,55 @@ pub enum MailError {
 pub enum MailQueue {
     /// In-process delivery to the development outbox.
     Outbox(Outbox),
+    /// The Redis stream read by `mail-worker`.
+    Redis(std::sync::Arc<RedisQueue>),
+}
+
+/// The Redis side: a connection made at first use (Redis may start after the idp) and kept.
+pub struct RedisQueue {
+    client: redis::Client,
+    connection: OnceCell<redis::aio::ConnectionManager>,
+    key: QueueKey,
+    max_len: usize,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("max_len", &self.max_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisQueue {
+    async fn append(&self, job: &MailJob) -> Result<(), MailError> {
+        let unavailable = |e: &dyn std::fmt::Display| MailError::Unavailable(e.to_string());
+        let sealed = self.key.seal(job).map_err(|e| unavailable(&e))?;
+        let connection = self
+            .connection
+            .get_or_try_init(|| async {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(ENQUEUE_TIMEOUT))
+                    .set_response_timeout(Some(ENQUEUE_TIMEOUT));
+                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await
+            })
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut connection = connection.clone();
+        let added: redis::RedisResult<redis::Value> = redis::cmd("XADD")
+            .arg(STREAM)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*")
+            .arg(FIELD_ID)
+            .arg(&job.id)
+            .arg(FIELD_JOB)
+            .arg(sealed)
+            .query_async(&mut connection)
+            .await;
+        added.map(|_| ()).map_err(|e| unavailable(&e))
+    }
 }
 
 impl MailQueue {
@@ -33,9 +87,23 @@ impl MailQueue {
             .map_err(|e| MailError::Unavailable(e.to_string()))
     }
 
-    /// Queues `job`. The outbox write happens on the blocking pool.
+    /// The Redis stream at `client`, sealing with `key`, keeping about `max_len` jobs.
+    pub fn redis(client: redis::Client, key: QueueKey, max_len: usize) -> Self {
+        Self::Redis(std::sync::Arc::new(RedisQueue {
+            client,
+            connection: OnceCell::new(),
+            key,
+            max_len,
+        }))
+    }
+
+    /// Queues `job`, within two seconds or not at all. The outbox write happens on the
+    /// blocking pool.
     pub async fn enqueue(&self, job: MailJob) -> Result<(), MailError> {
         match self {
+            Self::Redis(queue) => tokio::time::timeout(ENQUEUE_TIMEOUT, queue.append(&job))
+                .await
+                .map_err(|_| MailError::Unavailable("Redis did not answer in time".into()))?,
             Self::Outbox(outbox) => {
                 let outbox = outbox.clone();
                 tokio::task::spawn_blocking(move || outbox.deliver(&job, Utc::now()))

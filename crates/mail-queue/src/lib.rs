@@ -285,7 +285,7 @@ mod tests {
         assert!(shown.contains("m************y@example.org"), "{shown}");
     }
 
-        #[test]
+    #[test]
     fn sealing_hides_the_code_and_refuses_tampering() {
         let key = QueueKey::from_base64(&QueueKey::generate_base64()).expect("key");
         let mut j = job();
@@ -307,7 +307,11 @@ mod tests {
             QueueKey::from_base64("too short"),
             Err(ContractError::Key)
         ));
-        assert_ne!(key.seal(&j).expect("seal"), sealed, "a fresh nonce each time");
+        assert_ne!(
+            key.seal(&j).expect("seal"),
+            sealed,
+            "a fresh nonce each time"
+        );
     }
 
     #[test]

@@ -218,7 +218,12 @@ mod tests {
         assert!(fr.text.contains("10 minutes"));
         assert!(fr.text.contains("Vous n’avez pas tenté"));
         assert!(fr.html.starts_with("<!doctype html><html lang=\"fr-CA\">"));
-        let en = compose(&job(Template::PasswordResetCode, Locale::En, Some("111222"))).expect("en");
+        let en = compose(&job(
+            Template::PasswordResetCode,
+            Locale::En,
+            Some("111222"),
+        ))
+        .expect("en");
         assert!(en.subject.starts_with("First login"));
         assert!(en.text.contains("valid for 10 minutes"));
         assert!(en.text.contains("Did not ask for this?"));

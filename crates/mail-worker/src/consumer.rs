@@ -438,7 +438,10 @@ mod tests {
         let max = Duration::from_secs(30);
         for _ in 0..100 {
             let first = backoff(1, initial, max);
-            assert!(first >= Duration::from_millis(250) && first <= initial, "{first:?}");
+            assert!(
+                first >= Duration::from_millis(250) && first <= initial,
+                "{first:?}"
+            );
             let third = backoff(3, initial, max);
             assert!(third >= Duration::from_secs(1) && third <= Duration::from_secs(2));
             let late = backoff(30, initial, max);

@@ -21,7 +21,10 @@ async fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     if settings.log_format == "json" {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
@@ -37,7 +40,11 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let metrics = Metrics::default();
-    if let Some(bind) = settings.metrics_bind.as_deref().and_then(|b| b.parse().ok()) {
+    if let Some(bind) = settings
+        .metrics_bind
+        .as_deref()
+        .and_then(|b| b.parse().ok())
+    {
         let metrics = metrics.clone();
         tokio::spawn(async move {
             if let Err(e) = metrics::serve(bind, metrics).await {
@@ -47,14 +54,14 @@ async fn main() -> std::process::ExitCode {
     }
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -67,7 +74,9 @@ async fn main() -> std::process::ExitCode {
     let client = match redis::Client::open(settings.redis_url.as_str()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: configuration key `redis_url` (environment GUICHET_WORKER_REDIS_URL): {e}");
+            eprintln!(
+                "error: configuration key `redis_url` (environment GUICHET_WORKER_REDIS_URL): {e}"
+            );
             return std::process::ExitCode::from(2);
         }
     };

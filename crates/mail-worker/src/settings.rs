@@ -124,7 +124,11 @@ impl WorkerSettings {
             figment = figment.merge(Toml::file_exact(path));
         }
         let settings: Self = figment
-            .merge(Env::prefixed("GUICHET_WORKER_").ignore(&["config"]).split("__"))
+            .merge(
+                Env::prefixed("GUICHET_WORKER_")
+                    .ignore(&["config"])
+                    .split("__"),
+            )
             .extract()
             .map_err(|e| SettingsError::Load(e.to_string()))?;
         settings.validate()?;
@@ -162,10 +166,16 @@ impl WorkerSettings {
             return Err(invalid("smtp.host", "required"));
         }
         if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid("smtp.from", "not a mailbox such as `Guichet <no-reply@example.org>`"));
+            return Err(invalid(
+                "smtp.from",
+                "not a mailbox such as `Guichet <no-reply@example.org>`",
+            ));
         }
         if self.smtp.username.is_some() != self.smtp.password.is_some() {
-            return Err(invalid("smtp.password", "username and password go together"));
+            return Err(invalid(
+                "smtp.password",
+                "username and password go together",
+            ));
         }
         if let Some(bind) = &self.metrics_bind {
             bind.parse::<std::net::SocketAddr>()
@@ -214,11 +224,17 @@ mod tests {
     #[test]
     fn errors_name_the_key_and_its_variable() {
         let err = WorkerSettings::default().validate().expect_err("no key");
-        assert!(err.to_string().contains("GUICHET_WORKER_QUEUE_KEY"), "{err}");
+        assert!(
+            err.to_string().contains("GUICHET_WORKER_QUEUE_KEY"),
+            "{err}"
+        );
         let mut s = valid();
         s.smtp.from = "not a mailbox".into();
         let err = s.validate().expect_err("from");
-        assert!(err.to_string().contains("GUICHET_WORKER_SMTP__FROM"), "{err}");
+        assert!(
+            err.to_string().contains("GUICHET_WORKER_SMTP__FROM"),
+            "{err}"
+        );
         let mut s = valid();
         s.claim_idle_ms = 1_000;
         assert!(s.validate().is_err());
