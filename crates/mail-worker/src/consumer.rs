@@ -94,7 +94,9 @@ pub fn parse_read_reply(v: &Value) -> Vec<Entry> {
     }
 }
 
-/// The worker: Redis, the key, SMTP, settings and counters.
+/// The worker: Redis, the key, SMTP, settings and counters. Cheap to clone: each job of a
+/// batch is handled by its own clone, concurrently.
+#[derive(Clone)]
 pub struct Consumer {
     redis: ConnectionManager,
     key: QueueKey,
@@ -189,13 +191,10 @@ impl Consumer {
             Value::Array(parts) => parts.get(1).map(parse_entry_list).unwrap_or_default(),
             _ => Vec::new(),
         };
-        for entry in reclaimed {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
+                for entry in &reclaimed {
             tracing::info!(entry = %entry.id, "took over a job left pending");
-            self.handle(entry, shutdown).await;
         }
+        self.handle_all(reclaimed, shutdown).await;
         let read: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(CONSUMER_GROUP)
@@ -209,14 +208,28 @@ impl Consumer {
             .arg(">")
             .query_async(&mut self.redis)
             .await?;
-        for entry in parse_read_reply(&read) {
+                self.handle_all(parse_read_reply(&read), shutdown).await;
+        Ok(())
+    }
+
+    /// Handles a batch concurrently (one SMTP connection each, from lettre's pool) and waits
+    /// for all of it: a slow message does not hold up the others.
+    async fn handle_all(&self, entries: Vec<Entry>, shutdown: &watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for entry in entries {
             if *shutdown.borrow() {
                 // Read but not started: left pending, another worker takes it over.
-                return Ok(());
+                break;
             }
-            self.handle(entry, shutdown).await;
+            let mut handler = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { handler.handle(entry, &shutdown).await });
         }
-        Ok(())
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a delivery task failed");
+            }
+        }
     }
 
     async fn lag(&mut self) -> redis::RedisResult<u64> {
