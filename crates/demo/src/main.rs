@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
         println!("Guichet demo is running (SQLite under ./data, no other server needed).");
         println!("  Identity provider: {public_url}/");
         println!("  Readiness:         {public_url}/health/ready");
+        println!("  Mail outbox:       {public_url}/dev/outbox (codes are also printed here)");
         println!("  Listening on:      {}", running.addr);
         println!("Press Ctrl+C to stop.");
         println!();

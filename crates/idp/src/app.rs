@@ -114,7 +114,7 @@ impl AppState {
                     .map_err(|e| std::io::Error::other(e.to_string()))?,
                 settings.mail.stream_max_len,
             ),
-            _ => crate::mail::MailQueue::outbox(&settings.data_dir)
+            _ => crate::mail::MailQueue::outbox(&settings.data_dir, settings.dev_mode)
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
         };
         let http = reqwest::Client::builder()

@@ -26,8 +26,9 @@ pub enum MailError {
 /// Where mail jobs go.
 #[derive(Debug, Clone)]
 pub enum MailQueue {
-    /// In-process delivery to the development outbox.
-    Outbox(Outbox),
+    /// In-process delivery to the development outbox; with `echo` (development mode), each
+    /// message is also printed on the console.
+    Outbox { outbox: Outbox, echo: bool },
     /// The Redis stream read by `mail-worker`.
     Redis(std::sync::Arc<RedisQueue>),
 }
@@ -80,11 +81,30 @@ impl RedisQueue {
 }
 
 impl MailQueue {
-    /// The in-process queue delivering to `data_dir/outbox`.
-    pub fn outbox(data_dir: &Path) -> Result<Self, MailError> {
+    /// The in-process queue delivering to `data_dir/outbox`; `echo` prints every message on
+    /// the console too (development mode only: a code on a console is fine on a laptop).
+    pub fn outbox(data_dir: &Path, echo: bool) -> Result<Self, MailError> {
         Outbox::open(data_dir.join("outbox"))
-            .map(Self::Outbox)
+            .map(|outbox| Self::Outbox { outbox, echo })
             .map_err(|e| MailError::Unavailable(e.to_string()))
+    }
+
+    /// The development outbox's messages, newest first; `None` when mail goes to Redis.
+    pub async fn outbox_messages(&self) -> Option<Result<Vec<MailJob>, MailError>> {
+        let Self::Outbox { outbox, .. } = self else {
+            return None;
+        };
+        let outbox = outbox.clone();
+        Some(
+            tokio::task::spawn_blocking(move || outbox.messages())
+                .await
+                .map_err(|e| MailError::Unavailable(e.to_string()))
+                .and_then(|r| r.map_err(|e| MailError::Unavailable(e.to_string())))
+                .map(|mut m| {
+                    m.reverse();
+                    m
+                }),
+        )
     }
 
     /// The Redis stream at `client`, sealing with `key`, keeping about `max_len` jobs.
@@ -104,7 +124,15 @@ impl MailQueue {
             Self::Redis(queue) => tokio::time::timeout(ENQUEUE_TIMEOUT, queue.append(&job))
                 .await
                 .map_err(|_| MailError::Unavailable("Redis did not answer in time".into()))?,
-            Self::Outbox(outbox) => {
+            Self::Outbox { outbox, echo } => {
+                if *echo {
+                    if let Ok(composed) = mail_worker::compose::compose(&job) {
+                        println!(
+                            "[dev outbox] to {}: {}\n{}",
+                            job.recipient, composed.subject, composed.text
+                        );
+                    }
+                }
                 let outbox = outbox.clone();
                 tokio::task::spawn_blocking(move || outbox.deliver(&job, Utc::now()))
                     .await

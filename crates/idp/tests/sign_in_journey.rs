@@ -697,6 +697,55 @@ on_both_backends!(
     an_unreachable_mail_queue_is_said_and_authenticator_sign_ins_go_on,
 );
 
+fn start_dev(postgres: bool) -> Fixture {
+    start_with(postgres, &[("GUICHET_DEV_MODE", "true")])
+}
+
+fn the_development_outbox_shows_codes_only_in_dev_mode(f: &Fixture) {
+    f.add_user("dev@example.org", Some(PASSWORD), MfaSetting::Email);
+    let http = http();
+    let b = f.begin(&http, "");
+    b.post(
+        "/login",
+        &[("email", "dev@example.org"), ("password", PASSWORD)],
+    );
+    let code = latest_code(f.dir.path(), "dev@example.org");
+    let page = http
+        .get(f.server.url("/dev/outbox"))
+        .send()
+        .expect("outbox")
+        .text()
+        .expect("html");
+    assert!(page.contains("id=\"dev-banner\""), "{page}");
+    assert!(page.contains("Development mode"));
+    assert!(page.contains(&code), "the code is readable");
+    assert!(page.contains("Votre code de vérification"));
+}
+
+fn the_development_outbox_is_absent_otherwise(f: &Fixture) {
+    let r = http()
+        .get(f.server.url("/dev/outbox"))
+        .send()
+        .expect("outbox");
+    assert_eq!(r.status(), 404);
+}
+
+mod dev {
+    use super::*;
+    on_both_backends!(
+        start_dev;
+        the_development_outbox_shows_codes_only_in_dev_mode,
+    );
+}
+
+mod production {
+    use super::*;
+    on_both_backends!(
+        start;
+        the_development_outbox_is_absent_otherwise,
+    );
+}
+
 mod strict {
     use super::*;
     on_both_backends!(

@@ -108,7 +108,11 @@ fn main() {
     let arrivals = watcher.join().expect("watcher");
     let mut latencies: Vec<Duration> = enqueued
         .iter()
-        .filter_map(|(id, at)| arrivals.get(id).map(|arrived| arrived.saturating_duration_since(*at)))
+        .filter_map(|(id, at)| {
+            arrivals
+                .get(id)
+                .map(|arrived| arrived.saturating_duration_since(*at))
+        })
         .collect();
     latencies.sort_unstable();
     let last_arrival = arrivals.values().max().copied().unwrap_or(started);

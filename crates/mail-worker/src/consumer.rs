@@ -191,7 +191,7 @@ impl Consumer {
             Value::Array(parts) => parts.get(1).map(parse_entry_list).unwrap_or_default(),
             _ => Vec::new(),
         };
-                for entry in &reclaimed {
+        for entry in &reclaimed {
             tracing::info!(entry = %entry.id, "took over a job left pending");
         }
         self.handle_all(reclaimed, shutdown).await;
@@ -208,7 +208,7 @@ impl Consumer {
             .arg(">")
             .query_async(&mut self.redis)
             .await?;
-                self.handle_all(parse_read_reply(&read), shutdown).await;
+        self.handle_all(parse_read_reply(&read), shutdown).await;
         Ok(())
     }
 

@@ -28,10 +28,13 @@ async fn main() -> std::process::ExitCode {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    let (key, smtp) = match (settings.key(), Smtp::new(
-        &settings.smtp,
-        u32::try_from(settings.batch_size).unwrap_or(16),
-    )) {
+    let (key, smtp) = match (
+        settings.key(),
+        Smtp::new(
+            &settings.smtp,
+            u32::try_from(settings.batch_size).unwrap_or(16),
+        ),
+    ) {
         (Ok(key), Ok(smtp)) => (key, smtp),
         (Err(e), _) => {
             eprintln!("error: {e}");

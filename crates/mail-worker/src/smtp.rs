@@ -50,7 +50,7 @@ pub struct Smtp {
 }
 
 impl Smtp {
-        /// A transport for `settings`, keeping up to `connections` connections open (one per job
+    /// A transport for `settings`, keeping up to `connections` connections open (one per job
     /// sent at once).
     pub fn new(settings: &SmtpSettings, connections: u32) -> Result<Self, SendError> {
         let builder = match settings.security {
@@ -64,7 +64,7 @@ impl Smtp {
             SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)
                 .map_err(|e| SendError::Permanent(e.to_string()))?,
         };
-                let mut builder = builder
+        let mut builder = builder
             .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(connections.max(1)))
             .port(settings.port)
             .timeout(Some(Duration::from_secs(settings.timeout_secs)));

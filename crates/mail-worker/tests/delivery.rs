@@ -184,6 +184,16 @@ struct Worker {
 
 impl Worker {
     fn start(redis: &PrivateRedis, smtp_port: u16, key: &str, name: &str) -> Self {
+        Self::start_with(redis, smtp_port, key, name, &[])
+    }
+
+    fn start_with(
+        redis: &PrivateRedis,
+        smtp_port: u16,
+        key: &str,
+        name: &str,
+        extra: &[(&str, String)],
+    ) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_mail-worker"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -201,11 +211,30 @@ impl Worker {
                 "Guichet <no-reply@example.org>",
             )
             .env("GUICHET_WORKER_LOG_LEVEL", "info")
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("worker");
         Self { child }
+    }
+
+    /// SIGTERM, then the exit status within ten seconds.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn kill(mut self) {
@@ -519,6 +548,36 @@ fn the_worker_carries_on_after_redis_restarts() {
     rig.code("apres@example.org", "343434");
     let messages = rig.smtp.wait_for(2, Duration::from_secs(20));
     assert!(messages.iter().any(|m| m.contains("343434")));
+}
+
+#[test]
+fn metrics_count_what_was_sent_and_sigterm_stops_cleanly() {
+    let rig = Rig::new(true);
+    let metrics_port = free_port();
+    let worker = Worker::start_with(
+        &rig.redis,
+        rig.smtp.port,
+        &rig.key,
+        "w1",
+        &[(
+            "GUICHET_WORKER_METRICS_BIND",
+            format!("127.0.0.1:{metrics_port}"),
+        )],
+    );
+    rig.code("compte@example.org", "246810");
+    rig.smtp.wait_for(1, Duration::from_secs(15));
+    wait_for_port(metrics_port, "metrics endpoint");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).expect("connect");
+    use std::io::{Read, Write};
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("response");
+    assert!(body.contains("guichet_mail_sent_total 1\n"), "{body}");
+    assert!(body.contains("guichet_mail_send_latency_seconds_count 1\n"));
+    assert!(!body.contains("246810"), "no code in metrics");
+    assert!(worker.terminate().success(), "clean exit on SIGTERM");
 }
 
 #[test]

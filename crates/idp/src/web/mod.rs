@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod cookies;
+pub mod dev;
 pub mod health;
 pub mod jwks;
 pub mod login;
@@ -24,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/authorize", web::get().to(authorize::authorize))
         .route("/assets/guichet.css", web::get().to(login::stylesheet))
+        .route("/dev/outbox", web::get().to(dev::outbox))
         .route("/login", web::get().to(login::page))
         .route("/login", web::post().to(login::submit_password))
         .route("/login/lang", web::get().to(login::switch_language))
