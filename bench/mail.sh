@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mail delivery under load on loopback: a private redis-server, a real SMTP server (aiosmtpd
-# writing a Maildir without fsync, bench/smtp_sink.py) and one then two release `mail-worker`s; the `mail_load` example enqueues
+# writing a Maildir without fsync, tests/smtp/smtp_sink.py) and one then two release `mail-worker`s; the `mail_load` example enqueues
 # sign-in codes through the idp's queue at a fixed rate and reports enqueue-to-delivery latency.
 # Prints Markdown rows; the figures go to docs/benchmarks.md.
 #
@@ -25,7 +25,7 @@ run() { # run WORKERS RATE
   rm -rf "$work/maildir"
   redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null &
   local redis_pid=$!
-  PYTHONPATH=bench python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c smtp_sink.FastMaildir "$work/maildir" >/dev/null 2>&1 &
+  PYTHONPATH=tests/smtp python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c smtp_sink.FastMaildir "$work/maildir" >/dev/null 2>&1 &
   local smtp_pid=$!
   pids+=("$redis_pid" "$smtp_pid")
   sleep 1

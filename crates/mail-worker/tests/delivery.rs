@@ -1,12 +1,14 @@
 //! The mail worker against real parts: a private `redis-server` and a real SMTP server
-//! (Python's aiosmtpd storing into a Maildir), each started per test on free loopback ports so
-//! they can be stopped and restarted. Jobs are enqueued with the idp's own `MailQueue`.
+//! (Python's aiosmtpd with `tests/smtp/smtp_sink.py`, storing into a Maildir and refusing
+//! recipients named `reject...`), each started per test on free loopback ports so they can be
+//! stopped and restarted. Jobs are enqueued with the idp's own `MailQueue`.
 //!
 //! `scripts/test.sh` installs redis-server and aiosmtpd when missing; without them these tests
 //! fail saying so.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -113,7 +115,9 @@ impl SmtpSink {
     }
 
     fn start(&mut self) {
+        let sink_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/smtp");
         let child = Command::new("python3")
+            .env("PYTHONPATH", sink_dir)
             .args([
                 "-m",
                 "aiosmtpd",
@@ -121,7 +125,7 @@ impl SmtpSink {
                 "-l",
                 &format!("127.0.0.1:{}", self.port),
                 "-c",
-                "aiosmtpd.handlers.Mailbox",
+                "smtp_sink.FastMaildir",
             ])
             .arg(self.dir.path().join("maildir"))
             .stdout(Stdio::null())
@@ -481,6 +485,26 @@ fn malformed_and_tampered_entries_are_dead_lettered_and_the_worker_goes_on() {
         "{reasons:?}"
     );
     assert_eq!(rig.smtp.messages().len(), 1, "nothing else was sent");
+}
+
+#[test]
+fn a_refused_recipient_is_dead_lettered_at_once() {
+    let rig = Rig::new(true);
+    let _worker = rig.worker("w1");
+    rig.code("reject-me@example.org", "135790");
+    rig.code("ok@example.org", "864200");
+    let reasons = rig.wait_for_dead_letters(1);
+    assert!(reasons[0].starts_with("rejected: "), "{reasons:?}");
+    assert!(reasons[0].contains("550"), "{reasons:?}");
+    let messages = rig.smtp.wait_for(1, Duration::from_secs(10));
+    assert!(messages[0].contains("864200"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(rig.smtp.messages().len(), 1);
+    assert_eq!(
+        dead_letters(&rig.redis).len(),
+        1,
+        "refused once, not retried"
+    );
 }
 
 #[test]

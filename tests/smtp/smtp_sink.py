@@ -1,6 +1,9 @@
-"""An SMTP sink for load runs: aiosmtpd with a handler that writes each message into
-DIR/new/ without the fsync Python's mailbox module does (which caps a Maildir at the disk's
-sync rate). Run: PYTHONPATH=bench python3 -m aiosmtpd -n -l HOST:PORT -c smtp_sink.FastMaildir DIR
+"""The SMTP server of the mail tests and the mail benchmark: aiosmtpd with a handler that
+writes each accepted message into DIR/new/ (Maildir layout, without the fsync Python's mailbox
+module does, which would cap a run at the disk's sync rate), and refuses for good (550) any
+recipient whose address starts with "reject".
+
+Run: PYTHONPATH=tests/smtp python3 -m aiosmtpd -n -l HOST:PORT -c smtp_sink.FastMaildir DIR
 """
 import os
 import uuid
@@ -18,6 +21,12 @@ class FastMaildir:
         if len(args) != 1:
             parser.error("FastMaildir takes the directory")
         return cls(args[0])
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower().startswith("reject"):
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         name = uuid.uuid4().hex
