@@ -591,13 +591,26 @@ fn metrics_count_what_was_sent_and_sigterm_stops_cleanly() {
     rig.code("compte@example.org", "246810");
     rig.smtp.wait_for(1, Duration::from_secs(15));
     wait_for_port(metrics_port, "metrics endpoint");
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).expect("connect");
-    use std::io::{Read, Write};
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .expect("request");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).expect("response");
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", metrics_port)).expect("connect");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut body = String::new();
+        stream.read_to_string(&mut body).expect("response");
+        body
+    };
+    // The server has the message a moment before the worker counts it (after the ack).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let body = loop {
+        let body = scrape();
+        if body.contains("guichet_mail_sent_total 1\n") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(body.contains("guichet_mail_sent_total 1\n"), "{body}");
     assert!(body.contains("guichet_mail_send_latency_seconds_count 1\n"));
     assert!(!body.contains("246810"), "no code in metrics");

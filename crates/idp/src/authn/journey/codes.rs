@@ -1,0 +1,186 @@
+//! Sending emailed codes, with the resend limits.
+
+use super::*;
+
+/// What sending a code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sent {
+    Queued,
+    /// Too soon: seconds to wait (the previous code still works).
+    Wait(i64),
+    Failed,
+}
+
+impl Sent {
+    /// The notice after the first code of a step: the page itself says a code was sent.
+    pub(super) fn first_notice(self) -> Option<&'static str> {
+        (self == Sent::Failed).then_some("code-send-failed")
+    }
+
+    /// The notice after "Send a new code".
+    pub(super) fn notice(self) -> Option<&'static str> {
+        match self {
+            Sent::Queued => Some("code-sent"),
+            Sent::Wait(_) => None,
+            Sent::Failed => Some("code-send-failed"),
+        }
+    }
+}
+
+fn mail_template(purpose: &str) -> mail_queue::Template {
+    match purpose {
+        PURPOSE_RESET => mail_queue::Template::PasswordResetCode,
+        _ => mail_queue::Template::SignInCode,
+    }
+}
+
+/// Issues a new code of `purpose` for `user` (killing the previous one) and queues the mail,
+/// unless the resend limits say to wait.
+pub(super) async fn send_code(
+    state: &AppState,
+    user: &User,
+    purpose: &'static str,
+    lang: Lang,
+    origin: &RequestOrigin,
+    client_id: &str,
+) -> Result<Sent, Error> {
+    let code_policy = CodePolicy::from_settings(&state.settings.sign_in);
+    let code = email_code::generate();
+    let hash = email_code::hash(&state.hasher, &user.id, &code);
+    let user_id = user.id.clone();
+    let event = audit_event(
+        origin,
+        "code.sent",
+        Some(&user.id),
+        client_id,
+        json!({ "purpose": purpose, "channel": "email" }),
+    );
+    let issued = state
+        .store
+        .run(move |conn| {
+            let at = now();
+            let sent = one_time_codes::unused_issued_since(
+                conn,
+                &user_id,
+                purpose,
+                at - Duration::hours(1),
+            )?;
+            if let Some(wait) = email_code::resend_wait(&code_policy, &sent, at) {
+                return Ok(Err(wait.num_seconds().max(1)));
+            }
+            conn.transaction(|conn| {
+                one_time_codes::issue(
+                    conn,
+                    &OneTimeCodeRecord {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        user_id: user_id.clone(),
+                        purpose: purpose.into(),
+                        code_hash: hash,
+                        attempts: 0,
+                        max_attempts: code_policy.max_attempts,
+                        created_at: at,
+                        expires_at: at + code_policy.ttl,
+                        consumed_at: None,
+                        superseded_at: None,
+                    },
+                )?;
+                audit::append(conn, &event)
+            })?;
+            Ok(Ok(at + code_policy.ttl))
+        })
+        .await?;
+    let expires_at = match issued {
+        Ok(at) => at,
+        Err(wait) => return Ok(Sent::Wait(wait)),
+    };
+    let job = crate::mail::code_job(
+        mail_template(purpose),
+        &user.email,
+        lang,
+        &code,
+        expires_at.and_utc(),
+    );
+    Ok(match state.mail.enqueue(job).await {
+        Ok(()) => Sent::Queued,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not queue a code");
+            Sent::Failed
+        }
+    })
+}
+
+/// "Send a new code" on any page that waits for an emailed code.
+pub async fn resend(
+    state: &AppState,
+    token: Option<String>,
+    submission: Submission,
+) -> Result<JourneyOutcome, Error> {
+    let loaded = match load_for(
+        state,
+        token,
+        &submission,
+        &[STEP_SECOND_FACTOR, STEP_RESET_CODE, STEP_ENROL_EMAIL],
+    )
+    .await?
+    {
+        Ok(l) => l,
+        Err(outcome) => return Ok(outcome),
+    };
+    let (purpose, kind) = match loaded.tx.step.as_str() {
+        STEP_RESET_CODE => (PURPOSE_RESET, CodeKind::Reset),
+        STEP_ENROL_EMAIL => (PURPOSE_ENROL, CodeKind::EnrolEmail),
+        _ => (PURPOSE_SIGN_IN, CodeKind::SignInEmail),
+    };
+    let client_id = loaded.tx.request.client_id.clone();
+    let Some(user) = loaded
+        .user
+        .as_ref()
+        .filter(|u| purpose != PURPOSE_SIGN_IN || u.mfa_method == MfaMethod::Email)
+    else {
+        // An email without an account, in the reset journey: nothing is sent, and the answer is
+        // the one a real send gives.
+        if purpose == PURPOSE_RESET {
+            let mut data = loaded.data.clone();
+            data.phantom_tries = 0;
+            let tx = loaded.tx.clone();
+            state
+                .store
+                .run(move |conn| advance(conn, &tx, STEP_RESET_CODE, None, &data))
+                .await?;
+            return Ok(JourneyOutcome::Next {
+                notice: Some("code-sent"),
+            });
+        }
+        return Ok(JourneyOutcome::Next { notice: None });
+    };
+    match send_code(
+        state,
+        user,
+        purpose,
+        loaded.lang,
+        &submission.origin,
+        &client_id,
+    )
+    .await?
+    {
+        Sent::Wait(seconds) => {
+            let email = match kind {
+                CodeKind::Reset => loaded.data.email.clone().unwrap_or_default(),
+                _ => user.email.clone(),
+            };
+            Ok(screen(
+                state,
+                &loaded,
+                Page::Code {
+                    kind,
+                    email,
+                    notice: None,
+                    error: Some(Notice::count("code-resend-wait", "seconds", seconds)),
+                },
+            ))
+        }
+        sent => Ok(JourneyOutcome::Next {
+            notice: sent.notice(),
+        }),
+    }
+}
