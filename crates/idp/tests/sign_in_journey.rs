@@ -566,6 +566,29 @@ fn language_follows_ui_locales_then_the_switch_then_the_browser(f: &Fixture) {
         .text()
         .expect("html");
     assert!(page.contains("<html lang=\"en\">"));
+    // Every page's switch leads somewhere that exists: back to this page, in the other language.
+    let r = http
+        .get(f.server.url("/login/lang?to=fr&next=consent"))
+        .send()
+        .expect("switch");
+    assert_eq!(location(&r), "/consent");
+    assert_eq!(
+        cookie_pair(&r, "guichet_lang").as_deref(),
+        Some("guichet_lang=fr-CA")
+    );
+    let r = http
+        .get(f.server.url("/login/lang?to=xx&next=elsewhere"))
+        .send()
+        .expect("switch");
+    assert_eq!(
+        location(&r),
+        "/login",
+        "unknown targets go to the sign-in page"
+    );
+    assert!(
+        cookie_pair(&r, "guichet_lang").is_none(),
+        "unknown languages are ignored"
+    );
 }
 
 /// A server whose argon2 cost (2048 KiB) is above the test hashes' (1024 KiB), and whose

@@ -158,7 +158,7 @@ fn session(req: &HttpRequest, https: bool) -> Option<String> {
 struct ConsentPage<'a> {
     t: Tr,
     title: String,
-    switch_href: &'static str,
+    switch_href: String,
     intro: String,
     labels: Vec<String>,
     csrf: &'a str,
@@ -184,7 +184,7 @@ fn render_consent(outcome: ConsentOutcome, https: bool, lang: Lang) -> HttpRespo
                 ConsentPage {
                     t,
                     title: t.get("consent-title"),
-                    switch_href: "/login/lang?to=",
+                    switch_href: format!("/login/lang?to={}&next=consent", lang.other().tag()),
                     intro: t.arg("consent-intro", "portal", &form.client_name),
                     labels,
                     csrf: &form.csrf,

@@ -69,7 +69,7 @@ pub async fn outbox(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         OutboxPage {
             t,
             title: "Outbox".into(),
-            switch_href: "/dev/outbox",
+            switch_href: "",
             messages: shown,
         }
         .render(),

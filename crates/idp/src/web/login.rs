@@ -318,6 +318,7 @@ pub async fn switch_language(
 ) -> Result<HttpResponse, Error> {
     let back = match query.next.as_deref() {
         Some("reset") => "/login/reset",
+        Some("consent") => "/consent",
         _ => "/login",
     };
     let Some(lang) = query.to.as_deref().and_then(Lang::parse) else {

@@ -27,8 +27,8 @@ struct LogoutPage<'a> {
 
 fn render(outcome: EndSessionOutcome, https: bool, lang: Lang) -> HttpResponse {
     let t = Tr(lang);
-    // The switch would leave this page: the logout pages follow the remembered language.
-    let switch_href = "/login/lang?to=";
+    // No switch: it would leave this page. The logout pages follow the remembered language.
+    let switch_href = "";
     match outcome {
         EndSessionOutcome::ErrorPage { description } => refused_page(lang, description),
         // Asking does not sign out: the session cookie stays.
