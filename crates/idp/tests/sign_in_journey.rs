@@ -761,11 +761,48 @@ mod dev {
     );
 }
 
+fn a_refused_request_is_explained_in_the_persons_language(f: &Fixture) {
+    let http = http();
+    let url = f
+        .server
+        .url("/authorize?client_id=inconnu&response_type=code");
+    let fr = http.get(&url).send().expect("authorize");
+    assert_eq!(fr.status(), 400);
+    let fr = fr.text().expect("html");
+    assert!(
+        fr.contains("Le portail qui vous a dirigé ici n’est pas inscrit."),
+        "{fr}"
+    );
+    assert!(fr.contains("Retournez au portail"), "what to do next");
+    let en = http
+        .get(&url)
+        .header("Accept-Language", "en")
+        .send()
+        .expect("authorize")
+        .text()
+        .expect("html");
+    assert!(
+        en.contains("The portal that sent you here is not registered."),
+        "{en}"
+    );
+    let repeated = http
+        .get(f.server.url("/authorize?client_id=a&client_id=b"))
+        .send()
+        .expect("authorize")
+        .text()
+        .expect("html");
+    assert!(
+        repeated.contains("Un paramètre de la demande est répété."),
+        "{repeated}"
+    );
+}
+
 mod production {
     use super::*;
     on_both_backends!(
         start;
         the_development_outbox_is_absent_otherwise,
+        a_refused_request_is_explained_in_the_persons_language,
     );
 }
 

@@ -129,3 +129,16 @@ logout-done-intro = You may close this page.
 form-post-title = Returning to the portal
 form-post-intro = If nothing happens, select Continue.
 form-post-submit = Continue
+
+## Refused requests (shown on the error page)
+refused-no-client = The request names no portal (client_id is missing).
+refused-unknown-client = The portal that sent you here is not registered.
+refused-no-redirect = The request has no return address (redirect_uri).
+refused-redirect-unregistered = The return address is not registered for this portal.
+logout-bad-hint = The sign-out request carries an ID token (id_token_hint) that is not valid.
+logout-foreign-hint = The sign-out request carries an ID token issued by another service.
+logout-redirect-unregistered = The return address after signing out is not registered for this portal.
+logout-form-invalid = The sign-out form is not valid.
+logout-form-expired = The sign-out form has expired. Try again.
+refused-parameter-too-long = A parameter of the request is too long.
+refused-parameter-repeated = A parameter of the request is repeated.

@@ -129,3 +129,16 @@ logout-done-intro = Vous pouvez fermer cette page.
 form-post-title = Retour au portail
 form-post-intro = Si rien ne se passe, cliquez sur Continuer.
 form-post-submit = Continuer
+
+## Demandes refusées (affichées sur la page d’erreur)
+refused-no-client = La demande ne nomme aucun portail (client_id manquant).
+refused-unknown-client = Le portail qui vous a dirigé ici n’est pas inscrit.
+refused-no-redirect = La demande n’indique pas d’adresse de retour (redirect_uri).
+refused-redirect-unregistered = L’adresse de retour n’est pas inscrite pour ce portail.
+logout-bad-hint = La demande de déconnexion porte un jeton d’identité (id_token_hint) qui n’est pas valide.
+logout-foreign-hint = La demande de déconnexion porte un jeton d’identité émis par un autre service.
+logout-redirect-unregistered = L’adresse de retour après la déconnexion n’est pas inscrite pour ce portail.
+logout-form-invalid = Le formulaire de déconnexion n’est pas valide.
+logout-form-expired = Le formulaire de déconnexion a expiré. Recommencez.
+refused-parameter-too-long = Un paramètre de la demande est trop long.
+refused-parameter-repeated = Un paramètre de la demande est répété.

@@ -99,7 +99,7 @@ pub fn parse_parameters(raw: &str) -> Result<BTreeMap<String, String>, Authorize
     let mut params = BTreeMap::new();
     for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
         if key.len() > 64 || value.len() > MAX_PARAMETER_LEN {
-            return Err(page("A parameter of the request is too long."));
+            return Err(page("refused-parameter-too-long"));
         }
         if value.is_empty() {
             continue;
@@ -108,7 +108,7 @@ pub fn parse_parameters(raw: &str) -> Result<BTreeMap<String, String>, Authorize
             .insert(key.into_owned(), value.into_owned())
             .is_some()
         {
-            return Err(page("A parameter of the request is repeated."));
+            return Err(page("refused-parameter-repeated"));
         }
     }
     Ok(params)
@@ -170,14 +170,14 @@ fn check_client<'c>(
     if !params.contains_key("client_id") {
         return Err(AuthorizeError::Page {
             code: "invalid_request",
-            description: "The request names no client (client_id is missing).",
+            description: "refused-no-client",
         });
     }
     match client {
         Some(c) if c.enabled => Ok(c),
         _ => Err(AuthorizeError::Page {
             code: "invalid_client",
-            description: "The portal that sent you here is not registered.",
+            description: "refused-unknown-client",
         }),
     }
 }
@@ -188,7 +188,7 @@ fn check_redirect_uri(
 ) -> Result<String, AuthorizeError> {
     let uri = params.get("redirect_uri").ok_or(AuthorizeError::Page {
         code: "invalid_request",
-        description: "The request has no redirect_uri.",
+        description: "refused-no-redirect",
     })?;
     // Exact string comparison: no prefix, path or query tolerance.
     if client
@@ -200,7 +200,7 @@ fn check_redirect_uri(
     } else {
         Err(AuthorizeError::Page {
             code: "invalid_redirect_uri",
-            description: "The return address is not registered for this portal.",
+            description: "refused-redirect-unregistered",
         })
     }
 }

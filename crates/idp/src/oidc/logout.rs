@@ -59,12 +59,10 @@ async fn check(
     if let Some(hint) = params.get("id_token_hint") {
         // An expired ID token is still a valid hint; its signature and issuer must hold.
         let Some((_, claims)) = state.keys.verify_jwt(hint) else {
-            return Ok(Err(
-                "The id_token_hint is not a valid ID token from this service.",
-            ));
+            return Ok(Err("logout-bad-hint"));
         };
         if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
-            return Ok(Err("The id_token_hint was issued by another service."));
+            return Ok(Err("logout-foreign-hint"));
         }
         hint_client = match claims.get("aud") {
             Some(Value::String(a)) => Some(a.clone()),
@@ -94,9 +92,7 @@ async fn check(
                 .as_ref()
                 .is_some_and(|c| c.enabled && c.post_logout_redirect_uris.iter().any(|u| u == uri));
             if !allowed {
-                return Ok(Err(
-                    "The return address after signing out is not registered for this portal.",
-                ));
+                return Ok(Err("logout-redirect-unregistered"));
             }
             let mut with = Vec::new();
             if let Some(s) = params.get("state") {
@@ -179,7 +175,7 @@ pub async fn confirm(
         Ok(p) => p,
         Err(_) => {
             return Ok(EndSessionOutcome::ErrorPage {
-                description: "The sign-out form is not valid.",
+                description: "logout-form-invalid",
             })
         }
     };
@@ -199,7 +195,7 @@ pub async fn confirm(
         .is_err()
     {
         return Ok(EndSessionOutcome::ErrorPage {
-            description: "The sign-out form has expired. Try again.",
+            description: "logout-form-expired",
         });
     }
     end(state, &session, "confirmed").await?;

@@ -85,7 +85,7 @@ pub async fn authorize(
     let req = request.clone();
     let Some(client) = client else {
         return Ok(AuthorizeOutcome::ErrorPage {
-            description: "The portal that sent you here is not registered.",
+            description: "refused-unknown-client",
         });
     };
     let answer = state

@@ -90,8 +90,8 @@ pub fn expired_page(lang: Lang) -> HttpResponse {
     )
 }
 
-/// A refused request page (`message` is already in both languages or in `lang`).
-pub fn refused_page(lang: Lang, message: &str) -> HttpResponse {
+/// A refused request page; `message_id` names the reason in the message files.
+pub fn refused_page(lang: Lang, message_id: &str) -> HttpResponse {
     let t = Tr(lang);
     html(
         StatusCode::BAD_REQUEST,
@@ -99,7 +99,7 @@ pub fn refused_page(lang: Lang, message: &str) -> HttpResponse {
             t,
             title: t.get("refused-title"),
             switch_href: format!("/login/lang?to={}", lang.other().tag()),
-            message: message.to_string(),
+            message: t.get(message_id),
             next_step: t.get("refused-next"),
         }
         .render(),
