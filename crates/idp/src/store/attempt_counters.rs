@@ -46,75 +46,78 @@ pub fn count_attempt(
     window_start: NaiveDateTime,
     now: NaiveDateTime,
 ) -> StoreResult<Counted> {
-    let row = (
-        attempt_counters::key.eq(key),
-        attempt_counters::window_started_at.eq(now),
-        attempt_counters::updated_at.eq(now),
-    );
-    // Upserts are per backend: the multi-backend connection has no ON CONFLICT.
-    match conn {
-        DbConnection::Sqlite(c) => diesel::insert_into(attempt_counters::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c)?,
-        DbConnection::Postgres(c) => diesel::insert_into(attempt_counters::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c)?,
-    };
-    // A stale window starts over; the condition makes this idempotent under concurrency.
-    diesel::update(
-        attempt_counters::table
-            .find(key)
-            .filter(attempt_counters::window_started_at.lt(window_start))
-            .filter(
-                attempt_counters::locked_until
-                    .is_null()
-                    .or(attempt_counters::locked_until.le(now)),
-            ),
-    )
-    .set((
-        attempt_counters::password_failures.eq(0),
-        attempt_counters::second_factor_failures.eq(0),
-        attempt_counters::window_started_at.eq(now),
-    ))
-    .execute(conn)?;
-    let open = attempt_counters::table.find(key).filter(
-        attempt_counters::locked_until
-            .is_null()
-            .or(attempt_counters::locked_until.le(now)),
-    );
-    let counted = match counter {
-        Counter::Password => diesel::update(open)
-            .set((
-                attempt_counters::password_failures.eq(attempt_counters::password_failures + 1),
-                attempt_counters::updated_at.eq(now),
-            ))
-            .returning((
-                attempt_counters::password_failures,
-                attempt_counters::lock_count,
-            ))
-            .get_result::<(i32, i32)>(conn)
-            .optional()?,
-        Counter::SecondFactor => diesel::update(open)
-            .set((
-                attempt_counters::second_factor_failures
-                    .eq(attempt_counters::second_factor_failures + 1),
-                attempt_counters::updated_at.eq(now),
-            ))
-            .returning((
-                attempt_counters::second_factor_failures,
-                attempt_counters::lock_count,
-            ))
-            .get_result::<(i32, i32)>(conn)
-            .optional()?,
-    };
-    match counted {
-        Some((count, lock_count)) => Ok(Counted::Failures { count, lock_count }),
-        None => Ok(Counted::Locked(
-            locked_until(conn, key, now)?.unwrap_or(now),
-        )),
-    }
+    // One transaction: one commit instead of three, and no half-counted attempt.
+    conn.transaction(|conn| {
+        let row = (
+            attempt_counters::key.eq(key),
+            attempt_counters::window_started_at.eq(now),
+            attempt_counters::updated_at.eq(now),
+        );
+        // Upserts are per backend: the multi-backend connection has no ON CONFLICT.
+        match conn {
+            DbConnection::Sqlite(c) => diesel::insert_into(attempt_counters::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+            DbConnection::Postgres(c) => diesel::insert_into(attempt_counters::table)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+        };
+        // A stale window starts over; the condition makes this idempotent under concurrency.
+        diesel::update(
+            attempt_counters::table
+                .find(key)
+                .filter(attempt_counters::window_started_at.lt(window_start))
+                .filter(
+                    attempt_counters::locked_until
+                        .is_null()
+                        .or(attempt_counters::locked_until.le(now)),
+                ),
+        )
+        .set((
+            attempt_counters::password_failures.eq(0),
+            attempt_counters::second_factor_failures.eq(0),
+            attempt_counters::window_started_at.eq(now),
+        ))
+        .execute(conn)?;
+        let open = attempt_counters::table.find(key).filter(
+            attempt_counters::locked_until
+                .is_null()
+                .or(attempt_counters::locked_until.le(now)),
+        );
+        let counted = match counter {
+            Counter::Password => diesel::update(open)
+                .set((
+                    attempt_counters::password_failures.eq(attempt_counters::password_failures + 1),
+                    attempt_counters::updated_at.eq(now),
+                ))
+                .returning((
+                    attempt_counters::password_failures,
+                    attempt_counters::lock_count,
+                ))
+                .get_result::<(i32, i32)>(conn)
+                .optional()?,
+            Counter::SecondFactor => diesel::update(open)
+                .set((
+                    attempt_counters::second_factor_failures
+                        .eq(attempt_counters::second_factor_failures + 1),
+                    attempt_counters::updated_at.eq(now),
+                ))
+                .returning((
+                    attempt_counters::second_factor_failures,
+                    attempt_counters::lock_count,
+                ))
+                .get_result::<(i32, i32)>(conn)
+                .optional()?,
+        };
+        match counted {
+            Some((count, lock_count)) => Ok(Counted::Failures { count, lock_count }),
+            None => Ok(Counted::Locked(
+                locked_until(conn, key, now)?.unwrap_or(now),
+            )),
+        }
+    })
 }
 
 /// Adds one failure without a lock check (IP addresses count failures only); returns the count

@@ -163,8 +163,10 @@ pub async fn submit_password(
     let moved = state
         .store
         .run(move |conn| {
-            attempt_counters::reset_counter(conn, &account_key, Counter::Password, now())?;
-            advance(conn, &tx, next, Some(&user_id), &data)
+            conn.transaction(|conn| {
+                attempt_counters::reset_counter(conn, &account_key, Counter::Password, now())?;
+                advance(conn, &tx, next, Some(&user_id), &data)
+            })
         })
         .await?;
     if !moved {
