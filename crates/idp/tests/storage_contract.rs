@@ -139,6 +139,7 @@ on_both_backends!(
     users_set_password_clears_reset,
     users_exactly_one_second_factor,
     users_totp_step_accepted_once,
+        users_first_second_factor_is_set_once,
     attempt_counters_count_lock_and_forget,
     attempt_counters_concurrent_attempts_counted_exactly,
     users_set_email_and_disabled,
@@ -233,6 +234,23 @@ fn users_set_password_clears_reset(db: &TestDb) {
     assert_eq!(user.password_hash.as_deref(), Some("$argon2id$v=19$stub"));
     assert!(!user.must_reset);
     assert!(!users::set_password(&mut conn, &id(), "x", now()).expect("unknown id"));
+}
+
+fn users_first_second_factor_is_set_once(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "first-mfa@example.org");
+    assert!(users::set_first_mfa(&mut conn, &user.id, &MfaSetting::Email, now()).expect("email"));
+    assert!(
+        !users::set_first_mfa(&mut conn, &user.id, &MfaSetting::Totp(vec![7; 40]), now())
+            .expect("second"),
+        "a person who has a method keeps it"
+    );
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("user");
+    assert_eq!(u.mfa_method, MfaMethod::Email);
+    assert!(u.totp_secret_enc.is_none());
+    assert!(!users::set_first_mfa(&mut conn, &id(), &MfaSetting::Email, now()).expect("unknown"));
 }
 
 fn users_exactly_one_second_factor(db: &TestDb) {

@@ -243,6 +243,34 @@ pub fn set_mfa(
     Ok(n == 1)
 }
 
+/// Sets the person's one second factor only if they have none yet; returns whether it did
+/// (two activations racing cannot both win).
+pub fn set_first_mfa(
+    conn: &mut DbConnection,
+    id: &str,
+    setting: &MfaSetting,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let (method, secret) = match setting {
+        MfaSetting::None => return Ok(false),
+        MfaSetting::Email => (MfaMethod::Email, None),
+        MfaSetting::Totp(sealed) => (MfaMethod::Totp, Some(sealed.as_slice())),
+    };
+    let n = diesel::update(
+        users::table
+            .find(id)
+            .filter(users::mfa_method.eq(MfaMethod::None.as_str())),
+    )
+    .set((
+        users::mfa_method.eq(method.as_str()),
+        users::totp_secret_enc.eq(secret),
+        users::totp_last_step.eq(None::<i64>),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Records `step` as the last accepted TOTP time step if it is newer than the previous one.
 /// Returns false when the step (or a later one) was already used: each code works once, even
 /// under concurrent submissions, because the check and the write are one statement.

@@ -217,11 +217,11 @@ async fn activate(
         .run(move |conn| {
             conn.transaction(|conn| {
                 let at = now();
-                let current = users::find_by_id(conn, &user_id)?;
-                if current.is_none_or(|u| u.mfa_method != MfaMethod::None) {
+                // A conditional write first: on SQLite a transaction that reads before writing
+                // can fail to take the write lock under concurrency.
+                if !users::set_first_mfa(conn, &user_id, &setting, at)? {
                     return Ok(false);
                 }
-                users::set_mfa(conn, &user_id, &setting, at)?;
                 if let Some(step) = accepted_step {
                     // The activation code cannot be used again at the next sign-in.
                     users::accept_totp_step(conn, &user_id, step)?;

@@ -521,7 +521,16 @@ async fn finish(
     second_factor: &'static str,
     origin: &RequestOrigin,
 ) -> Result<JourneyOutcome, Error> {
-    let client_id = loaded.tx.request.client_id.clone();
+    let Some(client) = state
+        .store
+        .run({
+            let id = loaded.tx.request.client_id.clone();
+            move |conn| clients::find(conn, &id)
+        })
+        .await?
+    else {
+        return Ok(expired(Some(loaded), &LangHints::default()));
+    };
     let amr = vec![
         "pwd".to_string(),
         second_factor.to_string(),
@@ -538,7 +547,7 @@ async fn finish(
         origin,
         "signin.succeeded",
         Some(&user.id),
-        &client_id,
+        &client.id,
         json!({ "amr": amr, "method": user.mfa_method.as_str() }),
     );
     let hasher = state.hasher.clone();
@@ -548,17 +557,12 @@ async fn finish(
     enum Finished {
         Code(String, String),
         Consent(String),
-        UnknownClient,
     }
-    // One blocking call and one transaction for all of it.
     let done = state
         .store
         .run(move |conn| {
             conn.transaction(|conn| {
                 let at = now();
-                let Some(client) = clients::find(conn, &client_id)? else {
-                    return Ok(Some(Finished::UnknownClient));
-                };
                 let consent = consent_needed(conn, &client, &auth.user_id, &request)?;
                 let spent = if consent {
                     advance(
@@ -587,7 +591,6 @@ async fn finish(
         .await?;
     Ok(match done {
         None => JourneyOutcome::Next { notice: None },
-        Some(Finished::UnknownClient) => expired(Some(loaded), &LangHints::default()),
         Some(Finished::Consent(session_token)) => JourneyOutcome::Consent { session_token },
         Some(Finished::Code(session_token, code)) => JourneyOutcome::Done {
             response: code_response(&loaded.tx.request, code, &state.settings.issuer()),
