@@ -139,7 +139,8 @@ on_both_backends!(
     users_set_password_clears_reset,
     users_exactly_one_second_factor,
     users_totp_step_accepted_once,
-        users_first_second_factor_is_set_once,
+            users_first_second_factor_is_set_once,
+    write_transactions_that_read_first_wait_instead_of_failing,
     attempt_counters_count_lock_and_forget,
     attempt_counters_concurrent_attempts_counted_exactly,
     users_set_email_and_disabled,
@@ -234,6 +235,55 @@ fn users_set_password_clears_reset(db: &TestDb) {
     assert_eq!(user.password_hash.as_deref(), Some("$argon2id$v=19$stub"));
     assert!(!user.must_reset);
     assert!(!users::set_password(&mut conn, &id(), "x", now()).expect("unknown id"));
+}
+
+fn write_transactions_that_read_first_wait_instead_of_failing(db: &TestDb) {
+    let user = add_user(&mut db.conn(), "busy@example.org");
+    let threads = 6;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let user_id = user.id.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut conn = store.connection().expect("connection");
+                for n in 0..20 {
+                    // Read, then write: on SQLite a deferred BEGIN fails here (SQLITE_BUSY)
+                    // when another connection commits in between.
+                    idp::store::write_transaction(&mut conn, |conn| {
+                        let found = users::find_by_id(conn, &user_id)?.expect("user");
+                        users::set_disabled(conn, &found.id, (i + n) % 2 == 0, now())?;
+                        Ok::<_, StoreError>(())
+                    })
+                    .expect("no transaction fails for want of the lock");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    // Nested, it is a savepoint; an error rolls back only what it wrote.
+    let mut conn = db.conn();
+    let outcome = idp::store::write_transaction(&mut conn, |conn| {
+        users::set_disabled(conn, &user.id, false, now())?;
+        let inner = idp::store::write_transaction(conn, |conn| {
+            users::set_disabled(conn, &user.id, true, now())?;
+            Err::<(), _>(StoreError::Corrupt("rolled back".into()))
+        });
+        assert!(inner.is_err());
+        Ok::<_, StoreError>(())
+    });
+    assert!(outcome.is_ok());
+    let u = users::find_by_id(&mut conn, &user.id)
+        .expect("q")
+        .expect("user");
+    assert!(
+        !u.disabled,
+        "the inner write was rolled back, the outer one kept"
+    );
 }
 
 fn users_first_second_factor_is_set_once(db: &TestDb) {

@@ -6,7 +6,6 @@
 //! of one each. On SQLite, which has a single writer, that is what keeps the token endpoint
 //! from queueing behind its own audit rows.
 
-use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::audit::{self, NewAuditEvent};
@@ -90,7 +89,7 @@ fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
     let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
     while receiver.blocking_recv_many(&mut group, MAX_GROUP) > 0 {
         let result = store.connection().and_then(|mut conn| {
-            conn.transaction(|conn| {
+            crate::store::write_transaction(&mut conn, |conn| {
                 for (event, _) in &group {
                     audit::append(conn, event)?;
                 }

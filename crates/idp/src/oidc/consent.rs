@@ -1,7 +1,6 @@
 //! The consent step: a portal that is not first-party gets a person's information only after
 //! the person agreed, once per set of scopes (or every time with `prompt=consent`).
 
-use diesel::Connection;
 use serde_json::json;
 
 use crate::app::AppState;
@@ -98,7 +97,7 @@ pub async fn decide(
     let answered = state
         .store
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::store::write_transaction(conn, |conn| {
                 let at = now();
                 let Some(tx) = find_login(conn, &hasher, &transaction, at)?
                     .filter(|tx| tx.step == STEP_CONSENT)

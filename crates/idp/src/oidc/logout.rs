@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use diesel::Connection;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
@@ -237,7 +236,7 @@ pub async fn end(state: &AppState, session: &Session, how: &str) -> Result<(), E
         .store
         .run(move |conn| {
             let at = now();
-            conn.transaction(|conn| {
+            crate::store::write_transaction(conn, |conn| {
                 sso_sessions::end(conn, &record.id, at)?;
                 refresh_tokens::revoke_for_session(conn, &record.sid, at)?;
                 audit::append(conn, &event).map(|_| ())

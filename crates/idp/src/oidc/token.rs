@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use diesel::Connection;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -268,7 +267,7 @@ async fn authorization_code(
     state
         .store
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::store::write_transaction(conn, |conn| {
                 exchange_code(
                     conn,
                     &CodeExchange {

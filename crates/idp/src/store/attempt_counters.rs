@@ -47,7 +47,7 @@ pub fn count_attempt(
     now: NaiveDateTime,
 ) -> StoreResult<Counted> {
     // One transaction: one commit instead of three, and no half-counted attempt.
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let row = (
             attempt_counters::key.eq(key),
             attempt_counters::window_started_at.eq(now),

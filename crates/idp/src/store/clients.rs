@@ -129,7 +129,7 @@ impl<'a> ClientWrite<'a> {
 /// Creates the client, or replaces every field but `created_at` if it exists (clients
 /// declared in configuration are synchronised this way at each start).
 pub fn upsert(conn: &mut DbConnection, client: &Client, now: NaiveDateTime) -> StoreResult<()> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         // Update first: on SQLite the first statement takes the write lock, so two instances
         // starting at once queue instead of failing on a read-then-write upgrade.
         let updated = diesel::update(clients::table.find(&client.id))

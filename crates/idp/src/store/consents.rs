@@ -30,7 +30,7 @@ pub fn grant(
     scopes: &[String],
     now: NaiveDateTime,
 ) -> StoreResult<()> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         diesel::delete(consents::table.find((user_id, client_id))).execute(conn)?;
         diesel::insert_into(consents::table)
             .values((

@@ -288,6 +288,43 @@ fn prepare_sqlite_dir(path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
+/// Runs `f` in a transaction that, on SQLite, takes the write lock from its first statement
+/// (`BEGIN IMMEDIATE`). A deferred `BEGIN` that reads before it writes cannot wait for the lock
+/// when another connection commits first: SQLite fails it at once (SQLITE_BUSY), which showed
+/// as errors under concurrent sign-ins. Every transaction that writes goes through here. Inside
+/// an open transaction it becomes a savepoint, as `Connection::transaction` does.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    let began = match conn {
+        DbConnection::Sqlite(c) => {
+            match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
+                Ok(()) => true,
+                Err(diesel::result::Error::AlreadyInTransaction) => false,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        DbConnection::Postgres(_) => false,
+    };
+    if !began {
+        return conn.transaction(f);
+    }
+    match f(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            Manager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
 /// Applies pending migrations of the connection's backend; returns how many ran.
 ///
 /// On PostgreSQL an advisory lock makes concurrent starts of several instances take turns.

@@ -28,7 +28,7 @@ pub struct OneTimeCodeRecord {
 /// Stores `code` and supersedes every earlier unused code of the same person and purpose, in
 /// one transaction: a new code kills the previous one.
 pub fn issue(conn: &mut DbConnection, code: &OneTimeCodeRecord) -> StoreResult<()> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         diesel::update(
             one_time_codes::table
                 .filter(one_time_codes::user_id.eq(&code.user_id))

@@ -55,7 +55,7 @@ pub fn rotate(
     retry_response_enc: Option<&[u8]>,
     now: NaiveDateTime,
 ) -> StoreResult<bool> {
-    conn.transaction(|conn| {
+    crate::store::write_transaction(conn, |conn| {
         let n = diesel::update(
             refresh_tokens::table
                 .find(old_hash)

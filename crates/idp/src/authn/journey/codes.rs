@@ -68,7 +68,7 @@ pub(super) async fn send_code(
             if let Some(wait) = email_code::resend_wait(&code_policy, &sent, at) {
                 return Ok(Err(wait.num_seconds().max(1)));
             }
-            conn.transaction(|conn| {
+            crate::store::write_transaction(conn, |conn| {
                 one_time_codes::issue(
                     conn,
                     &OneTimeCodeRecord {

@@ -215,10 +215,9 @@ async fn activate(
     Ok(state
         .store
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::store::write_transaction(conn, |conn| {
                 let at = now();
-                // A conditional write first: on SQLite a transaction that reads before writing
-                // can fail to take the write lock under concurrency.
+                // One conditional write decides: two tabs cannot activate two methods.
                 if !users::set_first_mfa(conn, &user_id, &setting, at)? {
                     return Ok(false);
                 }

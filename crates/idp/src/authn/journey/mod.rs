@@ -7,7 +7,6 @@
 //! of them sees an HTTP request.
 
 use chrono::{Duration, Utc};
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -561,7 +560,7 @@ async fn finish(
     let done = state
         .store
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::store::write_transaction(conn, |conn| {
                 let at = now();
                 let consent = consent_needed(conn, &client, &auth.user_id, &request)?;
                 let spent = if consent {

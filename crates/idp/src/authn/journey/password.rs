@@ -163,7 +163,7 @@ pub async fn submit_password(
     let moved = state
         .store
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::store::write_transaction(conn, |conn| {
                 attempt_counters::reset_counter(conn, &account_key, Counter::Password, now())?;
                 advance(conn, &tx, next, Some(&user_id), &data)
             })

@@ -196,7 +196,7 @@ pub async fn submit_new_password(
     let moved = state
         .store
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::store::write_transaction(conn, |conn| {
                 let at = now();
                 if !advance(conn, &tx, next, Some(&user_id), &data)? {
                     return Ok(false);
