@@ -220,25 +220,39 @@ pub enum MfaSetting {
     Totp(Vec<u8>),
 }
 
-/// Sets the person's one second factor; the TOTP replay marker starts afresh.
+impl MfaSetting {
+    /// The stored method and sealed secret.
+    fn columns(&self) -> (MfaMethod, Option<&[u8]>) {
+        match self {
+            Self::None => (MfaMethod::None, None),
+            Self::Email => (MfaMethod::Email, None),
+            Self::Totp(sealed) => (MfaMethod::Totp, Some(sealed.as_slice())),
+        }
+    }
+}
+
+/// The assignments that set a second factor; the TOTP replay marker starts afresh.
+macro_rules! mfa_assignments {
+    ($setting:expr, $now:expr) => {{
+        let (method, secret) = $setting.columns();
+        (
+            users::mfa_method.eq(method.as_str()),
+            users::totp_secret_enc.eq(secret),
+            users::totp_last_step.eq(None::<i64>),
+            users::updated_at.eq($now),
+        )
+    }};
+}
+
+/// Sets the person's one second factor (a helpdesk change replaces the other method).
 pub fn set_mfa(
     conn: &mut DbConnection,
     id: &str,
     setting: &MfaSetting,
     now: NaiveDateTime,
 ) -> StoreResult<bool> {
-    let (method, secret) = match setting {
-        MfaSetting::None => (MfaMethod::None, None),
-        MfaSetting::Email => (MfaMethod::Email, None),
-        MfaSetting::Totp(sealed) => (MfaMethod::Totp, Some(sealed.as_slice())),
-    };
     let n = diesel::update(users::table.find(id))
-        .set((
-            users::mfa_method.eq(method.as_str()),
-            users::totp_secret_enc.eq(secret),
-            users::totp_last_step.eq(None::<i64>),
-            users::updated_at.eq(now),
-        ))
+        .set(mfa_assignments!(setting, now))
         .execute(conn)?;
     Ok(n == 1)
 }
@@ -251,22 +265,15 @@ pub fn set_first_mfa(
     setting: &MfaSetting,
     now: NaiveDateTime,
 ) -> StoreResult<bool> {
-    let (method, secret) = match setting {
-        MfaSetting::None => return Ok(false),
-        MfaSetting::Email => (MfaMethod::Email, None),
-        MfaSetting::Totp(sealed) => (MfaMethod::Totp, Some(sealed.as_slice())),
-    };
+    if matches!(setting, MfaSetting::None) {
+        return Ok(false);
+    }
     let n = diesel::update(
         users::table
             .find(id)
             .filter(users::mfa_method.eq(MfaMethod::None.as_str())),
     )
-    .set((
-        users::mfa_method.eq(method.as_str()),
-        users::totp_secret_enc.eq(secret),
-        users::totp_last_step.eq(None::<i64>),
-        users::updated_at.eq(now),
-    ))
+    .set(mfa_assignments!(setting, now))
     .execute(conn)?;
     Ok(n == 1)
 }

@@ -342,6 +342,14 @@ pub struct CsrfFields {
     csrf: String,
 }
 
+/// The transaction cookie and what every form of the journey carries.
+fn context(req: &HttpRequest, state: &AppState, csrf: String) -> (Option<String>, Submission) {
+    (
+        transaction(req, state.https),
+        submission(req, csrf, state.https),
+    )
+}
+
 /// Fields of the password form.
 #[derive(Deserialize)]
 pub struct PasswordFields {
@@ -360,16 +368,12 @@ pub async fn submit_password(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let form = form.into_inner();
-    let outcome = journey::submit_password(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-        PasswordForm {
-            email: form.email,
-            password: form.password,
-        },
-    )
-    .await?;
+    let (token, submission) = context(&req, &state, form.csrf);
+    let fields = PasswordForm {
+        email: form.email,
+        password: form.password,
+    };
+    let outcome = journey::submit_password(&state, token, submission, fields).await?;
     Ok(respond(outcome, state.https, "login"))
 }
 
@@ -382,21 +386,71 @@ pub struct CodeFields {
     code: String,
 }
 
+/// The steps that take a six-digit code.
+#[derive(Debug, Clone, Copy)]
+enum CodeStep {
+    SecondFactor,
+    Reset,
+    EnrolApp,
+    EnrolEmail,
+}
+
+async fn code_step(
+    req: HttpRequest,
+    form: web::Form<CodeFields>,
+    state: web::Data<AppState>,
+    step: CodeStep,
+) -> Result<HttpResponse, Error> {
+    let form = form.into_inner();
+    let (token, submission) = context(&req, &state, form.csrf);
+    let code = CodeForm { code: form.code };
+    let outcome = match step {
+        CodeStep::SecondFactor => {
+            journey::submit_second_factor(&state, token, submission, code).await?
+        }
+        CodeStep::Reset => journey::submit_reset_code(&state, token, submission, code).await?,
+        CodeStep::EnrolApp => journey::submit_enrol_totp(&state, token, submission, code).await?,
+        CodeStep::EnrolEmail => {
+            journey::submit_enrol_email(&state, token, submission, code).await?
+        }
+    };
+    Ok(respond(outcome, state.https, "login"))
+}
+
 /// The sign-in second factor.
 pub async fn submit_second_factor(
     req: HttpRequest,
     form: web::Form<CodeFields>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let form = form.into_inner();
-    let outcome = journey::submit_second_factor(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-        CodeForm { code: form.code },
-    )
-    .await?;
-    Ok(respond(outcome, state.https, "login"))
+    code_step(req, form, state, CodeStep::SecondFactor).await
+}
+
+/// The reset journey's code.
+pub async fn submit_reset_code(
+    req: HttpRequest,
+    form: web::Form<CodeFields>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    code_step(req, form, state, CodeStep::Reset).await
+}
+
+/// The authenticator app's first code.
+pub async fn submit_enrol_app(
+    req: HttpRequest,
+    form: web::Form<CodeFields>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    code_step(req, form, state, CodeStep::EnrolApp).await
+}
+
+/// The first emailed code.
+pub async fn submit_enrol_email(
+    req: HttpRequest,
+    form: web::Form<CodeFields>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    code_step(req, form, state, CodeStep::EnrolEmail).await
 }
 
 /// "Send a new code".
@@ -405,13 +459,8 @@ pub async fn resend(
     form: web::Form<CsrfFields>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let form = form.into_inner();
-    let outcome = journey::resend(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-    )
-    .await?;
+    let (token, submission) = context(&req, &state, form.into_inner().csrf);
+    let outcome = journey::resend(&state, token, submission).await?;
     Ok(respond(outcome, state.https, "login"))
 }
 
@@ -421,13 +470,8 @@ pub async fn restart(
     form: web::Form<CsrfFields>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let form = form.into_inner();
-    let outcome = journey::restart(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-    )
-    .await?;
+    let (token, submission) = context(&req, &state, form.into_inner().csrf);
+    let outcome = journey::restart(&state, token, submission).await?;
     Ok(respond(outcome, state.https, "login"))
 }
 
@@ -447,31 +491,9 @@ pub async fn submit_reset_email(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let form = form.into_inner();
-    let outcome = journey::submit_reset_email(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-        form.email,
-    )
-    .await?;
+    let (token, submission) = context(&req, &state, form.csrf);
+    let outcome = journey::submit_reset_email(&state, token, submission, form.email).await?;
     Ok(respond(outcome, state.https, "reset"))
-}
-
-/// The reset journey's code.
-pub async fn submit_reset_code(
-    req: HttpRequest,
-    form: web::Form<CodeFields>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    let form = form.into_inner();
-    let outcome = journey::submit_reset_code(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-        CodeForm { code: form.code },
-    )
-    .await?;
-    Ok(respond(outcome, state.https, "login"))
 }
 
 /// Fields of the new password form.
@@ -492,16 +514,12 @@ pub async fn submit_new_password(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let form = form.into_inner();
-    let outcome = journey::submit_new_password(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-        NewPasswordForm {
-            password: form.password,
-            confirmation: form.confirmation,
-        },
-    )
-    .await?;
+    let (token, submission) = context(&req, &state, form.csrf);
+    let fields = NewPasswordForm {
+        password: form.password,
+        confirmation: form.confirmation,
+    };
+    let outcome = journey::submit_new_password(&state, token, submission, fields).await?;
     Ok(respond(outcome, state.https, "login"))
 }
 
@@ -526,47 +544,8 @@ pub async fn submit_enrol_choice(
         "email" => Some(ChosenMethod::Email),
         _ => None,
     };
-    let outcome = journey::submit_enrol_choice(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-        choice,
-    )
-    .await?;
-    Ok(respond(outcome, state.https, "login"))
-}
-
-/// The authenticator app's first code.
-pub async fn submit_enrol_app(
-    req: HttpRequest,
-    form: web::Form<CodeFields>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    let form = form.into_inner();
-    let outcome = journey::submit_enrol_totp(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-        CodeForm { code: form.code },
-    )
-    .await?;
-    Ok(respond(outcome, state.https, "login"))
-}
-
-/// The first emailed code.
-pub async fn submit_enrol_email(
-    req: HttpRequest,
-    form: web::Form<CodeFields>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    let form = form.into_inner();
-    let outcome = journey::submit_enrol_email(
-        &state,
-        transaction(&req, state.https),
-        submission(&req, form.csrf, state.https),
-        CodeForm { code: form.code },
-    )
-    .await?;
+    let (token, submission) = context(&req, &state, form.csrf);
+    let outcome = journey::submit_enrol_choice(&state, token, submission, choice).await?;
     Ok(respond(outcome, state.https, "login"))
 }
 

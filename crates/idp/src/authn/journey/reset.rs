@@ -165,7 +165,19 @@ pub async fn submit_new_password(
     let Some(user) = loaded.user.clone() else {
         return Ok(expired(Some(&loaded), &submission.hints));
     };
-    if let Err(violation) = policy::check(&form.password, &form.confirmation, &user.email) {
+    // zxcvbn takes milliseconds on a long password: off the async threads.
+    let NewPasswordForm {
+        password,
+        confirmation,
+    } = form;
+    let email = user.email.clone();
+    let (checked, password) = tokio::task::spawn_blocking(move || {
+        let checked = policy::check(&password, &confirmation, &email);
+        (checked, password)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if let Err(violation) = checked {
         return Ok(screen(
             state,
             &loaded,
@@ -177,7 +189,7 @@ pub async fn submit_new_password(
     }
     let hash = state
         .passwords
-        .hash(form.password)
+        .hash(password)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let email_proven = user.mfa_method == MfaMethod::Email && loaded.data.email_proven;
