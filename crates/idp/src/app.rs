@@ -71,12 +71,11 @@ impl AppState {
         let hasher = KeyedHasher::new(&master_key);
         let keys = {
             let mut conn = store.connection()?;
-            let synced = crate::oidc::clients::sync_configured(
-                &mut conn,
-                &settings.clients,
-                &hasher,
-                now(),
-            )?;
+            // The account page is a client like the portals (see `accounts`).
+            let mut registered = settings.clients.clone();
+            registered.push(crate::accounts::client_settings(&settings.issuer()));
+            let synced =
+                crate::oidc::clients::sync_configured(&mut conn, &registered, &hasher, now())?;
             if synced > 0 {
                 tracing::info!(clients = synced, "configured clients registered");
             }

@@ -772,6 +772,12 @@ impl Settings {
                     ),
                 });
             }
+            if client.id == crate::accounts::ACCOUNT_CLIENT_ID {
+                return Err(ConfigError::invalid(
+                    "clients",
+                    format!("client id `{}` is reserved for the account page", client.id),
+                ));
+            }
             if !seen.insert(client.id.as_str()) {
                 return Err(ConfigError::invalid(
                     "clients",

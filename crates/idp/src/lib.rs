@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) is a thin command line over this library: [`app`] builds the HTTP
 //! server from [`config::Settings`], [`store`] holds every piece of shared state.
 
+pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod authn;

@@ -165,7 +165,7 @@ pub fn code_job(
         id: uuid::Uuid::new_v4().to_string(),
         recipient: recipient.to_string(),
         template,
-        locale: lang.mail_locale(),
+        locale: crate::i18n::mail_locale(lang),
         parameters,
         created_at: Utc::now(),
         expires_at,

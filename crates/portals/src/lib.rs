@@ -1,7 +1,17 @@
-//! Demo relying parties of Guichet: which portal to run and where it lives.
+//! Demo relying parties of Guichet, integrated the way a portal team would: the member file
+//! portal and the ATIP portal. Each is a confidential client using discovery, the code flow
+//! with PKCE, state and nonce, strict ID token validation (the `openidconnect` crate, no check
+//! relaxed), its own server-side sessions, RP-initiated logout and a back-channel logout
+//! receiver.
 //!
-//! The portals themselves (file portal, ATIP portal) are built on this crate; this version
-//! holds their identity and settings only.
+//! [`app::bind`] starts one; the `portal` binary and the demo call it.
+
+pub mod app;
+pub mod i18n;
+pub mod logout_token;
+pub mod provider;
+pub mod sessions;
+pub mod web;
 
 use serde::Deserialize;
 use url::Url;
@@ -24,6 +34,14 @@ impl PortalKind {
             Self::Atip => "atip-portal",
         }
     }
+
+    /// Message id of the portal's name.
+    pub fn name_id(self) -> &'static str {
+        match self {
+            Self::FilePortal => "file-name",
+            Self::Atip => "atip-name",
+        }
+    }
 }
 
 impl std::str::FromStr for PortalKind {
@@ -38,41 +56,87 @@ impl std::str::FromStr for PortalKind {
     }
 }
 
-/// Portal configuration errors.
+/// What can go wrong in a portal; [`web`] turns each into a page in the visitor's language.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PortalError {
     #[error("unknown portal `{0}`; use file-portal or atip")]
     UnknownKind(String),
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    /// Guichet's discovery document or keys could not be fetched or read.
+    #[error("identity provider unavailable: {0}")]
+    Provider(String),
+    /// The sign-in came back but could not be completed (exchange or token checks failed).
+    #[error("sign-in not completed: {0}")]
+    SignIn(String),
+    /// The portal could not listen.
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: String, message: String },
 }
 
 /// Where a portal runs and which identity provider it trusts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PortalSettings {
     pub kind: PortalKind,
     /// The portal's own public URL; its callback is `{public_url}/callback`.
     pub public_url: Url,
     /// Guichet's issuer URL.
     pub issuer: Url,
+    /// The client secret registered at Guichet.
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for PortalSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortalSettings")
+            .field("kind", &self.kind)
+            .field("public_url", &self.public_url.as_str())
+            .field("issuer", &self.issuer.as_str())
+            .field("client_secret", &"[redacted]")
+            .finish()
+    }
 }
 
 impl PortalSettings {
-    /// Checks both URLs: http(s) only, https unless loopback.
-    pub fn new(kind: PortalKind, public_url: &str, issuer: &str) -> Result<Self, PortalError> {
+    /// Checks both URLs (http(s) only, https unless loopback) and the secret's length.
+    pub fn new(
+        kind: PortalKind,
+        public_url: &str,
+        issuer: &str,
+        client_secret: &str,
+    ) -> Result<Self, PortalError> {
+        if client_secret.len() < 32 {
+            return Err(PortalError::Invalid {
+                key: "client_secret",
+                message: "must be at least 32 characters (the secret registered at Guichet)".into(),
+            });
+        }
         Ok(Self {
             kind,
             public_url: checked_url("public_url", public_url)?,
             issuer: checked_url("issuer", issuer)?,
+            client_secret: client_secret.to_string(),
         })
+    }
+
+    /// The portal's own address without a trailing slash.
+    pub fn base(&self) -> &str {
+        self.public_url.as_str().trim_end_matches('/')
+    }
+
+    /// The issuer without a trailing slash, as Guichet writes it in tokens.
+    pub fn issuer_str(&self) -> &str {
+        self.issuer.as_str().trim_end_matches('/')
+    }
+
+    /// Whether cookies can use the `__Host-` prefix (https only).
+    pub fn https(&self) -> bool {
+        self.public_url.scheme() == "https"
     }
 
     /// The redirect URI registered for the portal.
     pub fn redirect_uri(&self) -> String {
-        format!(
-            "{}/callback",
-            self.public_url.as_str().trim_end_matches('/')
-        )
+        format!("{}/callback", self.base())
     }
 }
 
@@ -101,23 +165,40 @@ mod tests {
         assert_eq!("file-portal".parse(), Ok(PortalKind::FilePortal));
         assert_eq!("atip".parse(), Ok(PortalKind::Atip));
         assert!("other".parse::<PortalKind>().is_err());
+        let secret = "s".repeat(32);
         let s = PortalSettings::new(
             PortalKind::Atip,
             "http://localhost:8082/",
             "http://localhost:8080",
+            &secret,
         )
         .expect("valid");
+        assert!(
+            !format!("{s:?}").contains(&secret),
+            "the secret is never printed"
+        );
+        assert!(PortalSettings::new(
+            PortalKind::Atip,
+            "http://localhost:8082/",
+            "http://localhost:8080",
+            "short"
+        )
+        .is_err());
         assert_eq!(s.redirect_uri(), "http://localhost:8082/callback");
         assert_eq!(s.kind.client_id(), "atip-portal");
         assert!(PortalSettings::new(
             PortalKind::Atip,
             "http://portal.example.org",
-            "http://localhost:8080"
+            "http://localhost:8080",
+            &secret
         )
         .is_err());
-        assert!(
-            PortalSettings::new(PortalKind::Atip, "ftp://localhost", "http://localhost:8080")
-                .is_err()
-        );
+        assert!(PortalSettings::new(
+            PortalKind::Atip,
+            "ftp://localhost",
+            "http://localhost:8080",
+            &secret
+        )
+        .is_err());
     }
 }

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::audit::RequestOrigin;
 use crate::error::Error;
 use crate::oidc::authorize::{
     parse_parameters, validate, AuthorizationRequest, AuthorizeError, ClientResponse, ResponseMode,
@@ -41,6 +42,7 @@ pub async fn authorize(
     state: &AppState,
     query: &str,
     session_token: Option<String>,
+    origin: &RequestOrigin,
 ) -> Result<AuthorizeOutcome, Error> {
     let issuer = state.settings.issuer();
     let params = match parse_parameters(query) {
@@ -83,6 +85,7 @@ pub async fn authorize(
     };
     let hasher = state.hasher.clone();
     let req = request.clone();
+    let origin = origin.clone();
     let Some(client) = client else {
         return Ok(AuthorizeOutcome::ErrorPage {
             description: "refused-unknown-client",
@@ -121,7 +124,23 @@ pub async fn authorize(
                         )?)
                     }
                 }
-                Some(session) => Next::Code(issue_code(conn, &hasher, &req, &session, at)?),
+                Some(session) => {
+                    // Signed in to this portal without a password (single sign-on): recorded
+                    // like any sign-in, for the person's account page and for auditors.
+                    let user = session.record.user_id.clone();
+                    let event = origin.event(
+                        "signin.sso",
+                        Some(user.clone()),
+                        Some(user),
+                        Some(&client.id),
+                        &json!({ "sid": session.record.sid }),
+                    );
+                    crate::store::write_transaction(conn, |conn| {
+                        let code = issue_code(conn, &hasher, &req, &session, at)?;
+                        crate::store::audit::append(conn, &event)?;
+                        Ok::<_, crate::store::StoreError>(Next::Code(code))
+                    })?
+                }
                 None if req.prompts("none") => Next::LoginRequired,
                 None => Next::SignIn(start_login(conn, &hasher, &req, at)?),
             })

@@ -76,3 +76,19 @@ pub fn for_subject(
 pub fn count(conn: &mut DbConnection) -> StoreResult<i64> {
     Ok(audit_events::table.count().get_result(conn)?)
 }
+
+/// A subject's events of the given types, newest first.
+pub fn for_subject_of_types(
+    conn: &mut DbConnection,
+    subject: &str,
+    types: &[&str],
+    limit: i64,
+) -> StoreResult<Vec<AuditEvent>> {
+    Ok(audit_events::table
+        .filter(audit_events::subject.eq(subject))
+        .filter(audit_events::event_type.eq_any(types))
+        .order(audit_events::seq.desc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?)
+}

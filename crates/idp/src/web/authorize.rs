@@ -122,7 +122,7 @@ pub async fn authorize(
     let session = session(&req, state.https);
     let lang = page_lang(&lang_hints(&req, state.https));
     Ok(
-        match authorize_request(&state, req.query_string(), session).await? {
+        match authorize_request(&state, req.query_string(), session, &request_origin(&req)).await? {
             AuthorizeOutcome::ErrorPage { description } => refused_page(lang, description),
             AuthorizeOutcome::Respond(response) => answer_client(&response, Vec::new()),
             AuthorizeOutcome::SignIn { transaction } => see_other("/login")

@@ -8,6 +8,10 @@ use actix_web::cookie::{time, Cookie, SameSite};
 pub const SESSION: &str = "guichet_session";
 /// The login transaction cookie.
 pub const TRANSACTION: &str = "guichet_tx";
+/// The account page's access token (it is a client of this provider).
+pub const ACCOUNT: &str = "guichet_account";
+/// The account page's sign-in in progress (sealed state, nonce and PKCE verifier).
+pub const ACCOUNT_LOGIN: &str = "guichet_account_login";
 /// The language chosen with the FR/EN switch.
 pub const LANG: &str = "guichet_lang";
 

@@ -319,6 +319,7 @@ pub async fn switch_language(
     let back = match query.next.as_deref() {
         Some("reset") => "/login/reset",
         Some("consent") => "/consent",
+        Some("account") => "/account",
         _ => "/login",
     };
     let Some(lang) = query.to.as_deref().and_then(Lang::parse) else {

@@ -56,26 +56,32 @@ fn render(outcome: EndSessionOutcome, https: bool, lang: Lang) -> HttpResponse {
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .cookie(cookies::removal(cookies::SESSION, https))
             .finish(),
-        EndSessionOutcome::Done { redirect: None } => {
-            let mut response = html(
-                StatusCode::OK,
-                LogoutPage {
-                    t,
-                    title: t.get("logout-done-title"),
-                    switch_href,
-                    confirm: false,
-                    csrf: "",
-                    client_name: None,
-                    fields: &[],
-                }
-                .render(),
-            );
-            if let Err(e) = response.add_cookie(&cookies::removal(cookies::SESSION, https)) {
-                tracing::error!(error = %e, "could not clear the session cookie");
-            }
-            response
+        EndSessionOutcome::Done { redirect: None } => signed_out_page(lang, https),
+    }
+}
+
+/// "You are signed out", clearing the session cookie.
+pub(crate) fn signed_out_page(lang: Lang, https: bool) -> HttpResponse {
+    let t = Tr(lang);
+    let mut response = html(
+        StatusCode::OK,
+        LogoutPage {
+            t,
+            title: t.get("logout-done-title"),
+            switch_href: "",
+            confirm: false,
+            csrf: "",
+            client_name: None,
+            fields: &[],
+        }
+        .render(),
+    );
+    for name in [cookies::SESSION, cookies::ACCOUNT] {
+        if let Err(e) = response.add_cookie(&cookies::removal(name, https)) {
+            tracing::error!(error = %e, "could not clear a session cookie");
         }
     }
+    response
 }
 
 fn session(req: &HttpRequest, https: bool) -> Option<String> {

@@ -1,6 +1,7 @@
 //! HTTP layer: the route table, middleware and handlers. Handlers are thin: they parse, call
 //! the domain or the store, and render.
 
+pub mod account;
 pub mod authorize;
 pub mod cookies;
 pub mod dev;
@@ -50,6 +51,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/login/enrol/email",
             web::post().to(login::submit_enrol_email),
+        )
+        .route("/account", web::get().to(account::page))
+        .route("/account/callback", web::get().to(account::callback))
+        .route(
+            "/account/sessions/end",
+            web::post().to(account::end_session),
+        )
+        .route(
+            "/account/api/sign-ins",
+            web::get().to(account::api_sign_ins),
         )
         .route("/consent", web::get().to(authorize::consent_form))
         .route("/consent", web::post().to(authorize::consent_submit))
