@@ -11,7 +11,8 @@
 #   TEST_REDIS_URL     Redis URL (default redis://127.0.0.1:6379)
 #
 # Chromium (Debian's package) and the Node packages of tests/browser are installed when
-# missing; screenshots of the browser tests are written to artifacts/browser/.
+# missing; screenshots of the browser tests are written to artifacts/. nginx (for the scale-out
+# test) is installed when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,6 +97,15 @@ ensure_redis() {
   echo "Redis ready: $(redis-cli -u "$TEST_REDIS_URL" info server | grep -m1 redis_version | tr -d '\r')"
 }
 
+# The scale-out test puts nginx (Debian's package, run by the test on a free port) in front of
+# two idp instances.
+ensure_nginx() {
+  if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null 2>&1; then
+    apt_install nginx-light || apt_install nginx
+  fi
+  echo "nginx ready: $( (/usr/sbin/nginx -v || nginx -v) 2>&1 | head -1)"
+}
+
 # Browser tests drive Debian's Chromium with playwright-core (no browser download).
 ensure_browser() {
   if [ ! -x /usr/bin/chromium ]; then
@@ -134,7 +144,7 @@ ensure_postgres
 ensure_redis
 ensure_smtp_sink
 ensure_browser
-
+ensure_nginx
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
