@@ -114,6 +114,11 @@ pub struct HttpSettings {
     pub shutdown_timeout_secs: u64,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Addresses of the load balancers or reverse proxies in front of this instance. A request
+    /// from one of them is attributed to the address it reports in `X-Forwarded-For` (the
+    /// rightmost one that is not itself a trusted proxy); from anyone else, the header is
+    /// ignored. Empty by default: the peer address is used.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -122,6 +127,7 @@ impl Default for HttpSettings {
             workers: 0,
             shutdown_timeout_secs: 30,
             max_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -311,7 +311,7 @@ fn run_portal_journey(env: &[(&str, String)], artifacts: &str) -> String {
         output.status.success(),
         "portal journey failed:\n{stdout}\n{stderr}"
     );
-        assert!(stdout.contains("portal journeys passed"), "{stdout}");
+    assert!(stdout.contains("portal journeys passed"), "{stdout}");
     println!("{stdout}");
     stdout
 }

@@ -57,12 +57,50 @@ fn is_plain_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// The address of the person behind `req`: the peer, or, when the peer is a trusted proxy
+/// (`http.trusted_proxies`), the rightmost `X-Forwarded-For` entry that is not a trusted
+/// proxy. Lockout counters per address and the audit log use it.
+pub fn client_ip(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = match req.app_data::<actix_web::web::Data<crate::app::AppState>>() {
+        Some(state) if state.settings.http.trusted_proxies.contains(&peer) => {
+            &state.settings.http.trusted_proxies
+        }
+        _ => return Some(peer),
+    };
+    Some(
+        forwarded_client(
+            req.headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok()),
+            trusted,
+        )
+        .unwrap_or(peer),
+    )
+}
+
+/// The rightmost address of `X-Forwarded-For` values that is not a trusted proxy; `None` when
+/// the header is absent or an entry is not an address (then the peer is used).
+fn forwarded_client<'a>(
+    values: impl Iterator<Item = &'a str>,
+    trusted: &[std::net::IpAddr],
+) -> Option<std::net::IpAddr> {
+    let entries: Vec<&str> = values.flat_map(|v| v.split(',')).collect();
+    for entry in entries.iter().rev() {
+        let ip: std::net::IpAddr = entry.trim().parse().ok()?;
+        if !trusted.contains(&ip) {
+            return Some(ip);
+        }
+    }
+    None
+}
+
 /// Where `req` came from, for the audit log: peer address, user agent (cut to 256
 /// characters) and the request id this middleware assigned.
 pub fn request_origin(req: &actix_web::HttpRequest) -> crate::audit::RequestOrigin {
     use actix_web::HttpMessage;
     crate::audit::RequestOrigin {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: client_ip(req).map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(actix_web::http::header::USER_AGENT)
@@ -98,6 +136,26 @@ pub fn security_headers(https: bool) -> DefaultHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_behind_trusted_proxies_is_the_rightmost_untrusted_address() {
+        let lb: std::net::IpAddr = "10.0.0.2".parse().expect("ip");
+        let edge: std::net::IpAddr = "10.0.0.3".parse().expect("ip");
+        let trusted = [lb, edge];
+        let ip = |values: &[&str]| forwarded_client(values.iter().copied(), &trusted);
+        // What the client wrote itself (leftmost) is not believed.
+        assert_eq!(
+            ip(&["1.2.3.4, 203.0.113.9, 10.0.0.3"]),
+            "203.0.113.9".parse().ok()
+        );
+        assert_eq!(
+            ip(&["198.51.100.7", "10.0.0.3"]),
+            "198.51.100.7".parse().ok()
+        );
+        assert_eq!(ip(&["10.0.0.3, 10.0.0.2"]), None);
+        assert_eq!(ip(&["garbage, 10.0.0.3"]), None);
+        assert_eq!(ip(&[]), None);
+    }
 
     #[test]
     fn request_ids_from_outside_must_be_plain() {
