@@ -7,23 +7,13 @@
 
 mod support;
 
-use std::time::Duration;
-
 use idp::store::users::{self, MfaSetting, NewUser};
 use support::free_port;
-use support::journey::{cookie_pair, csrf_of, location, password_and_email_code, Browser};
+use support::journey::{authorize_and_sign_in, cookie_pair, csrf_of, location, no_redirects};
 use support::server::{cheap_password_hash, Deployment};
 
 const EMAIL: &str = "jean.roy@example.org";
 const PASSWORD: &str = "Correct-Horse-Battery-9";
-
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
 
 /// A browser's cookies after signing in to the account page.
 struct SignedIn {
@@ -48,14 +38,7 @@ fn sign_in(d: &Deployment, http: &reqwest::blocking::Client, base: &str) -> Sign
         "{to}"
     );
     assert!(to.contains("code_challenge_method=S256"), "{to}");
-    let r = http.get(format!("{base}{to}")).send().expect("authorize");
-    assert_eq!(location(&r), "/login");
-    let browser = Browser {
-        http,
-        base,
-        tx: cookie_pair(&r, "guichet_tx").expect("transaction"),
-    };
-    let r = password_and_email_code(&browser, d.dir.path(), EMAIL, PASSWORD);
+    let r = authorize_and_sign_in(http, base, &to, d.dir.path(), EMAIL, PASSWORD);
     let session = cookie_pair(&r, "guichet_session").expect("session cookie");
     let back = location(&r);
     assert!(
@@ -96,7 +79,7 @@ fn account_page(postgres: bool) {
         .expect("user");
         users::set_mfa(&mut conn, &user.id, &MfaSetting::Email, idp::store::now()).expect("mfa");
     }
-    let http = http();
+    let http = no_redirects();
 
     // A forged callback (no pending sign-in, or a state that does not match) is refused.
     let r = http

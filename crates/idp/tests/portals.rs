@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use idp::store::users::{self, MfaSetting, NewUser};
 use serde_json::json;
 use support::free_port;
-use support::journey::{cookie_pair, location, password_and_email_code, Browser};
+use support::journey::{authorize_and_sign_in, cookie_pair, location, no_redirects};
 use support::server::{cheap_password_hash, Deployment, Server};
 
 const FILE_SECRET: &str = "ZmlsZS1wb3J0YWwtdGVzdHMtb25seS1ub3QtYS1zZWNyZXQ";
@@ -124,14 +124,6 @@ fn imported_member() -> NewUser {
 // The back-channel logout receiver
 // ---------------------------------------------------------------------------------------------
 
-fn http() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
 /// Whether the file portal's home page shows the member signed in for `cookie`.
 fn signed_in_at(http: &reqwest::blocking::Client, portal: &str, cookie: &str) -> bool {
     let page = http
@@ -167,21 +159,21 @@ fn back_channel_logout_receiver_checks_every_token() {
     };
 
     // Sign in at the file portal: portal -> Guichet (password, emailed code) -> portal.
-    let http = http();
+    let http = no_redirects();
     let r = http
         .get(format!("{}/login", portals.file))
         .send()
         .expect("login");
     assert_eq!(r.status(), 303);
     let portal_cookie = cookie_pair(&r, "file_portal_visit").expect("visitor cookie");
-    let r = http.get(location(&r)).send().expect("authorize");
-    assert_eq!(location(&r), "/login");
-    let browser = Browser {
-        http: &http,
-        base: &issuer,
-        tx: cookie_pair(&r, "guichet_tx").expect("transaction"),
-    };
-    let r = password_and_email_code(&browser, deployment.dir.path(), MEMBER, password);
+    let r = authorize_and_sign_in(
+        &http,
+        &issuer,
+        &location(&r),
+        deployment.dir.path(),
+        MEMBER,
+        password,
+    );
     let back = location(&r);
     assert!(
         back.starts_with(&format!("{}/callback?", portals.file)),

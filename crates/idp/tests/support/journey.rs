@@ -137,3 +137,37 @@ pub fn unix_now() -> u64 {
         .expect("clock")
         .as_secs()
 }
+
+/// A client that follows no redirect: the tests look at every hop.
+pub fn no_redirects() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// Follows an authorization request (`authorize`: a URL, or a path on `base`) to the sign-in
+/// page and signs in with password and emailed code; returns the answer (303 to the client).
+pub fn authorize_and_sign_in(
+    http: &Client,
+    base: &str,
+    authorize: &str,
+    dir: &Path,
+    email: &str,
+    password: &str,
+) -> Response {
+    let url = if authorize.starts_with('/') {
+        format!("{base}{authorize}")
+    } else {
+        authorize.to_string()
+    };
+    let r = http.get(url).send().expect("authorize");
+    assert_eq!(location(&r), "/login");
+    let browser = Browser {
+        http,
+        base,
+        tx: cookie_pair(&r, "guichet_tx").expect("transaction cookie"),
+    };
+    password_and_email_code(&browser, dir, email, password)
+}
