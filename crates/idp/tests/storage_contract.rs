@@ -1126,6 +1126,17 @@ fn sessions_remember_their_clients(db: &TestDb) {
     sso_sessions::add_client(&mut conn, "sid-1", "a-portal", t).expect("add");
     sso_sessions::add_client(&mut conn, "sid-1", "a-portal", t).expect("once per pair");
     sso_sessions::add_client(&mut conn, "sid-2", "a-portal", t).expect("add");
+    // A repeat inside a transaction leaves the transaction usable (on PostgreSQL a failed
+    // statement would abort it).
+    idp::store::write_transaction(&mut conn, |conn| {
+        sso_sessions::add_client(conn, "sid-2", "a-portal", t)?;
+        sso_sessions::add_client(conn, "sid-2", "b-portal", t)
+    })
+    .expect("repeat inside a transaction");
+    assert_eq!(
+        sso_sessions::clients_of(&mut conn, "sid-2").expect("q"),
+        vec!["a-portal", "b-portal"]
+    );
     assert_eq!(
         sso_sessions::clients_of(&mut conn, "sid-1").expect("q"),
         vec!["a-portal", "b-portal"]

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{session_clients, sso_sessions};
-use super::{DbConnection, StoreError, StoreResult};
+use super::{DbConnection, StoreResult};
 
 /// An SSO session as stored.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -120,17 +120,25 @@ pub fn add_client(
     client_id: &str,
     now: NaiveDateTime,
 ) -> StoreResult<()> {
-    let inserted = diesel::insert_into(session_clients::table)
-        .values((
-            session_clients::sid.eq(sid),
-            session_clients::client_id.eq(client_id),
-            session_clients::created_at.eq(now),
-        ))
-        .execute(conn);
-    match inserted.map_err(StoreError::from) {
-        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
+    // ON CONFLICT DO NOTHING rather than catching the unique violation: inside a PostgreSQL
+    // transaction a failed statement aborts the whole transaction.
+    // Per backend: the multi-backend connection has no ON CONFLICT.
+    let row = (
+        session_clients::sid.eq(sid),
+        session_clients::client_id.eq(client_id),
+        session_clients::created_at.eq(now),
+    );
+    match conn {
+        DbConnection::Sqlite(c) => diesel::insert_into(session_clients::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+        DbConnection::Postgres(c) => diesel::insert_into(session_clients::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    };
+    Ok(())
 }
 
 /// The clients the session `sid` signed in to, by id.
