@@ -543,6 +543,15 @@ impl ClientSettings {
         if crate::oidc::keys::SigningAlg::parse(&self.id_token_alg).is_none() {
             return Err(("id_token_alg", "use RS256, ES256 or EdDSA".into()));
         }
+        // An unknown level would rank lowest and be satisfied by any session.
+        if ![crate::oidc::flow::ACR_MFA, crate::oidc::flow::ACR_PASSWORD]
+            .contains(&self.required_level.as_str())
+        {
+            return Err((
+                "required_level",
+                "use mfa (password and a second factor) or pwd".into(),
+            ));
+        }
         if self
             .scopes
             .iter()
@@ -1163,6 +1172,13 @@ mod tests {
                     ..client("x")
                 },
                 "id_token_alg",
+            ),
+            (
+                ClientSettings {
+                    required_level: "upstream+totp".into(),
+                    ..client("x")
+                },
+                "required_level",
             ),
             (
                 ClientSettings {

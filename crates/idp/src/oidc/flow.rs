@@ -344,6 +344,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_session_satisfies_a_portal_only_at_or_above_its_level() {
+        assert!(level_satisfies(ACR_MFA, ACR_MFA));
+        assert!(level_satisfies(ACR_MFA, ACR_PASSWORD));
+        assert!(level_satisfies(ACR_PASSWORD, ACR_PASSWORD));
+        assert!(!level_satisfies(ACR_PASSWORD, ACR_MFA), "steps up");
+        assert!(!level_satisfies("", ACR_PASSWORD));
+        assert!(!level_satisfies("unknown", ACR_MFA));
+    }
+
+    #[test]
     fn pkce_rfc7636_example() {
         // RFC 7636 appendix B.
         assert!(pkce_matches(
