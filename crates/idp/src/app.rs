@@ -161,6 +161,14 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         Duration::from_secs(settings.database.purge_interval_secs),
         chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0)),
     ));
+    if settings.audit.checkpoint_interval_secs > 0 {
+        tokio::spawn(sign_checkpoints(
+            state.store.clone(),
+            state.keys.clone(),
+            settings.issuer(),
+            Duration::from_secs(settings.audit.checkpoint_interval_secs),
+        ));
+    }
     let addr = settings.bind_addr()?;
     let https = settings.public_url()?.scheme() == "https";
     let max_body = settings.http.max_body_bytes;
@@ -185,6 +193,33 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         server: server.run(),
         addr,
     })
+}
+
+/// Signs a checkpoint of the audit chain every `interval`. Every instance may: a head that
+/// already has one is left alone.
+async fn sign_checkpoints(
+    store: Store,
+    keys: Arc<SigningKeyRing>,
+    issuer: String,
+    interval: Duration,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let (keys, issuer) = (keys.clone(), issuer.clone());
+        let signed = store
+            .run(move |conn| {
+                crate::audit::chain::checkpoint(conn, &keys, &issuer)
+                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))
+            })
+            .await;
+        match signed {
+            Ok(Some(c)) => tracing::info!(row = c.chain_index, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
+        }
+    }
 }
 
 /// Re-reads the signing keys every `interval`, so a rotation made by the CLI or another

@@ -40,6 +40,22 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// The audit log's hash chain.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+/// Audit chain operations.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole chain: every row's hash and link, the head, and each signed checkpoint.
+    /// Exits with 1 and names the first broken link when the log was tampered with.
+    Verify,
+    /// Sign a checkpoint at the chain's current head now (the server also makes them
+    /// periodically: `audit.checkpoint_interval_secs`).
+    Checkpoint,
 }
 
 /// Signing key operations.
@@ -87,6 +103,11 @@ impl Cli {
             }
             Command::GenMasterKey | Command::GenClientSecret => Ok(()),
             Command::Keys { action } => keys_command(&settings, action),
+            Command::Audit { action } => match audit_command(&settings, action) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -206,4 +227,47 @@ fn keys_command(settings: &Settings, action: KeysCommand) -> Result<(), crate::e
         }
     }
     Ok(())
+}
+
+/// Runs an audit command; `Ok(false)` when verification found a break.
+fn audit_command(settings: &Settings, action: AuditCommand) -> Result<bool, crate::error::Error> {
+    let store = open_store(settings)?;
+    let mut conn = store.connection()?;
+    let (master_key, _) = MasterKey::resolve(
+        settings.master_key.as_ref().map(|k| k.expose()),
+        &settings.data_dir,
+    )?;
+    let keys =
+        keys::SigningKeyRing::load(&mut conn, master_key, settings.key_propagation(), now())?;
+    let issuer = settings.issuer();
+    match action {
+        AuditCommand::Checkpoint => {
+            match crate::audit::chain::checkpoint(&mut conn, &keys, &issuer)? {
+                Some(c) => println!("checkpoint signed at row {}", c.chain_index),
+                None => {
+                    println!("nothing to sign: the chain is empty or its head has a checkpoint")
+                }
+            }
+            Ok(true)
+        }
+        AuditCommand::Verify => {
+            let v = crate::audit::chain::verify(&mut conn, &keys, &issuer, 5000)?;
+            let c = &v.chain;
+            if let Some(broken) = &c.first_break {
+                println!("audit chain BROKEN after {} good rows: {broken}", c.checked);
+                return Ok(false);
+            }
+            if let Some(index) = v.bad_signature {
+                println!(
+                    "audit chain BROKEN: the checkpoint at row {index} has an invalid signature"
+                );
+                return Ok(false);
+            }
+            println!(
+                "audit chain intact: {} rows, {} checkpoints ({} signatures checked, {} by keys no longer published), {} rows from before the chain",
+                c.checked, c.checkpoints, v.signatures_checked, v.signatures_unverifiable, c.unchained
+            );
+            Ok(true)
+        }
+    }
 }

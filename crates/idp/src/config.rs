@@ -51,6 +51,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub sign_in: SignInSettings,
     pub mail: MailSettings,
+    pub audit: AuditSettings,
     /// Portals registered with this Guichet (OAuth clients), synchronised to the database at
     /// every start.
     pub clients: Vec<ClientSettings>,
@@ -74,6 +75,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             sign_in: SignInSettings::default(),
             mail: MailSettings::default(),
+            audit: AuditSettings::default(),
             clients: Vec::new(),
         }
     }
@@ -172,6 +174,23 @@ impl Default for TokenSettings {
             id_token_ttl_secs: 600,
             refresh_token_ttl_secs: 8 * 3600,
             refresh_grace_secs: 0,
+        }
+    }
+}
+
+/// The audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Seconds between signed checkpoints of the audit chain (0: none, only `idp audit
+    /// checkpoint`).
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_secs: 3600,
         }
     }
 }

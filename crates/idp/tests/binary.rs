@@ -159,7 +159,7 @@ fn migrate_applies_then_has_nothing_left() {
     ];
     let first = run(dir.path(), &["migrate"], &env);
     assert!(first.status.success(), "{first:?}");
-    assert!(String::from_utf8_lossy(&first.stdout).contains("5 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("6 migration(s) applied"));
     let again = run(dir.path(), &["migrate"], &env);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 
@@ -510,5 +510,79 @@ fn rotation_reaches_every_instance_of_a_shared_database() {
     // The token signed before the rotation still validates against both JWKS.
     for server in &instances {
         assert!(validates(server, &before), "old token still validates");
+    }
+}
+
+/// `idp audit checkpoint` and `idp audit verify` on both backends: intact, then tampered.
+#[test]
+fn audit_commands_verify_and_checkpoint_the_chain() {
+    use diesel::connection::SimpleConnection;
+    let pg = EmptyPostgres::create();
+    for postgres in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = String::from_utf8(run(dir.path(), &["gen-master-key"], &[]).stdout)
+            .expect("utf8")
+            .trim()
+            .to_string();
+        let database = if postgres {
+            pg.url.clone()
+        } else {
+            "sqlite://data/guichet.db".to_string()
+        };
+        let env = [
+            ("GUICHET_DATABASE_URL", database.as_str()),
+            ("GUICHET_MASTER_KEY", key.as_str()),
+        ];
+        let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(run(dir.path(), &["migrate"], &env).status.success());
+        let empty = run(dir.path(), &["audit", "checkpoint"], &env);
+        assert!(text(&empty).contains("nothing to sign"), "{empty:?}");
+        // Two key rotations: two audit events.
+        for _ in 0..2 {
+            let out = run(dir.path(), &["keys", "rotate", "--alg", "ES256"], &env);
+            assert!(out.status.success(), "{out:?}");
+        }
+        let out = run(dir.path(), &["audit", "checkpoint"], &env);
+        assert!(text(&out).contains("checkpoint signed at row 2"), "{out:?}");
+        let out = run(dir.path(), &["audit", "verify"], &env);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            text(&out).contains("audit chain intact: 2 rows, 1 checkpoints (1 signatures checked"),
+            "{out:?}"
+        );
+
+        // Someone with database access edits the first row.
+        let target = if postgres {
+            idp::store::DatabaseTarget::Postgres(pg.url.clone())
+        } else {
+            idp::store::DatabaseTarget::Sqlite(dir.path().join("data/guichet.db"))
+        };
+        let store = idp::store::Store::open(
+            target,
+            &idp::store::PoolOptions {
+                max_size: 1,
+                connect_timeout: std::time::Duration::from_secs(5),
+                sqlite_busy_timeout_ms: 5000,
+            },
+        )
+        .expect("store");
+        let tamper = if postgres {
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update;
+             UPDATE audit_events SET actor = 'someone-else' WHERE chain_index = 1;"
+        } else {
+            "DROP TRIGGER audit_events_no_update;
+             UPDATE audit_events SET actor = 'someone-else' WHERE chain_index = 1;"
+        };
+        store
+            .connection()
+            .expect("conn")
+            .batch_execute(tamper)
+            .expect("tamper");
+        let out = run(dir.path(), &["audit", "verify"], &env);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            text(&out).contains("BROKEN after 0 good rows: row 1 was altered"),
+            "{out:?}"
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! of one each. On SQLite, which has a single writer, that is what keeps the token endpoint
 //! from queueing behind its own audit rows.
 
+pub mod chain;
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::audit::{self, NewAuditEvent};
@@ -88,14 +90,10 @@ impl AuditLog {
 fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
     let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
     while receiver.blocking_recv_many(&mut group, MAX_GROUP) > 0 {
-        let result = store.connection().and_then(|mut conn| {
-            crate::store::write_transaction(&mut conn, |conn| {
-                for (event, _) in &group {
-                    audit::append(conn, event)?;
-                }
-                Ok::<_, StoreError>(())
-            })
-        });
+        let events: Vec<NewAuditEvent> = group.iter().map(|(e, _)| e.clone()).collect();
+        let result = store
+            .connection()
+            .and_then(|mut conn| audit::append_all(&mut conn, &events).map(|_| ()));
         match result {
             Ok(()) => {
                 for (_, done) in group.drain(..) {

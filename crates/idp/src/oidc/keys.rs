@@ -517,6 +517,11 @@ impl SigningKeyRing {
         Some((header, payload))
     }
 
+    /// Whether the key `kid` is published (so signatures by it can be checked).
+    pub fn publishes(&self, kid: &str) -> bool {
+        self.current().parsed.contains_key(kid)
+    }
+
     /// The JWKS document (public keys only).
     pub fn jwks_json(&self) -> Arc<str> {
         self.current().jwks.clone()

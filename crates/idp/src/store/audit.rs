@@ -1,10 +1,16 @@
-//! The audit log: append-only rows (the database refuses updates and deletes).
+//! The audit log: append-only rows (the database refuses updates and deletes), linked in one
+//! hash chain.
+//!
+//! Every append locks the chain's head row, so appends from every instance form one linear
+//! chain: row `n` stores `n`, the hash of row `n - 1` and its own hash, SHA-256 over a
+//! canonical encoding of its fields and the previous hash ([`row_hash`]). [`verify`] walks
+//! the chain and reports the first broken link.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::audit_events;
-use super::{DbConnection, StoreResult};
+use super::schema::{audit_chain_head, audit_checkpoints, audit_events};
+use super::{DbConnection, StoreError, StoreResult};
 
 /// One event to append. Never carries a token, code, password or secret: token-related events
 /// name a `jti` or a keyed hash.
@@ -24,7 +30,7 @@ pub struct NewAuditEvent {
     pub detail: String,
 }
 
-/// A stored event with its position in the log.
+/// A stored event with its position in the log and in the chain.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
@@ -39,14 +45,279 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub detail: String,
+    /// Position in the chain; `None` for rows written before the chain existed.
+    pub chain_index: Option<i64>,
+    pub prev_hash: Option<Vec<u8>>,
+    pub row_hash: Option<Vec<u8>>,
 }
 
-/// Appends an event and returns its sequence number.
+/// Domain separation of the row hash, and the encoding's version.
+const HASH_PREFIX: &[u8] = b"guichet-audit-v1\n";
+
+/// SHA-256 over the canonical encoding of a row: a JSON array of its position, fields (time
+/// as `YYYY-MM-DDTHH:MM:SS.ffffff`) and the previous row's hash in hex.
+pub fn row_hash(index: i64, event: &NewAuditEvent, prev_hash: &[u8]) -> Vec<u8> {
+    let prev: String = prev_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let canonical = serde_json::json!([
+        index,
+        event.id,
+        event
+            .occurred_at
+            .format("%Y-%m-%dT%H:%M:%S%.6f")
+            .to_string(),
+        event.event_type,
+        event.actor,
+        event.subject,
+        event.client_id,
+        event.ip,
+        event.user_agent,
+        event.request_id,
+        event.detail,
+        prev,
+    ]);
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(HASH_PREFIX);
+    context.update(canonical.to_string().as_bytes());
+    context.finish().as_ref().to_vec()
+}
+
+impl AuditEvent {
+    /// The fields that were hashed.
+    pub fn fields(&self) -> NewAuditEvent {
+        NewAuditEvent {
+            id: self.id.clone(),
+            occurred_at: self.occurred_at,
+            event_type: self.event_type.clone(),
+            actor: self.actor.clone(),
+            subject: self.subject.clone(),
+            client_id: self.client_id.clone(),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// Appends an event to the chain and returns its sequence number.
 pub fn append(conn: &mut DbConnection, event: &NewAuditEvent) -> StoreResult<i64> {
-    Ok(diesel::insert_into(audit_events::table)
-        .values(event)
-        .returning(audit_events::seq)
-        .get_result(conn)?)
+    append_all(conn, std::slice::from_ref(event)).map(|seqs| seqs[0])
+}
+
+/// Appends events, in order, to the chain in one transaction; returns their sequence numbers.
+pub fn append_all(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<i64>> {
+    super::write_transaction(conn, |conn| {
+        // Writing the head first takes its row lock on PostgreSQL (SQLite's writer lock is
+        // already held): appends of concurrent transactions queue here and chain in turn.
+        diesel::update(audit_chain_head::table.find(1))
+            .set(audit_chain_head::last_index.eq(audit_chain_head::last_index))
+            .execute(conn)?;
+        let (mut index, mut prev): (i64, Vec<u8>) = audit_chain_head::table
+            .find(1)
+            .select((audit_chain_head::last_index, audit_chain_head::last_hash))
+            .first(conn)?;
+        let mut seqs = Vec::with_capacity(events.len());
+        for event in events {
+            // Stored times keep microseconds on both backends: hash what reads back.
+            let event = NewAuditEvent {
+                occurred_at: super::truncate_micros(event.occurred_at),
+                ..event.clone()
+            };
+            index += 1;
+            let hash = row_hash(index, &event, &prev);
+            seqs.push(
+                diesel::insert_into(audit_events::table)
+                    .values((
+                        &event,
+                        audit_events::chain_index.eq(index),
+                        audit_events::prev_hash.eq(&prev),
+                        audit_events::row_hash.eq(&hash),
+                    ))
+                    .returning(audit_events::seq)
+                    .get_result(conn)?,
+            );
+            prev = hash;
+        }
+        diesel::update(audit_chain_head::table.find(1))
+            .set((
+                audit_chain_head::last_index.eq(index),
+                audit_chain_head::last_hash.eq(&prev),
+            ))
+            .execute(conn)?;
+        Ok::<_, StoreError>(seqs)
+    })
+}
+
+/// The first broken link of the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainBreak {
+    /// Row `expected` is missing: the next row found is `found` (a deleted or renumbered row).
+    Missing { expected: i64, found: i64 },
+    /// Row `index` does not hash to its stored hash (an edited row).
+    Altered { index: i64 },
+    /// Row `index` does not link to the row before it (a replaced or reordered row).
+    Unlinked { index: i64 },
+    /// The chain ends at `last` but its head records `head` (rows removed from the end, or the
+    /// head rewritten).
+    Truncated { last: i64, head: i64 },
+    /// A signed checkpoint at `index` names another hash than the row there.
+    CheckpointMismatch { index: i64 },
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing { expected, found } => write!(
+                f,
+                "row {expected} is missing (the next row is {found}): a row was deleted or renumbered"
+            ),
+            Self::Altered { index } => {
+                write!(f, "row {index} was altered: it no longer matches its hash")
+            }
+            Self::Unlinked { index } => write!(
+                f,
+                "row {index} does not link to row {}: a row was replaced or reordered",
+                index - 1
+            ),
+            Self::Truncated { last, head } => write!(
+                f,
+                "the chain ends at row {last} but its head records row {head}: rows were removed from the end"
+            ),
+            Self::CheckpointMismatch { index } => write!(
+                f,
+                "the signed checkpoint at row {index} names another hash: the chain was rewritten"
+            ),
+        }
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Rows checked, in chain order.
+    pub checked: i64,
+    /// Rows written before the chain existed (not covered by it).
+    pub unchained: i64,
+    /// Checkpoints compared with the chain.
+    pub checkpoints: i64,
+    pub first_break: Option<ChainBreak>,
+}
+
+/// Walks the chain from its first row, recomputing every hash and link, then compares the end
+/// with the head and every checkpoint's hash with its row. Stops at the first break.
+pub fn verify(conn: &mut DbConnection, page: i64) -> StoreResult<ChainReport> {
+    let unchained = audit_events::table
+        .filter(audit_events::chain_index.is_null())
+        .count()
+        .get_result(conn)?;
+    let mut report = ChainReport {
+        checked: 0,
+        unchained,
+        checkpoints: 0,
+        first_break: None,
+    };
+    let checkpoints: Vec<(i64, Vec<u8>)> = audit_checkpoints::table
+        .select((audit_checkpoints::chain_index, audit_checkpoints::row_hash))
+        .order(audit_checkpoints::chain_index.asc())
+        .load(conn)?;
+    let mut next_checkpoint = checkpoints.iter().peekable();
+    let mut expected = 1i64;
+    let mut prev: Vec<u8> = Vec::new();
+    loop {
+        let rows: Vec<AuditEvent> = audit_events::table
+            .filter(audit_events::chain_index.ge(expected))
+            .order(audit_events::chain_index.asc())
+            .limit(page.max(1))
+            .select(AuditEvent::as_select())
+            .load(conn)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let index = row.chain_index.unwrap_or_default();
+            let found = if index != expected {
+                Some(ChainBreak::Missing {
+                    expected,
+                    found: index,
+                })
+            } else if row.prev_hash.as_deref() != Some(prev.as_slice()) {
+                Some(ChainBreak::Unlinked { index })
+            } else if row.row_hash.as_deref()
+                != Some(row_hash(index, &row.fields(), &prev).as_slice())
+            {
+                Some(ChainBreak::Altered { index })
+            } else {
+                None
+            };
+            if found.is_some() {
+                report.first_break = found;
+                return Ok(report);
+            }
+            while let Some((at, hash)) = next_checkpoint.next_if(|(at, _)| *at <= index) {
+                report.checkpoints += 1;
+                if *at != index || row.row_hash.as_ref() != Some(hash) {
+                    report.first_break = Some(ChainBreak::CheckpointMismatch { index: *at });
+                    return Ok(report);
+                }
+            }
+            prev = row.row_hash.unwrap_or_default();
+            report.checked += 1;
+            expected += 1;
+        }
+    }
+    let (head, head_hash): (i64, Vec<u8>) = audit_chain_head::table
+        .find(1)
+        .select((audit_chain_head::last_index, audit_chain_head::last_hash))
+        .first(conn)?;
+    if head != expected - 1 || head_hash != prev {
+        report.first_break = Some(ChainBreak::Truncated {
+            last: expected - 1,
+            head,
+        });
+    } else if let Some((at, _)) = next_checkpoint.next() {
+        report.first_break = Some(ChainBreak::CheckpointMismatch { index: *at });
+    }
+    Ok(report)
+}
+
+/// The end of the chain: its last position and hash.
+pub fn head(conn: &mut DbConnection) -> StoreResult<(i64, Vec<u8>)> {
+    Ok(audit_chain_head::table
+        .find(1)
+        .select((audit_chain_head::last_index, audit_chain_head::last_hash))
+        .first(conn)?)
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_checkpoints)]
+pub struct Checkpoint {
+    pub chain_index: i64,
+    pub row_hash: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    /// A JWS by a published signing key over the position and hash.
+    pub signature: String,
+}
+
+/// Stores a checkpoint; false when one exists at that position already.
+pub fn add_checkpoint(conn: &mut DbConnection, checkpoint: &Checkpoint) -> StoreResult<bool> {
+    match diesel::insert_into(audit_checkpoints::table)
+        .values(checkpoint)
+        .execute(conn)
+        .map_err(StoreError::from)
+    {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every checkpoint, oldest first.
+pub fn checkpoints(conn: &mut DbConnection) -> StoreResult<Vec<Checkpoint>> {
+    Ok(audit_checkpoints::table
+        .order(audit_checkpoints::chain_index.asc())
+        .select(Checkpoint::as_select())
+        .load(conn)?)
 }
 
 /// The latest `limit` events, newest first.

@@ -159,8 +159,28 @@ diesel::table! {
         client_id -> Nullable<Text>,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
-        request_id -> Nullable<Text>,
+                request_id -> Nullable<Text>,
         detail -> Text,
+        chain_index -> Nullable<BigInt>,
+        prev_hash -> Nullable<Binary>,
+        row_hash -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    audit_chain_head (id) {
+        id -> Integer,
+        last_index -> BigInt,
+        last_hash -> Binary,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (chain_index) {
+        chain_index -> BigInt,
+        row_hash -> Binary,
+        created_at -> Timestamp,
+        signature -> Text,
     }
 }
 
@@ -198,6 +218,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     refresh_tokens,
     audit_events,
+    audit_chain_head,
+    audit_checkpoints,
     revoked_access_tokens,
     session_clients,
 );
