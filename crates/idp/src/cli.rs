@@ -45,6 +45,31 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Staff roles of people.
+    Roles {
+        #[command(subcommand)]
+        action: RolesCommand,
+    },
+}
+
+/// Role operations; each is recorded in the audit log.
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Give a person a role: auditor, helpdesk or admin.
+    Grant {
+        /// The person's email address.
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Take a role away from a person.
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
 }
 
 /// Audit chain operations.
@@ -103,6 +128,7 @@ impl Cli {
             }
             Command::GenMasterKey | Command::GenClientSecret => Ok(()),
             Command::Keys { action } => keys_command(&settings, action),
+            Command::Roles { action } => roles_command(&settings, action),
             Command::Audit { action } => match audit_command(&settings, action) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
@@ -270,4 +296,63 @@ fn audit_command(settings: &Settings, action: AuditCommand) -> Result<bool, crat
             Ok(true)
         }
     }
+}
+
+fn roles_command(settings: &Settings, action: RolesCommand) -> Result<(), crate::error::Error> {
+    use crate::store::roles::{self, Role};
+    let (email, role_name, grant) = match &action {
+        RolesCommand::Grant { email, role } => (email, role, true),
+        RolesCommand::Revoke { email, role } => (email, role, false),
+    };
+    let role = Role::parse(role_name).ok_or_else(|| {
+        crate::config::ConfigError::Source(format!(
+            "unknown role `{role_name}`; use auditor, helpdesk or admin"
+        ))
+    })?;
+    let store = open_store(settings)?;
+    let mut conn = store.connection()?;
+    let user = crate::store::users::find_by_email(&mut conn, email)?.ok_or_else(|| {
+        crate::config::ConfigError::Source(format!("no person has the email address `{email}`"))
+    })?;
+    let changed = crate::store::write_transaction(&mut conn, |conn| {
+        let changed = if grant {
+            roles::grant(conn, &user.id, role, now())?
+        } else {
+            roles::revoke(conn, &user.id, role)?
+        };
+        if changed {
+            audit::append(
+                conn,
+                &NewAuditEvent {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    occurred_at: now(),
+                    event_type: if grant {
+                        "role.granted"
+                    } else {
+                        "role.revoked"
+                    }
+                    .into(),
+                    actor: Some("cli".into()),
+                    subject: Some(user.id.clone()),
+                    client_id: None,
+                    ip: None,
+                    user_agent: None,
+                    request_id: None,
+                    detail: serde_json::json!({ "role": role.as_str() }).to_string(),
+                },
+            )?;
+        }
+        Ok::<_, crate::store::StoreError>(changed)
+    })?;
+    let verb = if grant { "granted to" } else { "revoked from" };
+    if changed {
+        println!("{} {verb} {}", role.as_str(), user.email);
+    } else {
+        println!(
+            "nothing to do: {} already had that state for {}",
+            role.as_str(),
+            user.email
+        );
+    }
+    Ok(())
 }

@@ -7,10 +7,10 @@
 
 mod support;
 
-use idp::store::users::{self, MfaSetting, NewUser};
+use idp::store::users;
 use support::free_port;
 use support::journey::{authorize_and_sign_in, cookie_pair, csrf_of, location, no_redirects};
-use support::server::{cheap_password_hash, Deployment};
+use support::server::{person_with_emailed_codes, Deployment};
 
 const EMAIL: &str = "jean.roy@example.org";
 const PASSWORD: &str = "Correct-Horse-Battery-9";
@@ -60,25 +60,7 @@ fn account_page(postgres: bool) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let d = Deployment::start("", postgres, port, &[("GUICHET_PUBLIC_URL", &base)]);
-    {
-        let mut conn = d.store.connection().expect("conn");
-        let user = users::insert(
-            &mut conn,
-            &NewUser {
-                id: uuid::Uuid::new_v4().to_string(),
-                email: EMAIL.into(),
-                member_code: Some("R12345".into()),
-                given_name: "Jean".into(),
-                family_name: "Roy".into(),
-                locale: "fr-CA".into(),
-                password_hash: Some(cheap_password_hash(PASSWORD)),
-                must_reset: false,
-            },
-            idp::store::now(),
-        )
-        .expect("user");
-        users::set_mfa(&mut conn, &user.id, &MfaSetting::Email, idp::store::now()).expect("mfa");
-    }
+    person_with_emailed_codes(&d.store, EMAIL, PASSWORD, Some("R12345"));
     let http = no_redirects();
 
     // A forged callback (no pending sign-in, or a state that does not match) is refused.

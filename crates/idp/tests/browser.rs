@@ -12,8 +12,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::Command;
 
 use idp::store::users::{self, MfaSetting, NewUser};
 use support::free_port;
@@ -47,22 +45,10 @@ fn portal_callback() -> u16 {
     port
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 #[test]
 fn sign_in_pages_in_chromium() {
-    let root = repo_root();
-    let script_dir = root.join("tests/browser");
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is missing: run scripts/test.sh, which installs it"
-    );
-    assert!(
-        script_dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run scripts/test.sh, which runs npm ci in tests/browser"
-    );
+    let root = support::browser::repo_root();
+    support::browser::require_browser();
 
     let callback_port = portal_callback();
     let callback = format!("http://127.0.0.1:{callback_port}/callback");
@@ -115,26 +101,28 @@ redirect_uris = ["{callback}"]
          &code_challenge={CHALLENGE}&code_challenge_method=S256"
     );
     let artifacts = root.join("artifacts/browser");
-    let output = Command::new("node")
-        .arg("journey.mjs")
-        .current_dir(&script_dir)
-        .env("AUTHORIZE_URL", &authorize)
-        .env("CALLBACK", &callback)
-        .env("OUTBOX_DIR", deployment.dir.path().join("data/outbox"))
-        .env("ARTIFACTS_DIR", &artifacts)
-        .env("FIRST_EMAIL", "premiere@example.org")
-        .env("EMAIL_USER", "courriel@example.org")
-        .env("PASSWORD", "Correct-Horse-Battery-9")
-        .env("NEW_PASSWORD", "Lilas-Quartz-Boreal-42")
-        .output()
-        .expect("node is missing: run scripts/test.sh, which installs it");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser journeys failed:\n{stdout}\n{stderr}"
+    support::browser::run_script(
+        "journey.mjs",
+        "browser",
+        &[
+            ("AUTHORIZE_URL", authorize.clone()),
+            ("CALLBACK", callback.clone()),
+            (
+                "OUTBOX_DIR",
+                deployment
+                    .dir
+                    .path()
+                    .join("data/outbox")
+                    .display()
+                    .to_string(),
+            ),
+            ("FIRST_EMAIL", "premiere@example.org".into()),
+            ("EMAIL_USER", "courriel@example.org".into()),
+            ("PASSWORD", "Correct-Horse-Battery-9".into()),
+            ("NEW_PASSWORD", "Lilas-Quartz-Boreal-42".into()),
+        ],
+        "browser journeys passed",
     );
-    assert!(stdout.contains("browser journeys passed"), "{stdout}");
     let screenshots = std::fs::read_dir(&artifacts)
         .expect("artifacts")
         .filter_map(Result::ok)

@@ -30,10 +30,6 @@ const ATIP_SECRET: &str = "YXRpcC1wb3J0YWwtdGVzdHMtb25seS1ub3QtYS1zZWNyZXQ";
 const MEMBER: &str = "marie.tremblay@example.org";
 const NEW_PASSWORD: &str = "Lilas-Quartz-Boreal-42";
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The two portals registered as clients, each with its back-channel logout URI.
 fn clients_config(file_url: &str, atip_url: &str) -> String {
     format!(
@@ -269,48 +265,19 @@ fn back_channel_logout_receiver_checks_every_token() {
 // The browser journey
 // ---------------------------------------------------------------------------------------------
 
-fn require_browser() -> PathBuf {
-    let dir = repo_root().join("tests/browser");
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is missing: run scripts/test.sh, which installs it"
-    );
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run scripts/test.sh, which runs npm ci in tests/browser"
-    );
-    dir
-}
-
-/// Runs `portals.mjs` with `env`; fails with everything it printed.
+/// Runs `portals.mjs` with `env`, as the imported member.
 fn run_portal_journey(env: &[(&str, String)], artifacts: &str) -> String {
-    let dir = require_browser();
-    let output = Command::new("node")
-        .arg("portals.mjs")
-        .current_dir(&dir)
-        .env(
-            "ARTIFACTS_DIR",
-            repo_root().join("artifacts").join(artifacts),
-        )
-        .env("EMAIL", MEMBER)
-        .env("NEW_PASSWORD", NEW_PASSWORD)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("node is missing: run scripts/test.sh, which installs it");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "portal journey failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("portal journeys passed"), "{stdout}");
-    println!("{stdout}");
-    stdout
+    let mut all = vec![
+        ("EMAIL", MEMBER.to_string()),
+        ("NEW_PASSWORD", NEW_PASSWORD.to_string()),
+    ];
+    all.extend(env.iter().cloned());
+    support::browser::run_script("portals.mjs", artifacts, &all, "portal journeys passed")
 }
 
 #[test]
 fn single_sign_on_across_portals_in_chromium() {
-    require_browser();
+    support::browser::require_browser();
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let portals = Portals::start(&issuer);
@@ -320,7 +287,7 @@ fn single_sign_on_across_portals_in_chromium() {
         port,
         &[("GUICHET_PUBLIC_URL", &issuer)],
     );
-    users::insert(
+    let member = users::insert(
         &mut deployment.store.connection().expect("conn"),
         &imported_member(),
         idp::store::now(),
@@ -343,6 +310,53 @@ fn single_sign_on_across_portals_in_chromium() {
         ],
         "browser-portals",
     );
+
+    // After the whole journey, no secret appears in any audit row or log line: the password,
+    // the emailed codes, the authenticator key, the client secrets, the master key.
+    let mut conn = deployment.store.connection().expect("conn");
+    let mut secrets = vec![
+        NEW_PASSWORD.to_string(),
+        FILE_SECRET.to_string(),
+        ATIP_SECRET.to_string(),
+        deployment.master_key.to_base64(),
+    ];
+    let outbox = mail_worker::Outbox::open(deployment.dir.path().join("data/outbox"))
+        .expect("outbox")
+        .messages()
+        .expect("mails");
+    assert!(!outbox.is_empty());
+    secrets.extend(outbox.iter().map(|m| m.parameters["code"].clone()));
+    let user = users::find_by_id(&mut conn, &member.id)
+        .expect("query")
+        .expect("member");
+    let key = idp::authn::totp::open_secret(
+        &deployment.master_key,
+        &user.id,
+        user.totp_secret_enc
+            .as_deref()
+            .expect("authenticator enrolled"),
+    )
+    .expect("open the key");
+    let authenticator = idp::authn::totp::Authenticator::new("CPAQCPROD", MEMBER, key);
+    secrets.push(authenticator.enrolment().grouped_key.replace(' ', ""));
+    let rows = idp::store::audit::recent(&mut conn, 10_000).expect("audit rows");
+    assert!(
+        rows.iter().any(|r| r.event_type == "signin.sso"),
+        "the journey was audited"
+    );
+    let audit_text: String = rows.iter().map(|r| format!("{r:?}\n")).collect();
+    drop(conn);
+    let support::server::Deployment { server, dir, .. } = deployment;
+    let (_, logs) = server.terminate();
+    assert!(logs.contains("request"), "the server logged requests");
+    for secret in &secrets {
+        assert!(
+            !audit_text.contains(secret.as_str()),
+            "a secret is in the audit log"
+        );
+        assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
+    }
+    drop(dir);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,8 +442,8 @@ http {{
 
 #[test]
 fn two_instances_behind_nginx_serve_the_whole_journey() {
-    require_browser();
-    let root = repo_root();
+    support::browser::require_browser();
+    let root = support::browser::repo_root();
     let work = tempfile::tempdir().expect("tempdir");
     // One PostgreSQL database and one Redis (private to this test) for both instances.
     let pg = support::EmptyPostgres::create();

@@ -1,3 +1,4 @@
+DROP TABLE user_roles;
 DROP TABLE audit_checkpoints;
 DROP TABLE audit_chain_head;
 DROP INDEX audit_events_client_id;

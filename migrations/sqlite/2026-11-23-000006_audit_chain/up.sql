@@ -24,3 +24,11 @@ CREATE TABLE audit_checkpoints (
     created_at TIMESTAMP NOT NULL,
     signature TEXT NOT NULL
 );
+
+-- Staff roles. A person holds any number of them; the consoles check them on every request.
+CREATE TABLE user_roles (
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('auditor', 'helpdesk', 'admin')),
+    granted_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (user_id, role)
+);

@@ -172,3 +172,25 @@ account-session-end-current = Sign out of this browser
 account-session-ended = The session has ended. The portals it had opened were notified.
 account-signin-failed = Signing in to your account page did not complete. Open your account page again.
 account-form-expired = The form has expired. Open your account page again and try once more.
+
+## Auditor console
+audit-title = Audit log
+audit-from = From
+audit-until = Until
+audit-dates-hint = Dates in UTC: YYYY-MM-DD, or YYYY-MM-DDTHH:MM. An end date includes that whole day.
+audit-subject = Person (email or member code)
+audit-client = Portal (client id)
+audit-event-type = Event
+audit-ip = IP address
+audit-apply = Apply the filters
+audit-export-csv = Export as CSV
+audit-export-jsonl = Export as JSON Lines
+audit-none = No event matches these filters.
+audit-older = Older events
+audit-col-time = Time (UTC)
+audit-col-actor = Actor
+audit-col-subject = Person
+audit-col-detail = Detail
+audit-bad-date = A date is not valid. Use YYYY-MM-DD, or YYYY-MM-DDTHH:MM, in UTC.
+audit-unknown-subject = No person has that email address or member code. Check what you typed.
+audit-forbidden = This page is for auditors. If you need access, ask an administrator to grant you the auditor role.

@@ -172,3 +172,25 @@ account-session-end-current = Me déconnecter de ce navigateur
 account-session-ended = La session est fermée. Les portails qu’elle avait ouverts ont été avisés.
 account-signin-failed = La connexion à votre page de compte n’a pas abouti. Ouvrez de nouveau votre page de compte.
 account-form-expired = Le formulaire a expiré. Ouvrez de nouveau votre page de compte et recommencez.
+
+## Auditor console
+audit-title = Journal d’audit
+audit-from = Du
+audit-until = Au
+audit-dates-hint = Dates en UTC : AAAA-MM-JJ, ou AAAA-MM-JJTHH:MM. Une date de fin comprend toute la journée.
+audit-subject = Personne (courriel ou numéro de membre)
+audit-client = Portail (identifiant client)
+audit-event-type = Événement
+audit-ip = Adresse IP
+audit-apply = Appliquer les filtres
+audit-export-csv = Exporter en CSV
+audit-export-jsonl = Exporter en JSON Lines
+audit-none = Aucun événement ne correspond à ces filtres.
+audit-older = Événements plus anciens
+audit-col-time = Heure (UTC)
+audit-col-actor = Acteur
+audit-col-subject = Personne
+audit-col-detail = Détail
+audit-bad-date = Une date n’est pas valide. Utilisez AAAA-MM-JJ, ou AAAA-MM-JJTHH:MM, en UTC.
+audit-unknown-subject = Aucune personne n’a cette adresse courriel ou ce numéro de membre. Vérifiez ce que vous avez saisi.
+audit-forbidden = Cette page est réservée aux auditeurs. Pour y avoir accès, demandez à un administrateur de vous attribuer le rôle d’auditeur.

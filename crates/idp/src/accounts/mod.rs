@@ -57,6 +57,25 @@ struct PendingLogin {
     state: String,
     nonce: String,
     verifier: String,
+    /// The page that asked (the account page or the audit console).
+    page: OwnPage,
+}
+
+/// The provider's own pages that sign in through the account client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OwnPage {
+    Account,
+    AuditConsole,
+}
+
+impl OwnPage {
+    /// Where the page lives.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Account => "/account",
+            Self::AuditConsole => "/audit",
+        }
+    }
 }
 
 /// Where to send the person, and the sealed cookie value to set meanwhile.
@@ -68,11 +87,12 @@ pub struct AccountLogin {
 
 /// Starts the account page's own sign-in: an authorization request with PKCE, state and
 /// nonce, in the page's language.
-pub fn begin_login(state: &AppState, lang: Lang) -> Result<AccountLogin, Error> {
+pub fn begin_login(state: &AppState, lang: Lang, page: OwnPage) -> Result<AccountLogin, Error> {
     let pending = PendingLogin {
         state: random_token(),
         nonce: random_token(),
         verifier: random_token(),
+        page,
     };
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pending.verifier.as_bytes());
     let challenge = B64URL.encode(digest.as_ref());
@@ -110,6 +130,8 @@ pub struct CallbackParams {
 pub struct AccountGrant {
     pub access_token: String,
     pub expires_in: u64,
+    /// The page to go back to.
+    pub page: OwnPage,
 }
 
 /// Completes the sign-in: checks state and issuer, redeems the code with the PKCE verifier at
@@ -175,6 +197,7 @@ pub async fn complete_login(
     Ok(id_token_holds.then_some(AccountGrant {
         access_token: tokens.access_token,
         expires_in: tokens.expires_in,
+        page: pending.page,
     }))
 }
 
@@ -321,29 +344,18 @@ fn sign_ins_of(
     Ok(entries)
 }
 
-/// The recent sign-ins of the person an access token was issued to (the account API that
-/// portals call with their access token). `None` when the token is not valid.
-pub async fn sign_ins_for_token(
-    state: &AppState,
-    token: &str,
-) -> Result<Option<Vec<SignInEntry>>, Error> {
-    let Some(access) = check_access_token(state, token, chrono::Utc::now().timestamp())
-        .filter(|a| a.scope.iter().any(|s| s == "openid"))
-    else {
-        return Ok(None);
-    };
-    let jti = access.jti.clone();
-    let sub = access.sub.clone();
-    let entries = state
-        .store
-        .run(move |conn| {
-            if crate::store::revoked_access_tokens::is_revoked(conn, &jti)? {
-                return Ok(None);
-            }
-            sign_ins_of(conn, &sub).map(Some)
-        })
-        .await?;
-    Ok(entries)
+/// The recent sign-ins of the person a valid access token with the `openid` scope was issued
+/// to (the account API that portals call).
+pub async fn sign_ins_for_token(state: &AppState, token: &str) -> Result<Vec<SignInEntry>, Error> {
+    let access = crate::oidc::userinfo::live_access_token(state, token).await?;
+    if !access.scope.iter().any(|s| s == "openid") {
+        return Err(crate::oidc::error::OAuthError::insufficient_scope(
+            "The openid scope is required.",
+        )
+        .into());
+    }
+    let sub = access.sub;
+    Ok(state.store.run(move |conn| sign_ins_of(conn, &sub)).await?)
 }
 
 /// What ending a session from the account page did.

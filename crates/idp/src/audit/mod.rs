@@ -7,6 +7,7 @@
 //! from queueing behind its own audit rows.
 
 pub mod chain;
+pub mod console;
 
 use tokio::sync::{mpsc, oneshot};
 

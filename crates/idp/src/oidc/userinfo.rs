@@ -47,6 +47,23 @@ pub fn check_access_token(state: &AppState, token: &str, now: i64) -> Option<Acc
     })
 }
 
+/// A bearer token that is valid now: signature, issuer, audience, expiry, and not revoked.
+/// The error is the RFC 6750 `invalid_token` to answer.
+pub async fn live_access_token(state: &AppState, token: &str) -> Result<AccessToken, Error> {
+    let invalid = || OAuthError::invalid_token("The access token is invalid or expired.");
+    let access =
+        check_access_token(state, token, chrono::Utc::now().timestamp()).ok_or_else(invalid)?;
+    let jti = access.jti.clone();
+    let revoked = state
+        .store
+        .run(move |conn| revoked_access_tokens::is_revoked(conn, &jti))
+        .await?;
+    if revoked {
+        return Err(invalid().into());
+    }
+    Ok(access)
+}
+
 /// The bearer token of a request: from `Authorization: Bearer`, or the `access_token` form
 /// field of a POST (RFC 6750 2.1, 2.2), never both.
 pub fn bearer_token(

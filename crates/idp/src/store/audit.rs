@@ -363,3 +363,53 @@ pub fn for_subject_of_types(
         .select(AuditEvent::as_select())
         .load(conn)?)
 }
+
+/// What an auditor narrows the log to; an empty filter selects everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AuditFilter {
+    /// From this time (inclusive, UTC).
+    pub from: Option<NaiveDateTime>,
+    /// Before this time (exclusive, UTC).
+    pub until: Option<NaiveDateTime>,
+    /// A person's id.
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub event_type: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Events matching `filter`, newest first, older than `before_seq` when given.
+pub fn search(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<AuditEvent>> {
+    let mut query = audit_events::table.into_boxed();
+    if let Some(from) = filter.from {
+        query = query.filter(audit_events::occurred_at.ge(from));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.lt(until));
+    }
+    if let Some(subject) = &filter.subject {
+        query = query.filter(audit_events::subject.eq(subject.clone()));
+    }
+    if let Some(client) = &filter.client_id {
+        query = query.filter(audit_events::client_id.eq(client.clone()));
+    }
+    if let Some(event_type) = &filter.event_type {
+        query = query.filter(audit_events::event_type.eq(event_type.clone()));
+    }
+    if let Some(ip) = &filter.ip {
+        query = query.filter(audit_events::ip.eq(ip.clone()));
+    }
+    if let Some(before) = before_seq {
+        query = query.filter(audit_events::seq.lt(before));
+    }
+    Ok(query
+        .order(audit_events::seq.desc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?)
+}

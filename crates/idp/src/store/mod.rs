@@ -14,6 +14,7 @@ pub mod login_transactions;
 pub mod one_time_codes;
 pub mod refresh_tokens;
 pub mod revoked_access_tokens;
+pub mod roles;
 pub mod schema;
 pub mod signing_keys;
 pub mod sso_sessions;

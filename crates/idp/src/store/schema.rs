@@ -168,6 +168,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    user_roles (user_id, role) {
+        user_id -> Text,
+        role -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     audit_chain_head (id) {
         id -> Integer,
         last_index -> BigInt,
@@ -220,6 +228,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     audit_chain_head,
     audit_checkpoints,
+    user_roles,
     revoked_access_tokens,
     session_clients,
 );

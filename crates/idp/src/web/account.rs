@@ -6,18 +6,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::accounts::{self, AccountView, CallbackParams, SessionEnded};
+use crate::accounts::{self, AccountView, CallbackParams, OwnPage, SessionEnded};
 use crate::app::AppState;
 use crate::authn::journey::page_lang;
 use crate::error::Error;
 use crate::i18n::{Lang, Tr};
-use crate::oidc::error::OAuthError;
-use crate::oidc::userinfo::bearer_token;
 use crate::store::users::MfaMethod;
 use crate::web::authorize::{html, see_other};
 use crate::web::cookies;
 use crate::web::login::{lang_hints, refused_page};
 use crate::web::logout::signed_out_page;
+use crate::web::middleware::bearer_of;
 use crate::web::middleware::request_origin;
 
 /// How long the account page's sign-in may take.
@@ -114,7 +113,7 @@ fn render(lang: Lang, view: &AccountView, csrf: &str, notice: Option<String>) ->
     response
 }
 
-async fn current_holder(
+pub(crate) async fn current_holder(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<accounts::AccountHolder>, Error> {
@@ -126,9 +125,9 @@ async fn current_holder(
     .await
 }
 
-/// Sends the person through the account page's own sign-in.
-fn sign_in(state: &AppState, lang: Lang) -> Result<HttpResponse, Error> {
-    let login = accounts::begin_login(state, lang)?;
+/// Sends the person through the account client's sign-in, back to `page` afterwards.
+pub(crate) fn sign_in(state: &AppState, lang: Lang, page: OwnPage) -> Result<HttpResponse, Error> {
+    let login = accounts::begin_login(state, lang, page)?;
     Ok(see_other(&login.authorize_path)
         .cookie(cookies::build(
             cookies::ACCOUNT_LOGIN,
@@ -153,10 +152,10 @@ pub async fn page(
 ) -> Result<HttpResponse, Error> {
     let lang = page_lang(&lang_hints(&req, state.https));
     let Some(holder) = current_holder(&req, &state).await? else {
-        return sign_in(&state, lang);
+        return sign_in(&state, lang, OwnPage::Account);
     };
     let Some(view) = accounts::view(&state, &holder).await? else {
-        return sign_in(&state, lang);
+        return sign_in(&state, lang, OwnPage::Account);
     };
     let notice = match query.done.as_deref() {
         Some("ended") => Some(Tr(lang).get("account-session-ended")),
@@ -180,7 +179,7 @@ pub async fn callback(
         let _ = response.add_cookie(&cookies::removal(cookies::ACCOUNT_LOGIN, state.https));
         return Ok(response);
     };
-    Ok(see_other("/account")
+    Ok(see_other(grant.page.path())
         .cookie(cookies::removal(cookies::ACCOUNT_LOGIN, state.https))
         .cookie(cookies::build(
             cookies::ACCOUNT,
@@ -208,7 +207,7 @@ pub async fn end_session(
 ) -> Result<HttpResponse, Error> {
     let lang = page_lang(&lang_hints(&req, state.https));
     let Some(holder) = current_holder(&req, &state).await? else {
-        return sign_in(&state, lang);
+        return sign_in(&state, lang, OwnPage::Account);
     };
     if !holder.csrf_matches(&state, &form.csrf) {
         return Ok(refused_page(lang, "account-form-expired"));
@@ -229,14 +228,8 @@ pub async fn api_sign_ins(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = bearer_token(authorization, None)?;
-    let Some(entries) = accounts::sign_ins_for_token(&state, &token).await? else {
-        return Err(OAuthError::invalid_token("The access token is invalid or expired.").into());
-    };
+    let token = bearer_of(&req)?;
+    let entries = accounts::sign_ins_for_token(&state, &token).await?;
     let body: Vec<_> = entries
         .iter()
         .map(|e| {

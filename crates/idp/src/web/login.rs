@@ -320,6 +320,7 @@ pub async fn switch_language(
         Some("reset") => "/login/reset",
         Some("consent") => "/consent",
         Some("account") => "/account",
+        Some("audit") => "/audit",
         _ => "/login",
     };
     let Some(lang) = query.to.as_deref().and_then(Lang::parse) else {

@@ -95,6 +95,15 @@ fn forwarded_client<'a>(
     None
 }
 
+/// The bearer token of a request's `Authorization` header (RFC 6750 section 2.1).
+pub fn bearer_of(req: &actix_web::HttpRequest) -> Result<String, crate::oidc::error::OAuthError> {
+    let authorization = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    crate::oidc::userinfo::bearer_token(authorization, None)
+}
+
 /// Where `req` came from, for the audit log: peer address, user agent (cut to 256
 /// characters) and the request id this middleware assigned.
 pub fn request_origin(req: &actix_web::HttpRequest) -> crate::audit::RequestOrigin {

@@ -2,6 +2,7 @@
 //! the domain or the store, and render.
 
 pub mod account;
+pub mod audit;
 pub mod authorize;
 pub mod cookies;
 pub mod dev;
@@ -62,6 +63,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/api/sign-ins",
             web::get().to(account::api_sign_ins),
         )
+        .route("/audit", web::get().to(audit::page))
+        .route("/audit/export.csv", web::get().to(audit::export_csv))
+        .route("/audit/export.jsonl", web::get().to(audit::export_jsonl))
+        .route("/audit/api/events", web::get().to(audit::api_events))
         .route("/consent", web::get().to(authorize::consent_form))
         .route("/consent", web::post().to(authorize::consent_submit))
         .route("/end_session", web::get().to(logout::end_session_get))

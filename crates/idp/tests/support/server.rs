@@ -190,3 +190,31 @@ pub fn cheap_password_hash(password: &str) -> String {
         )
         .expect("hash")
 }
+
+/// Adds a person with `password` (hashed cheaply) whose second factor is the emailed code.
+pub fn person_with_emailed_codes(
+    store: &idp::store::Store,
+    email: &str,
+    password: &str,
+    member_code: Option<&str>,
+) -> idp::store::users::User {
+    use idp::store::users::{self, MfaSetting, NewUser};
+    let mut conn = store.connection().expect("conn");
+    let user = users::insert(
+        &mut conn,
+        &NewUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: email.into(),
+            member_code: member_code.map(str::to_string),
+            given_name: "Jean".into(),
+            family_name: "Roy".into(),
+            locale: "fr-CA".into(),
+            password_hash: Some(cheap_password_hash(password)),
+            must_reset: false,
+        },
+        idp::store::now(),
+    )
+    .expect("person");
+    users::set_mfa(&mut conn, &user.id, &MfaSetting::Email, idp::store::now()).expect("mfa");
+    user
+}

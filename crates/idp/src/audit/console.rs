@@ -1,0 +1,280 @@
+//! The auditor console's domain side: turning what an auditor typed into a filter, reading a
+//! page of events, and exports (CSV, JSON Lines), each export itself an audit event. Only
+//! people holding the `auditor` role get any of it.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::Deserialize;
+
+use crate::accounts::AccountHolder;
+use crate::app::AppState;
+use crate::audit::RequestOrigin;
+use crate::error::Error;
+use crate::store::audit::{self, AuditEvent, AuditFilter};
+use crate::store::roles::{self, Role};
+use crate::store::users;
+
+/// Events per console page.
+pub const PAGE_SIZE: i64 = 50;
+/// Most rows one export holds; narrow the filter for more.
+pub const EXPORT_LIMIT: usize = 100_000;
+
+/// The filter form as typed (every field optional).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+pub struct FilterForm {
+    /// `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` (UTC).
+    #[serde(default)]
+    pub from: String,
+    /// Same forms; a bare date includes that whole day.
+    #[serde(default)]
+    pub until: String,
+    /// Email or member code.
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub client: String,
+    #[serde(default)]
+    pub event_type: String,
+    #[serde(default)]
+    pub ip: String,
+    /// Paging: events older than this sequence number.
+    pub before: Option<i64>,
+}
+
+/// Why a filter cannot be applied; each has a message for the auditor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterProblem {
+    BadFrom,
+    BadUntil,
+    UnknownSubject,
+}
+
+impl FilterProblem {
+    /// The message id.
+    pub fn message_id(self) -> &'static str {
+        match self {
+            Self::BadFrom | Self::BadUntil => "audit-bad-date",
+            Self::UnknownSubject => "audit-unknown-subject",
+        }
+    }
+}
+
+fn parse_time(text: &str, end_of_day: bool) -> Option<Option<NaiveDateTime>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Some(None);
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M") {
+        return Some(Some(t));
+    }
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let day = if end_of_day { day.succ_opt()? } else { day };
+    Some(day.and_hms_opt(0, 0, 0))
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.chars().take(256).collect())
+}
+
+/// Resolves the typed filter: dates, and the subject by email or member code.
+pub async fn filter_of(
+    state: &AppState,
+    form: &FilterForm,
+) -> Result<Result<AuditFilter, FilterProblem>, Error> {
+    let Some(from) = parse_time(&form.from, false) else {
+        return Ok(Err(FilterProblem::BadFrom));
+    };
+    let Some(until) = parse_time(&form.until, true) else {
+        return Ok(Err(FilterProblem::BadUntil));
+    };
+    let subject = match non_empty(&form.subject) {
+        None => None,
+        Some(typed) => {
+            let found = state
+                .store
+                .run(move |conn| {
+                    Ok(match users::find_by_email(conn, &typed)? {
+                        Some(u) => Some(u),
+                        None => users::find_by_member_code(conn, &typed)?,
+                    })
+                })
+                .await?;
+            match found {
+                Some(user) => Some(user.id),
+                None => return Ok(Err(FilterProblem::UnknownSubject)),
+            }
+        }
+    };
+    Ok(Ok(AuditFilter {
+        from,
+        until,
+        subject,
+        client_id: non_empty(&form.client),
+        event_type: non_empty(&form.event_type),
+        ip: non_empty(&form.ip),
+    }))
+}
+
+/// Whether the holder may use the console.
+pub async fn is_auditor(state: &AppState, holder: &AccountHolder) -> Result<bool, Error> {
+    let user = holder.access.sub.clone();
+    Ok(state
+        .store
+        .run(move |conn| roles::has(conn, &user, Role::Auditor))
+        .await?)
+}
+
+/// One page of events, newest first, and the `before` of the next page if there is one.
+pub async fn page(
+    state: &AppState,
+    filter: AuditFilter,
+    before: Option<i64>,
+) -> Result<(Vec<AuditEvent>, Option<i64>), Error> {
+    let mut rows = state
+        .store
+        .run(move |conn| audit::search(conn, &filter, before, PAGE_SIZE + 1))
+        .await?;
+    let next = if rows.len() as i64 > PAGE_SIZE {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    JsonLines,
+}
+
+impl ExportFormat {
+    /// The `format` value in the audit event, and the file extension.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::JsonLines => "jsonl",
+        }
+    }
+}
+
+/// One event as exported and as the JSON API answers it.
+pub fn event_json(e: &AuditEvent) -> serde_json::Value {
+    serde_json::json!({
+        "seq": e.seq,
+        "chain_index": e.chain_index,
+        "id": e.id,
+        "occurred_at": e.occurred_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "event_type": e.event_type,
+        "actor": e.actor,
+        "subject": e.subject,
+        "client_id": e.client_id,
+        "ip": e.ip,
+        "user_agent": e.user_agent,
+        "request_id": e.request_id,
+        "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or(serde_json::Value::String(e.detail.clone())),
+        "row_hash": e.row_hash.as_ref().map(|h| h.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+    })
+}
+
+const CSV_HEADER: [&str; 13] = [
+    "seq",
+    "chain_index",
+    "id",
+    "occurred_at",
+    "event_type",
+    "actor",
+    "subject",
+    "client_id",
+    "ip",
+    "user_agent",
+    "request_id",
+    "detail",
+    "row_hash",
+];
+
+/// Every event matching `filter` (newest first, at most [`EXPORT_LIMIT`]) in `format`; the
+/// export is recorded as an `audit.exported` event with the filter and the row count.
+pub async fn export(
+    state: &AppState,
+    holder: &AccountHolder,
+    filter: AuditFilter,
+    format: ExportFormat,
+    origin: &RequestOrigin,
+) -> Result<Vec<u8>, Error> {
+    let query = filter.clone();
+    let rows = state
+        .store
+        .run(move |conn| {
+            let mut all = Vec::new();
+            let mut before = None;
+            loop {
+                let page = audit::search(conn, &query, before, 5000)?;
+                let Some(last) = page.last() else { break };
+                before = Some(last.seq);
+                all.extend(page);
+                if all.len() >= EXPORT_LIMIT {
+                    all.truncate(EXPORT_LIMIT);
+                    break;
+                }
+            }
+            Ok(all)
+        })
+        .await?;
+    let body = match format {
+        ExportFormat::JsonLines => {
+            let mut out = Vec::new();
+            for row in &rows {
+                out.extend(event_json(row).to_string().into_bytes());
+                out.push(b'\n');
+            }
+            out
+        }
+        ExportFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            let csv_error = |e: csv::Error| Error::Io(std::io::Error::other(e.to_string()));
+            writer.write_record(CSV_HEADER).map_err(csv_error)?;
+            for e in &rows {
+                let hash = e
+                    .row_hash
+                    .as_ref()
+                    .map(|h| h.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                    .unwrap_or_default();
+                let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+                writer
+                    .write_record([
+                        e.seq.to_string(),
+                        e.chain_index.map(|i| i.to_string()).unwrap_or_default(),
+                        e.id.clone(),
+                        e.occurred_at
+                            .and_utc()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        e.event_type.clone(),
+                        opt(&e.actor),
+                        opt(&e.subject),
+                        opt(&e.client_id),
+                        opt(&e.ip),
+                        opt(&e.user_agent),
+                        opt(&e.request_id),
+                        e.detail.clone(),
+                        hash,
+                    ])
+                    .map_err(csv_error)?;
+            }
+            writer
+                .into_inner()
+                .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?
+        }
+    };
+    let event = origin.event(
+        "audit.exported",
+        Some(holder.access.sub.clone()),
+        None,
+        None,
+        &serde_json::json!({ "format": format.name(), "rows": rows.len(), "filter": filter }),
+    );
+    state.audit.record(event).await?;
+    Ok(body)
+}
