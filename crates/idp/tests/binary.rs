@@ -586,3 +586,96 @@ fn audit_commands_verify_and_checkpoint_the_chain() {
         );
     }
 }
+
+/// `idp roles grant` / `revoke`: the role is stored, recorded in the audit log, and bad
+/// input is refused with a message naming what is wrong.
+#[test]
+fn roles_are_granted_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("GUICHET_DATABASE_URL", "sqlite://data/guichet.db")];
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    let store = idp::store::Store::open(
+        idp::store::DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
+        &idp::store::PoolOptions {
+            max_size: 1,
+            connect_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout_ms: 5000,
+        },
+    )
+    .expect("store");
+    let user = support::server::person_with_emailed_codes(
+        &store,
+        "auditrice@example.org",
+        "Correct-Horse-Battery-9",
+        None,
+    );
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let grant = [
+        "roles",
+        "grant",
+        "--email",
+        "auditrice@example.org",
+        "--role",
+    ];
+    let out = run(dir.path(), &[&grant[..], &["auditor"]].concat(), &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("auditor granted to auditrice@example.org"));
+    let has = || {
+        idp::store::roles::has(
+            &mut store.connection().expect("conn"),
+            &user.id,
+            idp::store::roles::Role::Auditor,
+        )
+        .expect("query")
+    };
+    assert!(has());
+    let out = run(dir.path(), &[&grant[..], &["auditor"]].concat(), &env);
+    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+    let out = run(dir.path(), &[&grant[..], &["root"]].concat(), &env);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unknown role `root`"), "{}", text(&out));
+    let out = run(
+        dir.path(),
+        &[
+            "roles",
+            "grant",
+            "--email",
+            "nobody@example.org",
+            "--role",
+            "auditor",
+        ],
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no person has the email address"),
+        "{}",
+        text(&out)
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "roles",
+            "revoke",
+            "--email",
+            "auditrice@example.org",
+            "--role",
+            "auditor",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!has());
+    let events: Vec<String> = idp::store::audit::recent(&mut store.connection().expect("conn"), 10)
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(events, vec!["role.revoked", "role.granted"]);
+}
