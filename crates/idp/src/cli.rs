@@ -81,6 +81,16 @@ pub enum AuditCommand {
     /// Sign a checkpoint at the chain's current head now (the server also makes them
     /// periodically: `audit.checkpoint_interval_secs`).
     Checkpoint,
+    /// Retention: export every event that occurred before a date to a new JSON Lines file,
+    /// sign a checkpoint at the last of them, then remove them (recorded as `audit.archived`).
+    Archive {
+        /// Events strictly before this UTC date (YYYY-MM-DD) are archived.
+        #[arg(long)]
+        before: String,
+        /// The archive file to create (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Signing key operations.
@@ -234,19 +244,11 @@ fn keys_command(settings: &Settings, action: KeysCommand) -> Result<(), crate::e
                 )?;
                 audit::append(
                     &mut conn,
-                    &NewAuditEvent {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        occurred_at: at,
-                        event_type: "signing_key.rotated".into(),
-                        actor: Some("cli".into()),
-                        subject: None,
-                        client_id: None,
-                        ip: None,
-                        user_agent: None,
-                        request_id: None,
-                        detail: serde_json::json!({ "kid": created.kid, "alg": created.alg })
-                            .to_string(),
-                    },
+                    &NewAuditEvent::by_cli(
+                        "signing_key.rotated",
+                        None,
+                        serde_json::json!({ "kid": created.kid, "alg": created.alg }),
+                    ),
                 )?;
                 println!("{} rotated: new key {}", created.alg, created.kid);
             }
@@ -276,6 +278,42 @@ fn audit_command(settings: &Settings, action: AuditCommand) -> Result<bool, crat
             }
             Ok(true)
         }
+        AuditCommand::Archive { before, out } => {
+            use crate::audit::chain::ArchiveRefused;
+            let before = chrono::NaiveDate::parse_from_str(&before, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .ok_or_else(|| {
+                    crate::config::ConfigError::Source(format!(
+                        "--before `{before}` is not a date: use YYYY-MM-DD"
+                    ))
+                })?;
+            match crate::audit::chain::archive(&mut conn, &keys, &issuer, before, &out)? {
+                Ok(a) => {
+                    println!(
+                        "archived rows through {} ({} rows) to {}, sha256 {}; the chain now verifies from the checkpoint at row {}",
+                        a.through,
+                        a.rows,
+                        out.display(),
+                        a.sha256,
+                        a.through
+                    );
+                    Ok(true)
+                }
+                Err(ArchiveRefused::Nothing) => {
+                    println!("nothing to archive before that date");
+                    Ok(true)
+                }
+                Err(ArchiveRefused::Broken(why)) => {
+                    println!("archive refused: the audit chain is BROKEN: {why}");
+                    Ok(false)
+                }
+                Err(ArchiveRefused::File(why)) => {
+                    println!("archive refused: cannot write the archive file {why}");
+                    Ok(false)
+                }
+            }
+        }
         AuditCommand::Verify => {
             let v = crate::audit::chain::verify(&mut conn, &keys, &issuer, 5000)?;
             let c = &v.chain;
@@ -290,8 +328,8 @@ fn audit_command(settings: &Settings, action: AuditCommand) -> Result<bool, crat
                 return Ok(false);
             }
             println!(
-                "audit chain intact: {} rows, {} checkpoints ({} signatures checked, {} by keys no longer published), {} rows from before the chain",
-                c.checked, c.checkpoints, v.signatures_checked, v.signatures_unverifiable, c.unchained
+                                "audit chain intact: {} rows, {} checkpoints ({} signatures checked, {} by keys no longer published), {} rows archived, {} rows from before the chain",
+                c.checked, c.checkpoints, v.signatures_checked, v.signatures_unverifiable, c.archived, c.unchained
             );
             Ok(true)
         }
@@ -323,23 +361,15 @@ fn roles_command(settings: &Settings, action: RolesCommand) -> Result<(), crate:
         if changed {
             audit::append(
                 conn,
-                &NewAuditEvent {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    occurred_at: now(),
-                    event_type: if grant {
+                &NewAuditEvent::by_cli(
+                    if grant {
                         "role.granted"
                     } else {
                         "role.revoked"
-                    }
-                    .into(),
-                    actor: Some("cli".into()),
-                    subject: Some(user.id.clone()),
-                    client_id: None,
-                    ip: None,
-                    user_agent: None,
-                    request_id: None,
-                    detail: serde_json::json!({ "role": role.as_str() }).to_string(),
-                },
+                    },
+                    Some(user.id.clone()),
+                    serde_json::json!({ "role": role.as_str() }),
+                ),
             )?;
         }
         Ok::<_, crate::store::StoreError>(changed)

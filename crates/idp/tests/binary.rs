@@ -679,3 +679,117 @@ fn roles_are_granted_and_revoked_from_the_command_line() {
         .collect();
     assert_eq!(events, vec!["role.revoked", "role.granted"]);
 }
+
+/// Retention with `idp audit archive`: old events go to a new JSON Lines file, a checkpoint is
+/// signed at the last of them, they leave the table, and the rest still verifies from that
+/// checkpoint; the append-only guard is back afterwards. On both backends.
+#[test]
+fn audit_archive_exports_checkpoints_then_prunes() {
+    use diesel::connection::SimpleConnection;
+    let pg = EmptyPostgres::create();
+    for postgres in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = idp::crypto::MasterKey::generate().to_base64();
+        let (database, target) = if postgres {
+            (
+                pg.url.clone(),
+                idp::store::DatabaseTarget::Postgres(pg.url.clone()),
+            )
+        } else {
+            (
+                "sqlite://data/guichet.db".to_string(),
+                idp::store::DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
+            )
+        };
+        let env = [
+            ("GUICHET_DATABASE_URL", database.as_str()),
+            ("GUICHET_MASTER_KEY", key.as_str()),
+        ];
+        let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(run(dir.path(), &["migrate"], &env).status.success());
+        let store = idp::store::Store::open(
+            target,
+            &idp::store::PoolOptions {
+                max_size: 1,
+                connect_timeout: Duration::from_secs(5),
+                sqlite_busy_timeout_ms: 5000,
+            },
+        )
+        .expect("store");
+        let mut conn = store.connection().expect("conn");
+        // Six events from January, then three from today (`keys rotate`).
+        let january = chrono::NaiveDate::from_ymd_opt(2026, 1, 10)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .expect("date");
+        for i in 0..6 {
+            idp::store::audit::append(
+                &mut conn,
+                &idp::store::audit::NewAuditEvent {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    occurred_at: january,
+                    event_type: "token.issued".into(),
+                    actor: None,
+                    subject: Some(format!("old-{i}")),
+                    client_id: None,
+                    ip: None,
+                    user_agent: None,
+                    request_id: None,
+                    detail: "{}".into(),
+                },
+            )
+            .expect("append");
+        }
+        assert!(run(dir.path(), &["keys", "rotate"], &env).status.success());
+        let archive_file = dir.path().join("audit-2026-01.jsonl");
+        let args = ["audit", "archive", "--before", "2026-06-01", "--out"];
+        let out = run(
+            dir.path(),
+            &[&args[..], &[archive_file.to_str().expect("utf8")]].concat(),
+            &env,
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            text(&out).contains("archived rows through 6 (6 rows)"),
+            "{out:?}"
+        );
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&archive_file)
+            .expect("archive")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 6);
+        assert!(lines.iter().all(|l| l["occurred_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-01-10"))));
+        assert_eq!(lines[0]["chain_index"], 1);
+        assert_eq!(lines[5]["chain_index"], 6);
+        let out = run(dir.path(), &["audit", "verify"], &env);
+        assert!(out.status.success(), "{out:?}");
+        assert!(text(&out).contains("audit chain intact: 4 rows"), "{out:?}");
+        assert!(text(&out).contains("6 rows archived"), "{out:?}");
+        let left = idp::store::audit::recent(&mut conn, 10).expect("rows");
+        assert_eq!(left.len(), 4, "three rotations and the archive event");
+        assert_eq!(left[0].event_type, "audit.archived");
+        // Nothing older is left; the file is never overwritten.
+        let out = run(
+            dir.path(),
+            &[&args[..], &[archive_file.to_str().expect("utf8")]].concat(),
+            &env,
+        );
+        assert!(text(&out).contains("nothing to archive"), "{out:?}");
+        // The append-only guard is back.
+        assert!(
+            conn.batch_execute("DELETE FROM audit_events").is_err(),
+            "deleting audit rows is refused again"
+        );
+        // Without the anchoring checkpoint the missing start is a break.
+        conn.batch_execute("DELETE FROM audit_checkpoints")
+            .expect("remove the checkpoint");
+        let out = run(dir.path(), &["audit", "verify"], &env);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            text(&out).contains("row 1 is missing (the next row is 7)"),
+            "{out:?}"
+        );
+    }
+}

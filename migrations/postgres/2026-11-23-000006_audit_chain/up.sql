@@ -32,3 +32,14 @@ CREATE TABLE user_roles (
     granted_at TIMESTAMP NOT NULL,
     PRIMARY KEY (user_id, role)
 );
+
+-- Retention: rows may be deleted only by the archive operation, which sets this flag for its
+-- own transaction after exporting and checkpointing them (`idp audit archive`).
+CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('guichet.audit_archive', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'audit_events is append-only';
+END;
+$$;

@@ -30,6 +30,24 @@ pub struct NewAuditEvent {
     pub detail: String,
 }
 
+impl NewAuditEvent {
+    /// An event done from the command line (`actor` = `cli`), now.
+    pub fn by_cli(event_type: &str, subject: Option<String>, detail: serde_json::Value) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            occurred_at: super::now(),
+            event_type: event_type.into(),
+            actor: Some("cli".into()),
+            subject,
+            client_id: None,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+            detail: detail.to_string(),
+        }
+    }
+}
+
 /// A stored event with its position in the log and in the chain.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
@@ -200,6 +218,9 @@ pub struct ChainReport {
     pub unchained: i64,
     /// Checkpoints compared with the chain.
     pub checkpoints: i64,
+    /// Rows archived and removed (the chain now starts after them, anchored on the checkpoint
+    /// signed when they were archived).
+    pub archived: i64,
     pub first_break: Option<ChainBreak>,
 }
 
@@ -214,15 +235,32 @@ pub fn verify(conn: &mut DbConnection, page: i64) -> StoreResult<ChainReport> {
         checked: 0,
         unchained,
         checkpoints: 0,
+        archived: 0,
         first_break: None,
     };
     let checkpoints: Vec<(i64, Vec<u8>)> = audit_checkpoints::table
         .select((audit_checkpoints::chain_index, audit_checkpoints::row_hash))
         .order(audit_checkpoints::chain_index.asc())
         .load(conn)?;
-    let mut next_checkpoint = checkpoints.iter().peekable();
     let mut expected = 1i64;
     let mut prev: Vec<u8> = Vec::new();
+    // After an archive the chain starts later, anchored on the checkpoint signed at the last
+    // archived row; without that checkpoint the missing start is a break like any other.
+    let first: Option<i64> = audit_events::table
+        .select(diesel::dsl::min(audit_events::chain_index))
+        .first(conn)?;
+    if let Some(first) = first.filter(|f| *f > 1) {
+        if let Some((_, hash)) = checkpoints.iter().find(|(at, _)| *at == first - 1) {
+            expected = first;
+            prev = hash.clone();
+            report.archived = first - 1;
+        }
+    }
+    let start = expected;
+    let mut next_checkpoint = checkpoints
+        .iter()
+        .filter(move |(at, _)| *at >= start)
+        .peekable();
     loop {
         let rows: Vec<AuditEvent> = audit_events::table
             .filter(audit_events::chain_index.ge(expected))
@@ -412,4 +450,70 @@ pub fn search(
         .limit(limit)
         .select(AuditEvent::as_select())
         .load(conn)?)
+}
+
+/// The end of the longest start of the chain whose events all occurred before `before`: the
+/// position just before the first event at or after it (or the last position when none is).
+pub fn last_index_before(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+) -> StoreResult<Option<i64>> {
+    let first_later: Option<i64> = audit_events::table
+        .filter(audit_events::occurred_at.ge(before))
+        .select(diesel::dsl::min(audit_events::chain_index))
+        .first(conn)?;
+    Ok(match first_later {
+        Some(first) => Some(first - 1).filter(|t| *t > 0),
+        None => audit_events::table
+            .select(diesel::dsl::max(audit_events::chain_index))
+            .first(conn)?,
+    })
+}
+
+/// Chained rows after position `after` up to `through`, in chain order, at most `limit`.
+pub fn chained_between(
+    conn: &mut DbConnection,
+    after: i64,
+    through: i64,
+    limit: i64,
+) -> StoreResult<Vec<AuditEvent>> {
+    Ok(audit_events::table
+        .filter(audit_events::chain_index.gt(after))
+        .filter(audit_events::chain_index.le(through))
+        .order(audit_events::chain_index.asc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?)
+}
+
+/// Deletes the chained rows through position `through`: the last step of an archive, after
+/// the rows were exported and a checkpoint at `through` was signed. The append-only guard is
+/// lifted for this transaction only. Returns how many rows went.
+pub fn prune_through(conn: &mut DbConnection, through: i64) -> StoreResult<usize> {
+    use diesel::connection::SimpleConnection;
+    let delete = |conn: &mut DbConnection| {
+        diesel::delete(audit_events::table.filter(audit_events::chain_index.le(through)))
+            .execute(conn)
+    };
+    super::write_transaction(conn, |conn| {
+        let deleted = match conn {
+            DbConnection::Sqlite(c) => {
+                c.batch_execute("DROP TRIGGER audit_events_no_delete")?;
+                let deleted = diesel::delete(
+                    audit_events::table.filter(audit_events::chain_index.le(through)),
+                )
+                .execute(c)?;
+                c.batch_execute(
+                    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events \
+                     BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;",
+                )?;
+                deleted
+            }
+            DbConnection::Postgres(_) => {
+                conn.batch_execute("SET LOCAL guichet.audit_archive = 'on'")?;
+                delete(conn)?
+            }
+        };
+        Ok::<_, StoreError>(deleted)
+    })
 }
