@@ -356,6 +356,9 @@ fn single_sign_on_across_portals_in_chromium() {
         );
         assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
     }
+    // No token either: every JWT (ID, access, logout tokens) starts with `eyJ`.
+    assert!(!audit_text.contains("eyJ"), "a JWT is in the audit log");
+    assert!(!logs.contains("eyJ"), "a JWT is in the logs");
     drop(dir);
 }
 
