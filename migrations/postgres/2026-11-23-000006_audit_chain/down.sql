@@ -1,8 +1,6 @@
 DROP TABLE user_roles;
 DROP TABLE audit_checkpoints;
 DROP TABLE audit_chain_head;
-DROP INDEX audit_events_client_id;
-DROP INDEX audit_events_event_type;
 DROP INDEX audit_events_chain_index;
 ALTER TABLE audit_events DROP COLUMN row_hash;
 ALTER TABLE audit_events DROP COLUMN prev_hash;

@@ -5,8 +5,6 @@ ALTER TABLE audit_events ADD COLUMN chain_index BIGINT;
 ALTER TABLE audit_events ADD COLUMN prev_hash BLOB;
 ALTER TABLE audit_events ADD COLUMN row_hash BLOB;
 CREATE UNIQUE INDEX audit_events_chain_index ON audit_events (chain_index);
-CREATE INDEX audit_events_event_type ON audit_events (event_type);
-CREATE INDEX audit_events_client_id ON audit_events (client_id);
 
 -- The end of the chain. Every append locks this one row, so appends from every instance form
 -- a single chain with no fork and no gap.
