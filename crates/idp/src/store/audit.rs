@@ -119,51 +119,83 @@ impl AuditEvent {
 
 /// Appends an event to the chain and returns its sequence number.
 pub fn append(conn: &mut DbConnection, event: &NewAuditEvent) -> StoreResult<i64> {
-    append_all(conn, std::slice::from_ref(event)).map(|seqs| seqs[0])
+    super::write_transaction(conn, |conn| {
+        let rows = chain(conn, std::slice::from_ref(event))?;
+        let seq = diesel::insert_into(audit_events::table)
+            .values(&rows[0])
+            .returning(audit_events::seq)
+            .get_result(conn)?;
+        Ok::<_, StoreError>(seq)
+    })
 }
 
-/// Appends events, in order, to the chain in one transaction; returns their sequence numbers.
-pub fn append_all(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<i64>> {
+/// Appends events, in order, to the chain in one transaction and one multi-row `INSERT`
+/// (the group-committing writer's path); returns how many were written.
+pub fn append_all(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<usize> {
+    if events.is_empty() {
+        return Ok(0);
+    }
     super::write_transaction(conn, |conn| {
-        // Writing the head first takes its row lock on PostgreSQL (SQLite's writer lock is
-        // already held): appends of concurrent transactions queue here and chain in turn.
-        diesel::update(audit_chain_head::table.find(1))
-            .set(audit_chain_head::last_index.eq(audit_chain_head::last_index))
-            .execute(conn)?;
-        let (mut index, mut prev): (i64, Vec<u8>) = audit_chain_head::table
-            .find(1)
-            .select((audit_chain_head::last_index, audit_chain_head::last_hash))
-            .first(conn)?;
-        let mut seqs = Vec::with_capacity(events.len());
-        for event in events {
-            // Stored times keep microseconds on both backends: hash what reads back.
-            let event = NewAuditEvent {
-                occurred_at: super::truncate_micros(event.occurred_at),
-                ..event.clone()
-            };
-            index += 1;
-            let hash = row_hash(index, &event, &prev);
-            seqs.push(
-                diesel::insert_into(audit_events::table)
-                    .values((
-                        &event,
-                        audit_events::chain_index.eq(index),
-                        audit_events::prev_hash.eq(&prev),
-                        audit_events::row_hash.eq(&hash),
-                    ))
-                    .returning(audit_events::seq)
-                    .get_result(conn)?,
-            );
-            prev = hash;
-        }
-        diesel::update(audit_chain_head::table.find(1))
-            .set((
-                audit_chain_head::last_index.eq(index),
-                audit_chain_head::last_hash.eq(&prev),
-            ))
-            .execute(conn)?;
-        Ok::<_, StoreError>(seqs)
+        let rows = chain(conn, events)?;
+        // Per backend: the multi-backend connection has no batch insert.
+        let written = match conn {
+            DbConnection::Sqlite(c) => diesel::insert_into(audit_events::table)
+                .values(&rows)
+                .execute(c)?,
+            DbConnection::Postgres(c) => diesel::insert_into(audit_events::table)
+                .values(&rows)
+                .execute(c)?,
+        };
+        Ok::<_, StoreError>(written)
     })
+}
+
+/// A row as inserted: the event and its place in the chain.
+#[derive(Insertable)]
+#[diesel(table_name = audit_events)]
+struct ChainedRow {
+    #[diesel(embed)]
+    event: NewAuditEvent,
+    chain_index: i64,
+    prev_hash: Vec<u8>,
+    row_hash: Vec<u8>,
+}
+
+/// Takes the chain's head (locking it until the transaction ends), links `events` after it,
+/// and moves the head past them. Must run inside a write transaction.
+fn chain(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<ChainedRow>> {
+    // Writing the head first takes its row lock on PostgreSQL (SQLite's writer lock is
+    // already held): appends of concurrent transactions queue here and chain in turn.
+    diesel::update(audit_chain_head::table.find(1))
+        .set(audit_chain_head::last_index.eq(audit_chain_head::last_index))
+        .execute(conn)?;
+    let (mut index, mut prev): (i64, Vec<u8>) = audit_chain_head::table
+        .find(1)
+        .select((audit_chain_head::last_index, audit_chain_head::last_hash))
+        .first(conn)?;
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        // Stored times keep microseconds on both backends: hash what reads back.
+        let event = NewAuditEvent {
+            occurred_at: super::truncate_micros(event.occurred_at),
+            ..event.clone()
+        };
+        index += 1;
+        let hash = row_hash(index, &event, &prev);
+        rows.push(ChainedRow {
+            event,
+            chain_index: index,
+            prev_hash: std::mem::replace(&mut prev, hash.clone()),
+            row_hash: hash,
+        });
+    }
+    diesel::update(audit_chain_head::table.find(1))
+        .set((
+            audit_chain_head::last_index.eq(index),
+            audit_chain_head::last_hash.eq(&prev),
+        ))
+        .execute(conn)?;
+    Ok(rows)
 }
 
 /// The first broken link of the chain.
