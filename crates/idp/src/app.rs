@@ -79,6 +79,31 @@ impl AppState {
             if synced > 0 {
                 tracing::info!(clients = synced, "configured clients registered");
             }
+            // What this instance starts with, for auditors: the registered clients and a hash
+            // of the whole configuration as printed by `idp check-config` (secrets redacted),
+            // so a change between two starts shows in the log.
+            let printed = format!("{settings:#?}");
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, printed.as_bytes());
+            let mut client_ids: Vec<&str> = registered.iter().map(|c| c.id.as_str()).collect();
+            client_ids.sort_unstable();
+            crate::store::audit::append(
+                &mut conn,
+                &crate::store::audit::NewAuditEvent {
+                    actor: Some("system".into()),
+                    ..crate::store::audit::NewAuditEvent::by_cli(
+                        "config.loaded",
+                        None,
+                        serde_json::json!({
+                            "clients": client_ids,
+                            "settings_sha256": digest
+                                .as_ref()
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect::<String>(),
+                        }),
+                    )
+                },
+            )?;
             let created = ensure_keys(&mut conn, &master_key, now())?;
             for key in &created {
                 tracing::info!(kid = %key.kid, alg = %key.alg, "signing key created");

@@ -344,6 +344,20 @@ fn single_sign_on_across_portals_in_chromium() {
         rows.iter().any(|r| r.event_type == "signin.sso"),
         "the journey was audited"
     );
+    let loaded = rows
+        .iter()
+        .find(|r| r.event_type == "config.loaded")
+        .expect("the start is audited");
+    assert!(
+        loaded.detail.contains("\"file-portal\""),
+        "{}",
+        loaded.detail
+    );
+    assert!(
+        loaded.detail.contains("settings_sha256"),
+        "{}",
+        loaded.detail
+    );
     let audit_text: String = rows.iter().map(|r| format!("{r:?}\n")).collect();
     drop(conn);
     let support::server::Deployment { server, dir, .. } = deployment;
