@@ -34,7 +34,7 @@ impl RequestOrigin {
         detail: &serde_json::Value,
     ) -> NewAuditEvent {
         NewAuditEvent {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::audit::new_event_id(),
             occurred_at: crate::store::now(),
             event_type: event_type.into(),
             actor,
@@ -125,7 +125,7 @@ mod tests {
 
     fn event(n: usize) -> NewAuditEvent {
         NewAuditEvent {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::audit::new_event_id(),
             occurred_at: now(),
             event_type: format!("test.{n}"),
             actor: None,

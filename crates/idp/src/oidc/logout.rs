@@ -221,7 +221,7 @@ async fn current_session(
 pub async fn end(state: &AppState, session: &Session, how: &str) -> Result<(), Error> {
     let record = session.record.clone();
     let event = NewAuditEvent {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: crate::store::audit::new_event_id(),
         occurred_at: now(),
         event_type: "logout".into(),
         actor: Some(record.user_id.clone()),
@@ -317,7 +317,7 @@ async fn deliver(
             }
         }
         let event = NewAuditEvent {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::audit::new_event_id(),
             occurred_at: now(),
             event_type: if delivered {
                 "logout.backchannel_sent".into()
