@@ -88,21 +88,15 @@ impl AppState {
             client_ids.sort_unstable();
             crate::store::audit::append(
                 &mut conn,
-                &crate::store::audit::NewAuditEvent {
-                    actor: Some("system".into()),
-                    ..crate::store::audit::NewAuditEvent::by_cli(
-                        "config.loaded",
-                        None,
-                        serde_json::json!({
-                            "clients": client_ids,
-                            "settings_sha256": digest
-                                .as_ref()
-                                .iter()
-                                .map(|b| format!("{b:02x}"))
-                                .collect::<String>(),
-                        }),
-                    )
-                },
+                &crate::store::audit::NewAuditEvent::by(
+                    "system",
+                    "config.loaded",
+                    None,
+                    serde_json::json!({
+                        "clients": client_ids,
+                        "settings_sha256": crate::crypto::hex(digest.as_ref()),
+                    }),
+                ),
             )?;
             let created = ensure_keys(&mut conn, &master_key, now())?;
             for key in &created {

@@ -244,7 +244,8 @@ fn keys_command(settings: &Settings, action: KeysCommand) -> Result<(), crate::e
                 )?;
                 audit::append(
                     &mut conn,
-                    &NewAuditEvent::by_cli(
+                    &NewAuditEvent::by(
+                        "cli",
                         "signing_key.rotated",
                         None,
                         serde_json::json!({ "kid": created.kid, "alg": created.alg }),
@@ -361,7 +362,8 @@ fn roles_command(settings: &Settings, action: RolesCommand) -> Result<(), crate:
         if changed {
             audit::append(
                 conn,
-                &NewAuditEvent::by_cli(
+                &NewAuditEvent::by(
+                    "cli",
                     if grant {
                         "role.granted"
                     } else {

@@ -193,6 +193,11 @@ impl KeyedHasher {
     }
 }
 
+/// Lower-case hexadecimal of `bytes` (hash values shown to operators and auditors).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Creates `dir` (and missing parents) readable by the owner only; an existing directory keeps
 /// its permissions.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {

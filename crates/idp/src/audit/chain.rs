@@ -189,12 +189,7 @@ pub fn archive(
     if let Err(e) = file.sync_all() {
         return Ok(Err(file_error(e)));
     }
-    let sha256: String = digest
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = crate::crypto::hex(digest.finish().as_ref());
     // The anchor the remaining chain will verify from.
     let anchor = audit::chained_between(conn, through - 1, through, 1)?;
     let Some(anchor_row) = anchor.first() else {
@@ -202,7 +197,8 @@ pub fn archive(
     };
     let hash = anchor_row.row_hash.clone().unwrap_or_default();
     audit::add_checkpoint(conn, &signed_checkpoint(keys, issuer, through, hash)?)?;
-    let event = crate::store::audit::NewAuditEvent::by_cli(
+    let event = crate::store::audit::NewAuditEvent::by(
+        "cli",
         "audit.archived",
         None,
         json!({

@@ -54,7 +54,7 @@ impl LockoutPolicy {
 
 /// The counter key of the account whose login name is `email` (whether it exists or not).
 pub fn account_key(hasher: &KeyedHasher, email: &str) -> String {
-    hex(&hasher.hash(
+    crate::crypto::hex(&hasher.hash(
         ACCOUNT_PURPOSE,
         crate::store::users::email_key(email).as_bytes(),
     ))
@@ -62,11 +62,7 @@ pub fn account_key(hasher: &KeyedHasher, email: &str) -> String {
 
 /// The counter key of an IP address.
 pub fn ip_key(hasher: &KeyedHasher, ip: &str) -> String {
-    hex(&hasher.hash(IP_PURPOSE, ip.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::crypto::hex(&hasher.hash(IP_PURPOSE, ip.as_bytes()))
 }
 
 /// Whether an attempt may be checked.

@@ -38,13 +38,19 @@ pub fn new_event_id() -> String {
 }
 
 impl NewAuditEvent {
-    /// An event done from the command line (`actor` = `cli`), now.
-    pub fn by_cli(event_type: &str, subject: Option<String>, detail: serde_json::Value) -> Self {
+    /// An event done outside any request, now, by `actor` (`cli` for the command line,
+    /// `system` for the server itself).
+    pub fn by(
+        actor: &str,
+        event_type: &str,
+        subject: Option<String>,
+        detail: serde_json::Value,
+    ) -> Self {
         Self {
             id: crate::store::audit::new_event_id(),
             occurred_at: super::now(),
             event_type: event_type.into(),
-            actor: Some("cli".into()),
+            actor: Some(actor.into()),
             subject,
             client_id: None,
             ip: None,
@@ -82,7 +88,7 @@ const HASH_PREFIX: &[u8] = b"guichet-audit-v1\n";
 /// SHA-256 over the canonical encoding of a row: a JSON array of its position, fields (time
 /// as `YYYY-MM-DDTHH:MM:SS.ffffff`) and the previous row's hash in hex.
 pub fn row_hash(index: i64, event: &NewAuditEvent, prev_hash: &[u8]) -> Vec<u8> {
-    let prev: String = prev_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let prev = crate::crypto::hex(prev_hash);
     let canonical = serde_json::json!([
         index,
         event.id,
