@@ -9,45 +9,19 @@
 //                                           theirs name the portal file-portal
 // Any failed check throws: the process exits non-zero and the Rust test fails.
 
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { env, nextCode, outboxCodes, screenshots } from './support.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  assert.ok(value, `${name} is not set`);
-  return value;
-};
 const IDP_URL = env('IDP_URL');
 const OUTBOX_DIR = env('OUTBOX_DIR');
 const ARTIFACTS_DIR = env('ARTIFACTS_DIR');
 const MEMBER_ID = env('MEMBER_ID');
-mkdirSync(ARTIFACTS_DIR, { recursive: true });
+const screenshot = screenshots(ARTIFACTS_DIR);
 
-function codes(recipient) {
-  return readdirSync(OUTBOX_DIR)
-    .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
-    .sort()
-    .map((n) => JSON.parse(readFileSync(join(OUTBOX_DIR, n), 'utf8')))
-    .filter((j) => j.recipient.toLowerCase() === recipient.toLowerCase())
-    .map((j) => j.parameters.code);
-}
-async function newCode(recipient, before) {
-  const deadline = Date.now() + 10000;
-  for (;;) {
-    const all = codes(recipient);
-    if (all.length > before) return all[all.length - 1];
-    assert.ok(Date.now() < deadline, `no code mailed to ${recipient}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-let shot = 0;
-async function screenshot(page, name) {
-  shot += 1;
-  await page.screenshot({ path: join(ARTIFACTS_DIR, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
+const codes = (recipient) => outboxCodes(OUTBOX_DIR, recipient);
+const newCode = (recipient, before) => nextCode(() => codes(recipient), before, recipient);
 
 // Opens /audit and signs in (password, emailed code); returns the console's answer status.
 async function openConsole(page, email) {

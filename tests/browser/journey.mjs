@@ -12,71 +12,21 @@
 //   NEW_PASSWORD    the password the imported member chooses
 // Any failed check throws: the process exits non-zero and the Rust test fails.
 
-import { createHmac } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { base32, env, nextCode, outboxCodes, screenshots, totp } from './support.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  assert.ok(value, `${name} is not set`);
-  return value;
-};
 const AUTHORIZE_URL = env('AUTHORIZE_URL');
 const CALLBACK = env('CALLBACK');
 const OUTBOX_DIR = env('OUTBOX_DIR');
 const ARTIFACTS_DIR = env('ARTIFACTS_DIR');
-mkdirSync(ARTIFACTS_DIR, { recursive: true });
+const screenshot = screenshots(ARTIFACTS_DIR);
 
-// RFC 4648 base32 and RFC 6238 TOTP (SHA-1, 6 digits, 30 s), as an authenticator app does.
-function base32(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of text.replace(/[\s=]/g, '').toUpperCase()) {
-    const v = alphabet.indexOf(c);
-    assert.ok(v >= 0, `not base32: ${c}`);
-    bits += v.toString(2).padStart(5, '0');
-  }
-  const bytes = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(bytes);
-}
-function totp(key, unixSeconds) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
-  return String(value).padStart(6, '0');
-}
 
-// The newest code mailed to `recipient`, waiting up to five seconds for it.
-async function codeFor(recipient, after = 0) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const jobs = readdirSync(OUTBOX_DIR)
-      .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
-      .sort()
-      .map((n) => JSON.parse(readFileSync(join(OUTBOX_DIR, n), 'utf8')))
-      .filter((j) => j.recipient.toLowerCase() === recipient.toLowerCase());
-    if (jobs.length > after) return jobs[jobs.length - 1].parameters.code;
-    assert.ok(Date.now() < deadline, `no code mailed to ${recipient}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-function mailCount(recipient) {
-  return readdirSync(OUTBOX_DIR)
-    .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
-    .map((n) => JSON.parse(readFileSync(join(OUTBOX_DIR, n), 'utf8')))
-    .filter((j) => j.recipient.toLowerCase() === recipient.toLowerCase()).length;
-}
-
-let shot = 0;
-async function screenshot(page, name) {
-  shot += 1;
-  await page.screenshot({ path: join(ARTIFACTS_DIR, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
+// The newest code mailed to `recipient` once more than `after` were, waiting up to 5 s.
+const codeFor = (recipient, after = 0) =>
+  nextCode(() => outboxCodes(OUTBOX_DIR, recipient), after, recipient, 5000);
+const mailCount = (recipient) => outboxCodes(OUTBOX_DIR, recipient).length;
 
 // Every visible field has a label and the standard autocomplete token for what it holds.
 async function checkFields(page) {
@@ -208,7 +158,7 @@ try {
   assert.equal(await page.getAttribute('html', 'lang'), 'en');
   await screenshot(page, 'switch-en');
   await context.close();
-  console.log(`browser journeys passed; ${shot} screenshots in ${ARTIFACTS_DIR}`);
+  console.log(`browser journeys passed; ${screenshot.count()} screenshots in ${ARTIFACTS_DIR}`);
 } finally {
   await browser.close();
 }

@@ -14,58 +14,26 @@
 //                       the run must see consecutive idp requests answered by different ones
 // Any failed check throws: the process exits non-zero and the Rust test fails.
 
-import { createHmac } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { base32, env, nextCode, outboxCodes, screenshots, totp } from './support.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  assert.ok(value, `${name} is not set`);
-  return value;
-};
 const FILE_URL = env('FILE_URL');
 const ATIP_URL = env('ATIP_URL');
 const IDP_URL = env('IDP_URL');
 const EMAIL = env('EMAIL');
 const ARTIFACTS_DIR = env('ARTIFACTS_DIR');
 const INSTANCE_HEADER = process.env.INSTANCE_HEADER;
-mkdirSync(ARTIFACTS_DIR, { recursive: true });
+const screenshot = screenshots(ARTIFACTS_DIR);
 
-function base32(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of text.replace(/[\s=]/g, '').toUpperCase()) {
-    const v = alphabet.indexOf(c);
-    assert.ok(v >= 0, `not base32: ${c}`);
-    bits += v.toString(2).padStart(5, '0');
-  }
-  const bytes = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(bytes);
-}
-function totp(key, unixSeconds) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 // Codes mailed to `recipient`, oldest first: from the outbox's JSON jobs, or from the raw
 // messages an SMTP server stored (the code is the six-digit number of the plain-text part).
 function codesFor(recipient) {
   const wanted = recipient.toLowerCase();
-  if (process.env.OUTBOX_DIR) {
-    const dir = process.env.OUTBOX_DIR;
-    return readdirSync(dir)
-      .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
-      .sort()
-      .map((n) => JSON.parse(readFileSync(join(dir, n), 'utf8')))
-      .filter((j) => j.recipient.toLowerCase() === wanted)
-      .map((j) => j.parameters.code);
-  }
+  if (process.env.OUTBOX_DIR) return outboxCodes(process.env.OUTBOX_DIR, recipient);
   const dir = join(env('MAILDIR'), 'new');
   return readdirSync(dir)
     .map((n) => readFileSync(join(dir, n), 'utf8'))
@@ -77,21 +45,9 @@ function codesFor(recipient) {
       return found[0];
     });
 }
-async function newCodeFor(recipient, before) {
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    const codes = codesFor(recipient);
-    if (codes.length > before) return codes[codes.length - 1];
-    assert.ok(Date.now() < deadline, `no code mailed to ${recipient}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const newCodeFor = (recipient, before) =>
+  nextCode(() => codesFor(recipient), before, recipient, 15000);
 
-let shot = 0;
-async function screenshot(page, name) {
-  shot += 1;
-  await page.screenshot({ path: join(ARTIFACTS_DIR, `${String(shot).padStart(2, '0')}-${name}.png`), fullPage: true });
-}
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true });
 const context = await browser.newContext({ locale: 'fr-CA' });
