@@ -360,7 +360,7 @@ fn jwks_is_served_and_rotation_reaches_a_running_instance() {
 #[test]
 fn expired_rows_are_purged_in_the_background() {
     use idp::store::login_transactions::{self, LoginTransactionRecord};
-    use idp::store::{DatabaseTarget, PoolOptions, Store};
+    use idp::store::DatabaseTarget;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("idp.toml"),
@@ -374,15 +374,7 @@ fn expired_rows_are_purged_in_the_background() {
             ("GUICHET_DATABASE__PURGE_INTERVAL_SECS", "1"),
         ],
     );
-    let store = Store::open(
-        DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
-        &PoolOptions {
-            max_size: 1,
-            connect_timeout: Duration::from_secs(10),
-            sqlite_busy_timeout_ms: 10_000,
-        },
-    )
-    .expect("store");
+    let store = support::open_store(DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")));
     let t = idp::store::now();
     let record = |id: &str, expires_at| LoginTransactionRecord {
         id: id.into(),
@@ -557,15 +549,7 @@ fn audit_commands_verify_and_checkpoint_the_chain() {
         } else {
             idp::store::DatabaseTarget::Sqlite(dir.path().join("data/guichet.db"))
         };
-        let store = idp::store::Store::open(
-            target,
-            &idp::store::PoolOptions {
-                max_size: 1,
-                connect_timeout: std::time::Duration::from_secs(5),
-                sqlite_busy_timeout_ms: 5000,
-            },
-        )
-        .expect("store");
+        let store = support::open_store(target);
         let tamper = if postgres {
             "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update;
              UPDATE audit_events SET actor = 'someone-else' WHERE chain_index = 1;"
@@ -594,15 +578,9 @@ fn roles_are_granted_and_revoked_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let env = [("GUICHET_DATABASE_URL", "sqlite://data/guichet.db")];
     assert!(run(dir.path(), &["migrate"], &env).status.success());
-    let store = idp::store::Store::open(
-        idp::store::DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
-        &idp::store::PoolOptions {
-            max_size: 1,
-            connect_timeout: Duration::from_secs(5),
-            sqlite_busy_timeout_ms: 5000,
-        },
-    )
-    .expect("store");
+    let store = support::open_store(idp::store::DatabaseTarget::Sqlite(
+        dir.path().join("data/guichet.db"),
+    ));
     let user = support::server::person_with_emailed_codes(
         &store,
         "auditrice@example.org",
@@ -707,15 +685,7 @@ fn audit_archive_exports_checkpoints_then_prunes() {
         ];
         let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).to_string();
         assert!(run(dir.path(), &["migrate"], &env).status.success());
-        let store = idp::store::Store::open(
-            target,
-            &idp::store::PoolOptions {
-                max_size: 1,
-                connect_timeout: Duration::from_secs(5),
-                sqlite_busy_timeout_ms: 5000,
-            },
-        )
-        .expect("store");
+        let store = support::open_store(target);
         let mut conn = store.connection().expect("conn");
         // Six events from January, then three from today (`keys rotate`).
         let january = chrono::NaiveDate::from_ymd_opt(2026, 1, 10)

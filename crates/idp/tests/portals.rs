@@ -548,15 +548,7 @@ fn two_instances_behind_nginx_serve_the_whole_journey() {
     std::fs::create_dir_all(&lb_dir).expect("nginx dir");
     let _nginx = nginx(&lb_dir, lb_port, &ports);
 
-    let store = idp::store::Store::open(
-        idp::store::DatabaseTarget::Postgres(pg.url.clone()),
-        &idp::store::PoolOptions {
-            max_size: 1,
-            connect_timeout: Duration::from_secs(10),
-            sqlite_busy_timeout_ms: 1000,
-        },
-    )
-    .expect("store");
+    let store = support::open_store(idp::store::DatabaseTarget::Postgres(pg.url.clone()));
     users::insert(
         &mut store.connection().expect("conn"),
         &imported_member(),

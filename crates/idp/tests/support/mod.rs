@@ -65,6 +65,12 @@ fn pool_options() -> PoolOptions {
     }
 }
 
+/// A store on a database another process (the server under test) owns, for assertions and
+/// for setting up data.
+pub fn open_store(target: DatabaseTarget) -> Store {
+    Store::open(target, &pool_options()).expect("open the server's database")
+}
+
 impl TestDb {
     /// A new migrated database: PostgreSQL when `postgres`, else SQLite.
     pub fn new(postgres: bool) -> Self {
