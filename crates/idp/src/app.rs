@@ -125,16 +125,7 @@ impl AppState {
             cores,
         )
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mail = match (&redis, &settings.mail.queue_key) {
-            (Some(client), Some(key)) => crate::mail::MailQueue::redis(
-                client.clone(),
-                mail_queue::QueueKey::from_base64(key.expose())
-                    .map_err(|e| std::io::Error::other(e.to_string()))?,
-                settings.mail.stream_max_len,
-            ),
-            _ => crate::mail::MailQueue::outbox(&settings.data_dir, settings.dev_mode)
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
-        };
+        let mail = mail_queue_of(&settings, redis.as_ref())?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
@@ -158,6 +149,24 @@ impl AppState {
             keys: Arc::new(keys),
         })
     }
+}
+
+/// Where this deployment's mail goes: the Redis stream when Redis and a queue key are
+/// configured, otherwise the in-process outbox.
+pub fn mail_queue_of(
+    settings: &Settings,
+    redis: Option<&redis::Client>,
+) -> Result<crate::mail::MailQueue, Error> {
+    Ok(match (redis, &settings.mail.queue_key) {
+        (Some(client), Some(key)) => crate::mail::MailQueue::redis(
+            client.clone(),
+            mail_queue::QueueKey::from_base64(key.expose())
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+            settings.mail.stream_max_len,
+        ),
+        _ => crate::mail::MailQueue::outbox(&settings.data_dir, settings.dev_mode)
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+    })
 }
 
 /// A bound server, not yet awaited: lets tests and the demo learn the port before serving.
@@ -297,6 +306,7 @@ async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::
                         at - chrono::Duration::days(1),
                         at,
                     )?,
+                    crate::store::email_changes::purge_expired(conn, at)?,
                 ])
             })
             .await;
@@ -309,6 +319,7 @@ async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::
                 client_assertions = counts[4],
                 refresh_tokens = counts[5],
                 attempt_counters = counts[6],
+                email_changes = counts[7],
                 "expired rows purged"
             ),
             Ok(_) => {}

@@ -1,4 +1,5 @@
-//! The `idp` command line: `serve`, `migrate`, `check-config`, `gen-master-key`.
+//! The `idp` command line: serving, migrations, keys, the audit chain, roles, people and
+//! clients.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ pub struct Cli {
     /// Configuration file (TOML). Defaults to config/idp.toml when it exists.
     #[arg(long, short, global = true, env = CONFIG_ENV, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Print results as JSON (users and clients commands).
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +53,92 @@ pub enum Command {
     Roles {
         #[command(subcommand)]
         action: RolesCommand,
+    },
+    /// People: member import, search, and the helpdesk's repairs (each recorded in the audit
+    /// log with its reason).
+    Users {
+        #[command(subcommand)]
+        action: UsersCommand,
+    },
+    /// Registered portals (OAuth clients) other than those of the configuration file.
+    Clients {
+        #[command(subcommand)]
+        action: ClientsCommand,
+    },
+}
+
+/// Operations on people. PERSON is an email address, a member code or a user id.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Import members from a CSV file with a header row: email, member_code, given_name,
+    /// family_name, locale. Invalid rows are reported by line and skipped; people already
+    /// present are left as they are, so a re-run imports nothing twice. Exits with 1 when some
+    /// rows were invalid.
+    Import {
+        /// The CSV file (UTF-8).
+        file: PathBuf,
+    },
+    /// Find people by email address, member code or name; shows where each account stands.
+    Find {
+        /// An email address, a member code, or words of a name.
+        query: String,
+    },
+    /// Remove the person's second factor: at the next sign-in they confirm their contact email
+    /// with a code, choose a new password and enrol a method again.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        person: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a lock after too many failed attempts.
+    Unlock {
+        person: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Start changing the contact email: a code goes to the new address and a notice to the
+    /// old one; the change takes effect when the person enters the code.
+    SetEmail {
+        person: String,
+        /// The new contact email address.
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Operations on registered portals.
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a portal; a confidential client's secret is printed once.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// A public client (no secret, PKCE required).
+        #[arg(long)]
+        public: bool,
+        /// Exact redirect URI; repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where the portal may ask to return after logout; repeat for several.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List every registered client.
+    List,
+    /// Replace a client's secret; the new one is printed once and the old one stops working.
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -139,6 +229,16 @@ impl Cli {
             Command::GenMasterKey | Command::GenClientSecret => Ok(()),
             Command::Keys { action } => keys_command(&settings, action),
             Command::Roles { action } => roles_command(&settings, action),
+            Command::Users { action } => match users_command(&settings, action, self.json) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            },
+            Command::Clients { action } => match clients_command(&settings, action, self.json) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            },
             Command::Audit { action } => match audit_command(&settings, action) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
@@ -387,4 +487,344 @@ fn roles_command(settings: &Settings, action: RolesCommand) -> Result<(), crate:
         );
     }
     Ok(())
+}
+
+fn hasher_of(settings: &Settings) -> Result<crate::crypto::KeyedHasher, crate::error::Error> {
+    let (master_key, _) = MasterKey::resolve(
+        settings.master_key.as_ref().map(|k| k.expose()),
+        &settings.data_dir,
+    )?;
+    Ok(crate::crypto::KeyedHasher::new(&master_key))
+}
+
+fn reason_of(text: &str) -> Result<crate::staff::Reason, crate::error::Error> {
+    crate::staff::Reason::parse(text)
+        .map_err(|r| crate::config::ConfigError::Source(format!("--reason: {r}")).into())
+}
+
+/// Prints a refusal (as JSON with `--json`); the command then exits with 1.
+fn refused(json: bool, refusal: &crate::staff::Refusal) -> bool {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": false, "error": refusal.to_string() })
+        );
+    } else {
+        eprintln!("refused: {refusal}");
+    }
+    false
+}
+
+/// Runs a users command; `Ok(false)` when it was refused or some import rows were invalid.
+fn users_command(
+    settings: &Settings,
+    action: UsersCommand,
+    json: bool,
+) -> Result<bool, crate::error::Error> {
+    use crate::staff::{self, Actor};
+    let store = open_store(settings)?;
+    let mut conn = store.connection()?;
+    let hasher = hasher_of(settings)?;
+    let actor = Actor::cli();
+    match action {
+        UsersCommand::Import { file } => {
+            let input = std::fs::File::open(&file).map_err(|e| {
+                crate::config::ConfigError::Source(format!("cannot open {}: {e}", file.display()))
+            })?;
+            let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(size),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {percent:>3}% {binary_bytes}/{binary_total_bytes} {elapsed} (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let started = std::time::Instant::now();
+            let report = staff::import::import(
+                &mut conn,
+                std::io::BufReader::with_capacity(1 << 16, input),
+                |bytes| bar.set_position(bytes),
+            )
+            .map_err(|e| crate::config::ConfigError::Source(e.to_string()))?;
+            bar.finish_and_clear();
+            let seconds = started.elapsed().as_secs_f64();
+            audit::append(
+                &mut conn,
+                &actor.event(
+                    "users.imported",
+                    None,
+                    &serde_json::json!({
+                        "file": file.file_name().map(|f| f.to_string_lossy().to_string()),
+                        "rows": report.rows,
+                        "imported": report.imported,
+                        "already_present": report.already_present,
+                        "invalid": report.invalid.len(),
+                    }),
+                ),
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "ok": report.invalid.is_empty(),
+                        "rows": report.rows,
+                        "imported": report.imported,
+                        "already_present": report.already_present,
+                        "invalid": report.invalid,
+                        "seconds": seconds,
+                    })
+                );
+            } else {
+                for e in &report.invalid {
+                    println!("line {}: {}", e.line, e.message);
+                }
+                println!(
+                    "{} rows: {} imported, {} already present, {} invalid ({:.1} s, {:.0} rows/s)",
+                    report.rows,
+                    report.imported,
+                    report.already_present,
+                    report.invalid.len(),
+                    seconds,
+                    report.rows as f64 / seconds.max(1e-6)
+                );
+            }
+            Ok(report.invalid.is_empty())
+        }
+        UsersCommand::Find { query } => {
+            let query = match staff::PersonQuery::parse(&query) {
+                Ok(q) => q,
+                Err(r) => return Ok(refused(json, &r)),
+            };
+            let at = now();
+            let mut found = Vec::new();
+            for user in staff::find_people(&mut conn, &query)? {
+                if let Some(status) = staff::status(&mut conn, &hasher, &user.id, at)? {
+                    found.push(status);
+                }
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "people": found.iter().map(crate::staff::PersonStatus::to_json).collect::<Vec<_>>() })
+                );
+            } else if found.is_empty() {
+                println!("nobody found");
+            } else {
+                for s in &found {
+                    let u = &s.user;
+                    println!(
+                        "{}  {} {} <{}>  code {}  {}  2FA {}{}",
+                        u.id,
+                        u.given_name,
+                        u.family_name,
+                        u.email,
+                        u.member_code.as_deref().unwrap_or("-"),
+                        s.state(),
+                        u.mfa_method.as_str(),
+                        s.locked_until
+                            .map(|t| format!("  locked until {}", t.format("%Y-%m-%d %H:%M UTC")))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(true)
+        }
+        UsersCommand::Reset2fa { person, reason } => {
+            let reason = reason_of(&reason)?;
+            let user = match staff::person_named(&mut conn, &person)? {
+                Ok(u) => u,
+                Err(r) => return Ok(refused(json, &r)),
+            };
+            match staff::reset_second_factor(&mut conn, &actor, &user.id, &reason)? {
+                Ok(user) => {
+                    done(json, &user, "second factor reset: at the next sign-in they confirm their email and enrol again");
+                    Ok(true)
+                }
+                Err(r) => Ok(refused(json, &r)),
+            }
+        }
+        UsersCommand::Unlock { person, reason } => {
+            let reason = reason_of(&reason)?;
+            let user = match staff::person_named(&mut conn, &person)? {
+                Ok(u) => u,
+                Err(r) => return Ok(refused(json, &r)),
+            };
+            match staff::unlock(&mut conn, &hasher, &actor, &user.id, &reason)? {
+                Ok(was_locked) => {
+                    done(
+                        json,
+                        &user,
+                        if was_locked {
+                            "unlocked"
+                        } else {
+                            "was not locked; failure counts cleared"
+                        },
+                    );
+                    Ok(true)
+                }
+                Err(r) => Ok(refused(json, &r)),
+            }
+        }
+        UsersCommand::SetEmail {
+            person,
+            email,
+            reason,
+        } => {
+            let reason = reason_of(&reason)?;
+            let user = match staff::person_named(&mut conn, &person)? {
+                Ok(u) => u,
+                Err(r) => return Ok(refused(json, &r)),
+            };
+            let policy = crate::authn::email_code::CodePolicy::from_settings(&settings.sign_in);
+            let started = match staff::begin_email_change(
+                &mut conn, &hasher, &policy, &actor, &user.id, &email, &reason,
+            )? {
+                Ok(s) => s,
+                Err(r) => return Ok(refused(json, &r)),
+            };
+            let redis = settings
+                .redis_url
+                .as_deref()
+                .map(redis::Client::open)
+                .transpose()?;
+            let mail = crate::app::mail_queue_of(settings, redis.as_ref())?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(staff::send_email_change_mails(
+                    &mail,
+                    &settings.issuer(),
+                    &started,
+                ))
+                .map_err(|e| crate::config::ConfigError::Source(e.to_string()))?;
+            done(
+                json,
+                &started.user,
+                &format!(
+                    "a code was sent to {}, a notice to {}; the change takes effect when the code is entered",
+                    started.new_email, started.user.email
+                ),
+            );
+            Ok(true)
+        }
+    }
+}
+
+fn done(json: bool, user: &crate::store::users::User, what: &str) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": true, "id": user.id, "email": user.email, "done": what })
+        );
+    } else {
+        println!("{} <{}>: {what}", user.id, user.email);
+    }
+}
+
+/// Runs a clients command; `Ok(false)` when it was refused.
+fn clients_command(
+    settings: &Settings,
+    action: ClientsCommand,
+    json: bool,
+) -> Result<bool, crate::error::Error> {
+    use crate::staff::{portals, Actor};
+    let store = open_store(settings)?;
+    let mut conn = store.connection()?;
+    let hasher = hasher_of(settings)?;
+    let actor = Actor::cli();
+    let configured = settings.configured_client_ids();
+    match action {
+        ClientsCommand::List => {
+            let listed = crate::store::clients::list(&mut conn)?;
+            if json {
+                let rows: Vec<_> = listed
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "id": c.id,
+                            "name": c.name,
+                            "kind": c.kind,
+                            "enabled": c.enabled,
+                            "redirect_uris": c.redirect_uris,
+                            "from_configuration": configured.contains(&c.id),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({ "clients": rows }));
+            } else {
+                for c in &listed {
+                    println!(
+                        "{:<24} {:<12} {:<8} {:<13} {}",
+                        c.id,
+                        c.kind,
+                        if c.enabled { "enabled" } else { "disabled" },
+                        if configured.contains(&c.id) {
+                            "configuration"
+                        } else {
+                            "console"
+                        },
+                        c.name
+                    );
+                }
+            }
+            Ok(true)
+        }
+        ClientsCommand::Add {
+            id,
+            name,
+            public,
+            redirect_uris,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
+            reason,
+        } => {
+            let reason = reason_of(&reason)?;
+            let new = portals::NewPortal {
+                id,
+                name,
+                public,
+                redirect_uris,
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
+            };
+            match portals::create(&mut conn, &hasher, &configured, &actor, &new, &reason)? {
+                Ok(secret) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "ok": true, "client_id": new.id, "client_secret": secret })
+                        );
+                    } else {
+                        println!("client {} registered", new.id);
+                        if let Some(secret) = secret {
+                            println!("client secret (shown once, keep it now): {secret}");
+                        }
+                    }
+                    Ok(true)
+                }
+                Err(r) => Ok(refused(json, &r)),
+            }
+        }
+        ClientsCommand::RotateSecret { id, reason } => {
+            let reason = reason_of(&reason)?;
+            match portals::rotate_secret(&mut conn, &hasher, &configured, &actor, &id, &reason)? {
+                Ok(secret) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "ok": true, "client_id": id, "client_secret": secret })
+                        );
+                    } else {
+                        println!("new client secret for {id} (shown once, keep it now): {secret}");
+                    }
+                    Ok(true)
+                }
+                Err(r) => Ok(refused(json, &r)),
+            }
+        }
+    }
 }

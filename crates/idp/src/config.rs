@@ -440,7 +440,41 @@ pub struct ClientSettings {
     pub jwks: Option<jsonwebtoken::jwk::JwkSet>,
 }
 
+impl Settings {
+    /// Ids of the clients this configuration declares, and of the account page: they are
+    /// written from here at every start, so the console and the command line leave them be.
+    pub fn configured_client_ids(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .map(|c| c.id.clone())
+            .chain(std::iter::once(
+                crate::accounts::ACCOUNT_CLIENT_ID.to_string(),
+            ))
+            .collect()
+    }
+}
+
 impl ClientSettings {
+    /// A client with this id, name and kind, and every other field at its default.
+    pub fn new(id: &str, name: &str, kind: ClientKind) -> Self {
+        Self {
+            id: id.to_string(),
+            name: name.to_string(),
+            kind,
+            secret: None,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            scopes: Self::default_scopes(),
+            grants: Self::default_grants(),
+            id_token_alg: Self::default_alg(),
+            first_party: false,
+            first_factor: Self::default_first_factor(),
+            required_level: Self::default_level(),
+            jwks: None,
+        }
+    }
+
     fn default_kind() -> ClientKind {
         ClientKind::Confidential
     }
@@ -463,7 +497,7 @@ impl ClientSettings {
     }
 
     /// Checks one client; `Err` holds the field and why.
-    fn check(&self) -> Result<(), (&'static str, String)> {
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         let valid_id = !self.id.is_empty()
             && self.id.len() <= 64
             && self

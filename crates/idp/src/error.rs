@@ -30,6 +30,8 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 /// Body of an error answer: an RFC 6749-style object, also used outside OAuth endpoints.
@@ -43,9 +45,9 @@ impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
             Error::OAuth(e) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-            Error::Store(StoreError::Pool(_) | StoreError::Connect(_)) | Error::Redis(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::Store(StoreError::Pool(_) | StoreError::Connect(_))
+            | Error::Redis(_)
+            | Error::Mail(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

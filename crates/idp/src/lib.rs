@@ -14,6 +14,7 @@ pub mod error;
 pub mod i18n;
 pub mod mail;
 pub mod oidc;
+pub mod staff;
 pub mod store;
 pub mod telemetry;
 pub mod web;

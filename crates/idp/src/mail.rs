@@ -144,6 +144,24 @@ impl MailQueue {
     }
 }
 
+/// A notice for `recipient` (no code), pointing to `link` when given; kept a day in the queue.
+pub fn notice_job(template: Template, recipient: &str, lang: Lang, link: Option<&str>) -> MailJob {
+    let mut parameters = BTreeMap::new();
+    if let Some(link) = link {
+        parameters.insert("link".to_string(), link.to_string());
+    }
+    MailJob {
+        version: CONTRACT_VERSION,
+        id: uuid::Uuid::new_v4().to_string(),
+        recipient: recipient.to_string(),
+        template,
+        locale: crate::i18n::mail_locale(lang),
+        parameters,
+        created_at: Utc::now(),
+        expires_at: Utc::now() + chrono::Duration::days(1),
+    }
+}
+
 /// A one-time code message for `recipient`, useless after `expires_at`.
 pub fn code_job(
     template: Template,

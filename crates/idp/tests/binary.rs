@@ -159,7 +159,7 @@ fn migrate_applies_then_has_nothing_left() {
     ];
     let first = run(dir.path(), &["migrate"], &env);
     assert!(first.status.success(), "{first:?}");
-    assert!(String::from_utf8_lossy(&first.stdout).contains("6 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("7 migration(s) applied"));
     let again = run(dir.path(), &["migrate"], &env);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 
@@ -761,5 +761,294 @@ fn audit_archive_exports_checkpoints_then_prunes() {
             text(&out).contains("row 1 is missing (the next row is 7)"),
             "{out:?}"
         );
+    }
+}
+
+/// `idp users import`: 100,000 members with 1% invalid rows of every kind. The valid rows are
+/// imported, each invalid row is reported with its line, and a second run imports nothing.
+#[test]
+fn members_are_imported_from_csv_with_errors_by_line_and_idempotently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("GUICHET_DATABASE_URL", "sqlite://data/guichet.db")];
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    let mut csv = String::from("email,member_code,given_name,family_name,locale\n");
+    let mut invalid_lines = Vec::new();
+    for i in 0..100_000u32 {
+        let line = u64::from(i) + 2;
+        let code = match i % 4 {
+            0 => format!("{:05}", i % 100_000),
+            1 => format!("R{:05}", i % 100_000),
+            2 => format!("E{:08}", i),
+            _ => format!("500{:05}", i % 100_000),
+        };
+        let row = if i % 100 == 99 {
+            invalid_lines.push(line);
+            match (i / 100) % 5 {
+                0 => format!("not-an-email,{code},Marie,Tremblay,fr-CA"),
+                1 => format!("m{i}@example.org,X{i},Marie,Tremblay,fr-CA"),
+                2 => format!("m{i}@example.org,{code},Marie,,en"),
+                3 => format!("m{i}@example.org,{code},Marie,Tremblay,de"),
+                // The same address as the row before it (with another case).
+                _ => format!("M{}@Example.org,,Marie,Tremblay,en", i - 1),
+            }
+        } else {
+            format!("m{i}@example.org,{code},Marie,Tremblay-{i},fr-CA")
+        };
+        csv.push_str(&row);
+        csv.push('\n');
+    }
+    std::fs::write(dir.path().join("members.csv"), csv).expect("csv");
+    let out = run(
+        dir.path(),
+        &["users", "import", "members.csv", "--json"],
+        &env,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "invalid rows make the exit status 1"
+    );
+    assert_eq!(report["rows"], 100_000);
+    assert_eq!(report["imported"], 99_000, "{}", report["invalid"][0]);
+    assert_eq!(report["already_present"], 0);
+    let reported: Vec<u64> = report["invalid"]
+        .as_array()
+        .expect("invalid")
+        .iter()
+        .map(|e| e["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(reported, invalid_lines);
+    let messages: Vec<&str> = report["invalid"]
+        .as_array()
+        .expect("invalid")
+        .iter()
+        .take(5)
+        .map(|e| e["message"].as_str().expect("message"))
+        .collect();
+    assert!(
+        messages[0].contains("not a valid email address"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("member code `X199` is not valid"),
+        "{messages:?}"
+    );
+    assert!(messages[2].contains("family_name is empty"), "{messages:?}");
+    assert!(messages[3].contains("locale `de`"), "{messages:?}");
+    assert!(messages[4].contains("already on line"), "{messages:?}");
+
+    let store = support::open_store(idp::store::DatabaseTarget::Sqlite(
+        dir.path().join("data/guichet.db"),
+    ));
+    let count = || idp::store::users::count(&mut store.connection().expect("conn")).expect("count");
+    assert_eq!(count(), 99_000);
+    let marie =
+        idp::store::users::find_by_email(&mut store.connection().expect("conn"), "m5@example.org")
+            .expect("find")
+            .expect("imported");
+    assert!(marie.must_reset && marie.password_hash.is_none());
+    assert_eq!(marie.member_code.as_deref(), Some("R00005"));
+
+    // Again: nothing new, the same rows reported, and a summary in text.
+    let out = run(dir.path(), &["users", "import", "members.csv"], &env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text.contains(&format!("line {}: ", invalid_lines[0])),
+        "{text}"
+    );
+    assert!(
+        text.contains("100000 rows: 0 imported, 99000 already present, 1000 invalid"),
+        "{}",
+        text.lines().last().unwrap_or_default()
+    );
+    assert_eq!(count(), 99_000);
+    let imports = idp::store::audit::recent(&mut store.connection().expect("conn"), 5)
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.event_type == "users.imported")
+        .count();
+    assert_eq!(imports, 2, "each run is recorded");
+    // A file without the required columns is refused as a whole.
+    std::fs::write(dir.path().join("bad.csv"), "mail,name\na@example.org,A\n").expect("csv");
+    let out = run(dir.path(), &["users", "import", "bad.csv"], &env);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lacks the column `email`"));
+}
+
+/// The helpdesk's operations from the command line: find, unlock, reset-2fa, set-email, and
+/// the client commands; each recorded with the reason, actor `cli`.
+#[test]
+fn helpdesk_and_client_operations_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("GUICHET_DATABASE_URL", "sqlite://data/guichet.db")];
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    let store = support::open_store(idp::store::DatabaseTarget::Sqlite(
+        dir.path().join("data/guichet.db"),
+    ));
+    let user = support::server::person_with_emailed_codes(
+        &store,
+        "marie@example.org",
+        "Correct-Horse-Battery-9",
+        Some("50012345"),
+    );
+    let json = |args: &[&str]| {
+        let out = run(dir.path(), &[args, &["--json"]].concat(), &env);
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "{args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.success(), value)
+    };
+    let (ok, found) = json(&["users", "find", "50012345"]);
+    assert!(ok);
+    assert_eq!(found["people"][0]["email"], "marie@example.org");
+    assert_eq!(found["people"][0]["state"], "active");
+    assert_eq!(found["people"][0]["second_factor"], "email");
+    let (ok, found) = json(&["users", "find", "5001234"]);
+    assert!(!ok);
+    assert!(found["error"]
+        .as_str()
+        .expect("error")
+        .contains("member code is not valid"));
+    let (_, found) = json(&["users", "find", "Roy"]);
+    assert_eq!(
+        found["people"].as_array().expect("people").len(),
+        1,
+        "by name"
+    );
+
+    let (ok, _) = json(&[
+        "users",
+        "unlock",
+        "marie@example.org",
+        "--reason",
+        "locked by mistake",
+    ]);
+    assert!(ok);
+    let (ok, _) = json(&["users", "reset-2fa", "50012345", "--reason", "lost phone"]);
+    assert!(ok);
+    let (ok, _) = json(&[
+        "users",
+        "set-email",
+        &user.id,
+        "--email",
+        "marie.t@example.org",
+        "--reason",
+        "new address",
+    ]);
+    assert!(ok);
+    let (ok, refused) = json(&[
+        "users",
+        "set-email",
+        "marie@example.org",
+        "--email",
+        "marie@example.org",
+        "--reason",
+        "x",
+    ]);
+    assert!(!ok);
+    assert!(refused["error"]
+        .as_str()
+        .expect("error")
+        .contains("already the person's contact email"));
+    let out = run(dir.path(), &["users", "unlock", "marie@example.org"], &env);
+    assert!(!out.status.success(), "a reason is required");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"));
+    let out = run(
+        dir.path(),
+        &["users", "unlock", "marie@example.org", "--reason", " "],
+        &env,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a reason is required"));
+
+    let mut conn = store.connection().expect("conn");
+    let now = idp::store::users::find_by_id(&mut conn, &user.id)
+        .expect("find")
+        .expect("user");
+    assert_eq!(now.mfa_method, idp::store::users::MfaMethod::None);
+    assert!(now.must_reset);
+    assert_eq!(
+        now.email, "marie@example.org",
+        "the change waits for the code"
+    );
+    let outbox = mail_worker::Outbox::open(dir.path().join("data/outbox")).expect("outbox");
+    let jobs = outbox.messages().expect("messages");
+    assert!(jobs.iter().any(|j| j.recipient == "marie.t@example.org"
+        && j.template == mail_queue::Template::EmailChangeCode));
+    assert!(jobs.iter().any(|j| j.recipient == "marie@example.org"
+        && j.template == mail_queue::Template::EmailChangeNotice));
+
+    // Clients.
+    let (ok, added) = json(&[
+        "clients",
+        "add",
+        "--id",
+        "messaging",
+        "--name",
+        "Messagerie sécurisée",
+        "--redirect-uri",
+        "https://messagerie.example.org/callback",
+        "--reason",
+        "new portal",
+    ]);
+    assert!(ok, "{added}");
+    let secret = added["client_secret"].as_str().expect("secret").to_string();
+    assert!(secret.len() >= 43);
+    let (ok, refused) = json(&[
+        "clients",
+        "add",
+        "--id",
+        "bad",
+        "--name",
+        "Bad",
+        "--redirect-uri",
+        "http://portal.example.org/cb",
+        "--reason",
+        "x",
+    ]);
+    assert!(!ok);
+    assert!(
+        refused["error"].as_str().expect("error").contains("https"),
+        "{refused}"
+    );
+    let (ok, rotated) = json(&[
+        "clients",
+        "rotate-secret",
+        "messaging",
+        "--reason",
+        "leaked",
+    ]);
+    assert!(ok);
+    assert_ne!(rotated["client_secret"].as_str().expect("secret"), secret);
+    let (_, listed) = json(&["clients", "list"]);
+    assert!(listed["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .any(|c| c["id"] == "messaging"));
+
+    let events = idp::store::audit::recent(&mut conn, 20).expect("audit");
+    for (event_type, reason) in [
+        ("account.unlocked", "locked by mistake"),
+        ("mfa.reset", "lost phone"),
+        ("email.change_requested", "new address"),
+        ("client.created", "new portal"),
+        ("client.secret_rotated", "leaked"),
+    ] {
+        let e = events
+            .iter()
+            .find(|e| e.event_type == event_type)
+            .unwrap_or_else(|| panic!("no {event_type}"));
+        assert_eq!(e.actor.as_deref(), Some("cli"));
+        let detail: serde_json::Value = serde_json::from_str(&e.detail).expect("detail");
+        assert_eq!(detail["reason"], reason, "{event_type}");
+        assert!(!e.detail.contains(&secret));
     }
 }

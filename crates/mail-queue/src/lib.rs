@@ -36,6 +36,8 @@ pub enum Template {
     LockoutNotice,
     /// Confirmation of a newly created account.
     AccountConfirmation,
+    /// The helpdesk invites a member who has not activated their account yet.
+    Invitation,
 }
 
 /// Language of the message.

@@ -67,14 +67,14 @@ fn wording(template: Template, locale: Locale) -> Wording {
         (EmailChangeCode, FrCa) => Wording {
             subject: "Confirmez votre nouvelle adresse courriel",
             intro: "Voici le code qui confirme cette adresse comme adresse courriel de contact de votre dossier :",
-            after: "Il est valide pendant {minutes} minutes et ne peut servir qu’une fois.",
+                        after: "Il est valide pendant {minutes} minutes et ne peut servir qu’une fois. Entrez-le avec cette adresse à la page « Confirmer ma nouvelle adresse courriel ».",
             not_you: "Vous n’avez pas demandé ce changement? Ignorez ce courriel et communiquez avec nous.",
             has_code: true,
         },
         (EmailChangeCode, En) => Wording {
             subject: "Confirm your new email address",
             intro: "Here is the code that confirms this address as the contact email of your file:",
-            after: "It is valid for {minutes} minutes and works only once.",
+                        after: "It is valid for {minutes} minutes and works only once. Enter it with this address on the “Confirm my new email address” page.",
             not_you: "Did not ask for this change? Ignore this email and contact us.",
             has_code: true,
         },
@@ -117,7 +117,21 @@ fn wording(template: Template, locale: Locale) -> Wording {
             subject: "Your account is activated",
             intro: "Your account is activated: you now sign in with your email address, your password and your verification method.",
             after: "",
-            not_you: "Did not activate this account? Contact us.",
+                        not_you: "Did not activate this account? Contact us.",
+            has_code: false,
+        },
+        (Invitation, FrCa) => Wording {
+            subject: "Activez votre compte",
+            intro: "Un compte a été préparé pour vous. Pour l’activer, ouvrez la page de connexion, sélectionnez « Première connexion ou mot de passe oublié? » et entrez cette adresse courriel : vous recevrez un code de vérification, puis vous choisirez votre mot de passe et votre méthode de vérification.",
+            after: "",
+            not_you: "Vous ne vous attendiez pas à ce message? Ignorez-le, ou communiquez avec nous.",
+            has_code: false,
+        },
+        (Invitation, En) => Wording {
+            subject: "Activate your account",
+            intro: "An account was prepared for you. To activate it, open the sign-in page, select “First login or forgot your password?” and enter this email address: you will receive a verification code, then choose your password and your verification method.",
+            after: "",
+            not_you: "Not expecting this message? Ignore it, or contact us.",
             has_code: false,
         },
     }
@@ -173,6 +187,20 @@ pub fn compose(job: &MailJob) -> Result<Composed, ComposeError> {
     if !after.is_empty() {
         text.push_str(&format!("{after}\n\n"));
         html.push_str(&format!("<p>{}</p>", escape(&after)));
+    }
+    // The page where the person goes next, when the sender names one.
+    if let Some(link) = job.parameters.get("link").filter(|l| {
+        (l.starts_with("https://") || l.starts_with("http://"))
+            && !l
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<')
+    }) {
+        text.push_str(&format!("{link}\n\n"));
+        html.push_str(&format!(
+            "<p><a href=\"{}\">{}</a></p>",
+            escape(link),
+            escape(link)
+        ));
     }
     text.push_str(w.not_you);
     text.push('\n');
@@ -238,6 +266,7 @@ mod tests {
             Template::EmailChangeNotice,
             Template::LockoutNotice,
             Template::AccountConfirmation,
+            Template::Invitation,
         ] {
             for locale in [Locale::FrCa, Locale::En] {
                 let c = compose(&job(template, locale, Some("123456"))).expect("composes");
@@ -253,5 +282,22 @@ mod tests {
         assert_eq!(err.parameter, "code");
         let err = compose(&job(Template::SignInCode, Locale::En, Some("<b>"))).expect_err("markup");
         assert_eq!(err.parameter, "code");
+    }
+
+    #[test]
+    fn a_link_is_shown_only_when_it_is_a_plain_web_address() {
+        let mut j = job(Template::Invitation, Locale::FrCa, None);
+        j.parameters
+            .insert("link".into(), "https://id.example.org/account".into());
+        let c = compose(&j).expect("composes");
+        assert!(c.text.contains("https://id.example.org/account"));
+        assert!(c
+            .html
+            .contains("<a href=\"https://id.example.org/account\">"));
+        assert!(c.subject.contains("Activez"));
+        j.parameters
+            .insert("link".into(), "javascript:alert(1)".into());
+        let c = compose(&j).expect("composes");
+        assert!(!c.text.contains("javascript") && !c.html.contains("<a "));
     }
 }

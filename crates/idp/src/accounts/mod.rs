@@ -66,6 +66,7 @@ struct PendingLogin {
 pub enum OwnPage {
     Account,
     AuditConsole,
+    StaffConsole,
 }
 
 impl OwnPage {
@@ -74,6 +75,7 @@ impl OwnPage {
         match self {
             Self::Account => "/account",
             Self::AuditConsole => "/audit",
+            Self::StaffConsole => "/staff",
         }
     }
 }
@@ -315,7 +317,7 @@ pub async fn view(state: &AppState, holder: &AccountHolder) -> Result<Option<Acc
     Ok(loaded)
 }
 
-fn sign_ins_of(
+pub(crate) fn sign_ins_of(
     conn: &mut crate::store::DbConnection,
     user_id: &str,
 ) -> crate::store::StoreResult<Vec<SignInEntry>> {

@@ -7,3 +7,16 @@ pub mod lockout;
 pub mod password;
 pub mod policy;
 pub mod totp;
+/// Whether `email` looks like an address mail can reach: something, `@`, a dotted domain, no
+/// spaces, at most 254 characters.
+pub fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}

@@ -12,6 +12,35 @@ use crate::store::{DbConnection, StoreResult};
 /// Purpose label of client secret hashes.
 pub const SECRET_PURPOSE: &str = "client_secret";
 
+/// The stored form of a client's registration (its secret as a keyed hash).
+pub fn record_of(c: &ClientSettings, hasher: &KeyedHasher, now: NaiveDateTime) -> Client {
+    Client {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        kind: c.kind.as_str().to_string(),
+        secret_hash: c
+            .secret
+            .as_ref()
+            .map(|s| hasher.hash(SECRET_PURPOSE, s.expose().as_bytes())),
+        redirect_uris: c.redirect_uris.clone(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+        allowed_scopes: c.scopes.clone(),
+        allowed_grants: c.grants.clone(),
+        id_token_alg: c.id_token_alg.clone(),
+        first_party: c.first_party,
+        first_factor: c.first_factor.clone(),
+        required_level: c.required_level.clone(),
+        jwks: c
+            .jwks
+            .as_ref()
+            .and_then(|set| serde_json::to_string(set).ok()),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// Writes every configured client to the database (secrets as keyed hashes). Clients created
 /// otherwise (admin console) are left alone. Returns how many were written.
 pub fn sync_configured(
@@ -21,32 +50,7 @@ pub fn sync_configured(
     now: NaiveDateTime,
 ) -> StoreResult<usize> {
     for c in configured {
-        let client = Client {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            kind: c.kind.as_str().to_string(),
-            secret_hash: c
-                .secret
-                .as_ref()
-                .map(|s| hasher.hash(SECRET_PURPOSE, s.expose().as_bytes())),
-            redirect_uris: c.redirect_uris.clone(),
-            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
-            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
-            allowed_scopes: c.scopes.clone(),
-            allowed_grants: c.grants.clone(),
-            id_token_alg: c.id_token_alg.clone(),
-            first_party: c.first_party,
-            first_factor: c.first_factor.clone(),
-            required_level: c.required_level.clone(),
-            jwks: c
-                .jwks
-                .as_ref()
-                .and_then(|set| serde_json::to_string(set).ok()),
-            enabled: true,
-            created_at: now,
-            updated_at: now,
-        };
-        clients::upsert(conn, &client, now)?;
+        clients::upsert(conn, &record_of(c, hasher, now), now)?;
     }
     Ok(configured.len())
 }

@@ -148,6 +148,18 @@ pub fn upsert(conn: &mut DbConnection, client: &Client, now: NaiveDateTime) -> S
     })
 }
 
+/// Creates the client; an existing id is [`StoreError::Conflict`].
+pub fn insert(conn: &mut DbConnection, client: &Client, now: NaiveDateTime) -> StoreResult<()> {
+    diesel::insert_into(clients::table)
+        .values((
+            clients::id.eq(&client.id),
+            clients::created_at.eq(now),
+            ClientWrite::from(client, now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The client with this id, enabled or not.
 pub fn find(conn: &mut DbConnection, id: &str) -> StoreResult<Option<Client>> {
     clients::table

@@ -10,6 +10,7 @@ pub mod authorization_codes;
 pub mod client_assertions;
 pub mod clients;
 pub mod consents;
+pub mod email_changes;
 pub mod login_transactions;
 pub mod one_time_codes;
 pub mod refresh_tokens;

@@ -16,9 +16,10 @@ diesel::table! {
         mfa_method -> Text,
         totp_secret_enc -> Nullable<Binary>,
         totp_last_step -> Nullable<BigInt>,
-                disabled -> Bool,
+                        disabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        name_key -> Text,
     }
 }
 
@@ -229,6 +230,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_chain_head,
     audit_checkpoints,
     user_roles,
+    email_changes,
     revoked_access_tokens,
     session_clients,
 );
@@ -247,5 +249,17 @@ diesel::table! {
         sid -> Text,
         client_id -> Text,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_changes (user_id) {
+        user_id -> Text,
+        new_email -> Text,
+        new_email_key -> Text,
+        requested_by -> Text,
+        reason -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
     }
 }

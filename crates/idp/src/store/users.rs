@@ -131,6 +131,35 @@ struct UserInsert<'a> {
     must_reset: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    name_key: String,
+}
+
+impl<'a> UserInsert<'a> {
+    fn of(new: &'a NewUser, now: NaiveDateTime) -> Self {
+        Self {
+            id: &new.id,
+            email: new.email.trim(),
+            email_key: email_key(&new.email),
+            member_code: new.member_code.as_deref().map(|c| c.trim().to_uppercase()),
+            given_name: &new.given_name,
+            family_name: &new.family_name,
+            locale: &new.locale,
+            password_hash: new.password_hash.as_deref(),
+            must_reset: new.must_reset,
+            created_at: now,
+            updated_at: now,
+            name_key: name_key(&new.given_name, &new.family_name),
+        }
+    }
+}
+
+/// The searchable form of a full name: lower-cased, single spaces.
+pub fn name_key(given_name: &str, family_name: &str) -> String {
+    format!("{given_name} {family_name}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 /// The login name derived from a contact email: trimmed and lower-cased, so lookups and the
@@ -141,23 +170,112 @@ pub fn email_key(email: &str) -> String {
 
 /// Creates a person; a taken email or member code is [`StoreError::Conflict`].
 pub fn insert(conn: &mut DbConnection, new: &NewUser, now: NaiveDateTime) -> StoreResult<User> {
-    let row = UserInsert {
-        id: &new.id,
-        email: new.email.trim(),
-        email_key: email_key(&new.email),
-        member_code: new.member_code.as_deref().map(|c| c.trim().to_uppercase()),
-        given_name: &new.given_name,
-        family_name: &new.family_name,
-        locale: &new.locale,
-        password_hash: new.password_hash.as_deref(),
-        must_reset: new.must_reset,
-        created_at: now,
-        updated_at: now,
-    };
     diesel::insert_into(users::table)
-        .values(&row)
+        .values(&UserInsert::of(new, now))
         .execute(conn)?;
     find_by_id(conn, &new.id)?.ok_or_else(|| StoreError::Corrupt("inserted user vanished".into()))
+}
+
+/// Creates many people in one statement, skipping any whose email or member code is taken
+/// (so a re-run, or another import racing this one, adds nothing twice). Returns how many
+/// were created.
+pub fn insert_new(
+    conn: &mut DbConnection,
+    people: &[NewUser],
+    now: NaiveDateTime,
+) -> StoreResult<usize> {
+    if people.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<UserInsert<'_>> = people.iter().map(|p| UserInsert::of(p, now)).collect();
+    // Per backend: the multi-backend connection has no batch insert.
+    Ok(match conn {
+        DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(users::table)
+            .values(&rows)
+            .execute(c)?,
+        DbConnection::Postgres(c) => diesel::insert_into(users::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    })
+}
+
+/// Of these login names (see [`email_key`]), the ones a person already has.
+pub fn taken_email_keys(
+    conn: &mut DbConnection,
+    keys: &[String],
+) -> StoreResult<std::collections::HashSet<String>> {
+    Ok(users::table
+        .filter(users::email_key.eq_any(keys))
+        .select(users::email_key)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Of these member codes, the ones already held, with the login name of their holder.
+pub fn member_code_holders(
+    conn: &mut DbConnection,
+    codes: &[String],
+) -> StoreResult<std::collections::HashMap<String, String>> {
+    Ok(users::table
+        .filter(users::member_code.eq_any(codes.iter().map(|c| Some(c.as_str()))))
+        .select((users::member_code, users::email_key))
+        .load::<(Option<String>, String)>(conn)?
+        .into_iter()
+        .filter_map(|(code, key)| code.map(|c| (c, key)))
+        .collect())
+}
+
+/// People whose full name contains every word of `words` (case-insensitive), by name.
+pub fn search_by_name(conn: &mut DbConnection, words: &str, limit: i64) -> StoreResult<Vec<User>> {
+    let mut query = users::table.into_boxed();
+    let mut any = false;
+    for word in words.split_whitespace() {
+        let escaped = word
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        query = query.filter(users::name_key.like(format!("%{escaped}%")).escape('\\'));
+        any = true;
+    }
+    if !any {
+        return Ok(Vec::new());
+    }
+    query
+        .order((
+            users::family_name.asc(),
+            users::given_name.asc(),
+            users::id.asc(),
+        ))
+        .limit(limit)
+        .select(UserRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(User::try_from)
+        .collect()
+}
+
+/// Removes the person's second factor and requires the emailed first-login journey at the
+/// next sign-in, where they choose and activate a method again (a helpdesk reset). Proving
+/// the contact email again is what stops someone who knows only the password from enrolling
+/// their own authenticator.
+pub fn reset_second_factor(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<bool> {
+    let n = diesel::update(users::table.find(id))
+        .set((
+            users::mfa_method.eq(MfaMethod::None.as_str()),
+            users::totp_secret_enc.eq(None::<Vec<u8>>),
+            users::totp_last_step.eq(None::<i64>),
+            users::must_reset.eq(true),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// The person with this id.

@@ -12,6 +12,8 @@ pub const TRANSACTION: &str = "guichet_tx";
 pub const ACCOUNT: &str = "guichet_account";
 /// The account page's sign-in in progress (sealed state, nonce and PKCE verifier).
 pub const ACCOUNT_LOGIN: &str = "guichet_account_login";
+/// The email change confirmation form's CSRF binding (a random value).
+pub const EMAIL_CHANGE: &str = "guichet_email_change";
 /// The language chosen with the FR/EN switch.
 pub const LANG: &str = "guichet_lang";
 

@@ -321,6 +321,9 @@ pub async fn switch_language(
         Some("consent") => "/consent",
         Some("account") => "/account",
         Some("audit") => "/audit",
+        Some("staff") => "/staff",
+        Some("clients") => "/staff/clients",
+        Some("email-change") => "/email-change",
         _ => "/login",
     };
     let Some(lang) = query.to.as_deref().and_then(Lang::parse) else {

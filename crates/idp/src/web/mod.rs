@@ -11,6 +11,8 @@ pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod middleware;
+pub mod staff;
+pub mod staff_api;
 pub mod token;
 pub mod userinfo;
 
@@ -67,6 +69,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/audit/export.csv", web::get().to(audit::export_csv))
         .route("/audit/export.jsonl", web::get().to(audit::export_jsonl))
         .route("/audit/api/events", web::get().to(audit::api_events))
+        .route("/staff", web::get().to(staff::search))
+        .route("/staff/people/{id}", web::get().to(staff::person))
+        .route(
+            "/staff/people/{id}/{action}",
+            web::post().to(staff::person_action),
+        )
+        .route("/staff/clients", web::get().to(staff::clients))
+        .route("/staff/clients", web::post().to(staff::create_client))
+        .route(
+            "/staff/clients/{id}/{action}",
+            web::post().to(staff::client_action),
+        )
+        .route("/staff/keys/rotate", web::post().to(staff::rotate_keys))
+        .route("/staff/api/people", web::get().to(staff_api::find))
+        .route("/staff/api/people/{id}", web::get().to(staff_api::person))
+        .route(
+            "/staff/api/people/{id}/{action}",
+            web::post().to(staff_api::person_action),
+        )
+        .route("/staff/api/clients", web::get().to(staff_api::clients))
+        .route(
+            "/staff/api/clients",
+            web::post().to(staff_api::create_client),
+        )
+        .route(
+            "/staff/api/clients/{id}/secret",
+            web::post().to(staff_api::rotate_secret),
+        )
+        .route("/email-change", web::get().to(staff::email_change_form))
+        .route("/email-change", web::post().to(staff::email_change_submit))
         .route("/consent", web::get().to(authorize::consent_form))
         .route("/consent", web::post().to(authorize::consent_submit))
         .route("/end_session", web::get().to(logout::end_session_get))

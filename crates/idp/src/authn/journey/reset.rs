@@ -15,7 +15,7 @@ pub async fn submit_reset_email(
         Err(outcome) => return Ok(outcome),
     };
     let email = email.trim().to_string();
-    if !plausible_email(&email) {
+    if !crate::authn::plausible_email(&email) {
         return Ok(screen(
             state,
             &loaded,
@@ -60,18 +60,6 @@ pub async fn submit_reset_email(
         });
     }
     Ok(JourneyOutcome::Next { notice: None })
-}
-
-fn plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// The reset journey's code.

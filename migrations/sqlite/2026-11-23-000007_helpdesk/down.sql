@@ -1,0 +1,2 @@
+DROP TABLE email_changes;
+ALTER TABLE users DROP COLUMN name_key;
