@@ -81,7 +81,7 @@ try {
   await page.click('form[action="/login/reset/code"] button[type=submit]');
   await page.waitForSelector('#new-password');
   await checkFields(page);
-  assert.match(await page.textContent('#password-policy'), /au moins dix caractères/);
+  assert.match(await page.textContent('#password-policy'), /au moins 10 caractères/);
   await page.fill('#new-password', 'Password123');
   await page.fill('#confirm-password', 'Password123');
   await page.click('form[action="/login/password"] button[type=submit]');

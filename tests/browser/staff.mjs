@@ -1,7 +1,7 @@
 // The helpdesk and administration console in a real browser (Debian's Chromium driven by
 // playwright-core): the helpdesk finds a member by member code and does each repair with a
 // written reason; a member is refused; an administrator registers a portal (its secret shown
-// once) and rotates the signing keys.
+// once), rotates the signing keys and changes the sign-in policy within its bounds.
 //
 // Started by crates/idp/tests/staff_console.rs, which passes through the environment:
 //   IDP_URL, OUTBOX_DIR, ARTIFACTS_DIR
@@ -137,7 +137,26 @@ try {
   assert.ok(!(await page.content()).includes(secret), 'the secret never shows again');
   await page.fill('#reason-keys', 'Yearly rotation (keys)');
   await Promise.all([page.waitForURL(/done=keys/), page.click('#form-rotate-keys button[type=submit]')]);
-  assert.match(await page.textContent('#notice'), /New signing keys/);
+    assert.match(await page.textContent('#notice'), /New signing keys/);
+
+  // The sign-in policy: a value outside its bounds is refused, one within is saved.
+  await page.click('#nav-policies');
+  await page.waitForSelector('#form-policies');
+  await page.$eval('#policy-max_lock_secs', (el) => el.removeAttribute('max'));
+  await page.fill('#policy-max_lock_secs', '9999999');
+  await page.fill('#reason-policies', 'Out of bounds (policy)');
+  await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST'),
+    page.click('#form-policies button[type=submit]'),
+  ]);
+  assert.match(await page.textContent('#action-error'), /max_lock_secs must be a whole number/);
+  await page.fill('#policy-max_lock_secs', '86400');
+  await page.fill('#policy-lock_secs', '1800');
+  await page.fill('#reason-policies', 'Longer first lock (policy)');
+  await Promise.all([page.waitForURL(/done=policy/), page.click('#form-policies button[type=submit]')]);
+  assert.match(await page.textContent('#notice'), /policy was saved/);
+  assert.equal(await page.inputValue('#policy-lock_secs'), '1800');
+  await screenshot(page, 'staff-policy');
   await context.close();
   console.log('staff console passed');
 } finally {

@@ -8,6 +8,8 @@ use idp::config::{ClientKind, ClientSettings, SecretString, Settings};
 
 /// The demo member, imported with no password: the first login sets one.
 pub const DEMO_MEMBER: &str = "marie.tremblay@example.org";
+/// The demo's staff member: helpdesk, administrator and auditor.
+pub const DEMO_STAFF: &str = "soutien@example.org";
 
 /// Where the portals run and the secrets they share with Guichet for this run.
 pub struct DemoPlan {
@@ -110,21 +112,41 @@ impl DemoPlan {
     }
 }
 
-/// Adds the demo member unless present; true when added.
+/// Adds the demo member and the demo staff member (helpdesk, admin, auditor) unless present;
+/// true when the member was added. Both start without a password: the first-login journey.
 pub fn seed_member(state: &idp::app::AppState) -> anyhow::Result<bool> {
-    use idp::store::users::{self, NewUser};
+    use idp::store::roles::{self, Role};
     let mut conn = state.store.connection()?;
-    if users::find_by_email(&mut conn, DEMO_MEMBER)?.is_some() {
+    let member = seed_person(&mut conn, DEMO_MEMBER, Some("12345"), "Marie", "Tremblay")?;
+    if seed_person(&mut conn, DEMO_STAFF, None, "Luc", "Gagnon")? {
+        let staff = idp::store::users::find_by_email(&mut conn, DEMO_STAFF)?
+            .ok_or_else(|| anyhow::anyhow!("the demo staff member vanished"))?;
+        for role in [Role::Helpdesk, Role::Admin, Role::Auditor] {
+            roles::grant(&mut conn, &staff.id, role, idp::store::now())?;
+        }
+    }
+    Ok(member)
+}
+
+fn seed_person(
+    conn: &mut idp::store::DbConnection,
+    email: &str,
+    member_code: Option<&str>,
+    given_name: &str,
+    family_name: &str,
+) -> anyhow::Result<bool> {
+    use idp::store::users::{self, NewUser};
+    if users::find_by_email(conn, email)?.is_some() {
         return Ok(false);
     }
     users::insert(
-        &mut conn,
+        conn,
         &NewUser {
             id: uuid::Uuid::new_v4().to_string(),
-            email: DEMO_MEMBER.into(),
-            member_code: Some("12345".into()),
-            given_name: "Marie".into(),
-            family_name: "Tremblay".into(),
+            email: email.into(),
+            member_code: member_code.map(str::to_string),
+            given_name: given_name.into(),
+            family_name: family_name.into(),
             locale: "fr-CA".into(),
             password_hash: None,
             must_reset: true,

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use demo::{DemoPlan, DEMO_MEMBER};
+use demo::{DemoPlan, DEMO_MEMBER, DEMO_STAFF};
 
 fn main() -> anyhow::Result<()> {
     let mut settings = idp::config::Settings::load(None).context("loading configuration")?;
@@ -43,6 +43,10 @@ fn main() -> anyhow::Result<()> {
         println!("  2. Open the ATIP portal and sign in: no password is asked (single sign-on).");
         println!("  3. Sign out at either portal: both portals show you signed out.");
         println!("  4. On the ATIP portal, \"Make a request as a guest\" needs no sign-in.");
+        println!(
+            "  5. Open {public_url}/staff with {DEMO_STAFF} (first login as in 1): the helpdesk"
+        );
+        println!("     console. Find member 12345, unlock, reset the method, change the email...");
         println!("Press Ctrl+C to stop.");
         println!();
         tokio::select! {

@@ -30,6 +30,8 @@ pub struct AppState {
     pub hasher: KeyedHasher,
     pub keys: Arc<SigningKeyRing>,
     pub passwords: crate::authn::password::Passwords,
+    /// The sign-in policy in force (configuration, or as an administrator set it).
+    pub policy: Arc<crate::authn::sign_in_policy::PolicyInForce>,
     /// Where one-time codes and notices go.
     pub mail: crate::mail::MailQueue,
     /// Whether the public URL is https (secure `__Host-` cookies, HSTS).
@@ -69,6 +71,7 @@ impl AppState {
         )?;
         tracing::info!(backend = store.target().backend_name(), "database ready");
         let hasher = KeyedHasher::new(&master_key);
+        let policy;
         let keys = {
             let mut conn = store.connection()?;
             // The account page is a client like the portals (see `accounts`).
@@ -97,6 +100,10 @@ impl AppState {
                         "settings_sha256": crate::crypto::hex(digest.as_ref()),
                     }),
                 ),
+            )?;
+            policy = crate::authn::sign_in_policy::PolicyInForce::load(
+                &mut conn,
+                crate::authn::sign_in_policy::SignInPolicy::from_settings(&settings.sign_in),
             )?;
             let created = ensure_keys(&mut conn, &master_key, now())?;
             for key in &created {
@@ -140,6 +147,7 @@ impl AppState {
             https,
             discovery,
             passwords,
+            policy: Arc::new(policy),
             mail,
             settings: Arc::new(settings),
             store,
@@ -182,6 +190,7 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
     tokio::spawn(refresh_keys(
         state.store.clone(),
         state.keys.clone(),
+        state.policy.clone(),
         Duration::from_secs(settings.keys.refresh_interval_secs),
     ));
     tokio::spawn(purge_expired(
@@ -252,12 +261,22 @@ async fn sign_checkpoints(
 
 /// Re-reads the signing keys every `interval`, so a rotation made by the CLI or another
 /// instance is used here without restart.
-async fn refresh_keys(store: Store, keys: Arc<SigningKeyRing>, interval: Duration) {
+async fn refresh_keys(
+    store: Store,
+    keys: Arc<SigningKeyRing>,
+    policy: Arc<crate::authn::sign_in_policy::PolicyInForce>,
+    interval: Duration,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
     loop {
         ticker.tick().await;
         let ring = keys.clone();
+        let in_force = policy.clone();
+        // The sign-in policy an administrator changed on another instance comes along.
+        if let Err(e) = store.run(move |conn| in_force.reload(conn)).await {
+            tracing::warn!(error = %e, "sign-in policy: reload failed, keeping the current one");
+        }
         match store.run(move |conn| Ok(ring.reload(conn, now()))).await {
             Ok(Ok(())) => tracing::debug!("signing keys reloaded"),
             Ok(Err(e)) => {

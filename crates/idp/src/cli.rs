@@ -678,7 +678,11 @@ fn users_command(
                 Ok(u) => u,
                 Err(r) => return Ok(refused(json, &r)),
             };
-            let policy = crate::authn::email_code::CodePolicy::from_settings(&settings.sign_in);
+            let in_force = crate::authn::sign_in_policy::PolicyInForce::load(
+                &mut conn,
+                crate::authn::sign_in_policy::SignInPolicy::from_settings(&settings.sign_in),
+            )?;
+            let policy = crate::authn::email_code::CodePolicy::of(&in_force.get());
             let started = match staff::begin_email_change(
                 &mut conn, &hasher, &policy, &actor, &user.id, &email, &reason,
             )? {

@@ -60,7 +60,7 @@ mod tests {
             FR_CA,
             EN,
             &["portal", "issuer", "email"],
-            &["tries", "seconds"],
+            &["tries", "seconds", "minutes", "min"],
         )
         .expect("complete catalogs");
         assert!(count > 90, "{count} messages");

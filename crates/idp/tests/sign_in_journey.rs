@@ -220,7 +220,7 @@ fn imported_member_first_login_through_to_tokens(f: &Fixture) {
     let (_, page) = b.get("/login");
     assert!(page.contains("autocomplete=\"new-password\""), "{page}");
     assert!(
-        page.contains("au moins dix caractères"),
+        page.contains("au moins 10 caractères"),
         "the policy comes first"
     );
 

@@ -234,6 +234,13 @@ fn helpdesk_and_admin_console_in_chromium() {
         None,
         "New portal for the college (client)",
     );
+    let policy = events(&s, "policy.changed");
+    assert_eq!(policy.len(), 1, "the refused change left no row");
+    assert_eq!(detail(&policy[0])["reason"], "Longer first lock (policy)");
+    assert_eq!(
+        detail(&policy[0])["changes"]["lock_secs"],
+        serde_json::json!({ "from": 900, "to": 1800 })
+    );
     assert_eq!(
         events(&s, "signing_key.rotated")
             .iter()
@@ -284,6 +291,36 @@ fn api(
     let r = request.send().expect("api");
     let status = r.status().as_u16();
     (status, r.json().unwrap_or(Value::Null))
+}
+
+/// Starts a sign-in at the portal; the login transaction cookie.
+fn portal_sign_in(s: &Staff) -> String {
+    let r = no_redirects()
+        .get(format!("{}{PORTAL_AUTHORIZE}", s.base))
+        .send()
+        .expect("authorize");
+    cookie_pair(&r, "guichet_tx").expect("tx")
+}
+
+/// The sign-in page of the transaction `tx`.
+fn login_page(s: &Staff, tx: &str) -> (u16, String) {
+    page(s, tx, "/login")
+}
+
+/// Submits an email and a password on the sign-in page; 303 when they were accepted.
+fn submit_password(s: &Staff, tx: &str, email: &str, password: &str) -> (u16, String) {
+    let (_, html) = login_page(s, tx);
+    let r = no_redirects()
+        .post(format!("{}/login", s.base))
+        .header("Cookie", tx)
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .expect("POST");
+    (r.status().as_u16(), r.text().expect("page"))
 }
 
 fn page(s: &Staff, cookies: &str, path: &str) -> (u16, String) {
@@ -594,6 +631,71 @@ fn who_may_read_act_and_manage_clients() {
     assert!(listed.iter().all(|c| c.get("secret_hash").is_none()));
     assert_action(&s, "client.created", &s.admin, None, "new portal");
     assert_action(&s, "client.secret_rotated", &s.admin, None, "leaked");
+
+    // The sign-in policy: only administrators change it, only within its bounds, and the
+    // change holds at once.
+    assert_eq!(
+        post(
+            &s,
+            &helpdesk_cookies,
+            "/staff/policies",
+            &[("csrf", &csrf), ("max_failures", "3"), ("reason", "x")]
+        ),
+        403
+    );
+    let change = |changes: Value| {
+        api(
+            &s,
+            reqwest::Method::POST,
+            "/staff/api/policies",
+            &admin_token,
+            Some(serde_json::json!({ "changes": changes, "reason": "stricter after an incident" })),
+        )
+    };
+    let (status, body) = change(serde_json::json!({ "max_failures": 2 }));
+    assert_eq!(status, 422);
+    assert!(body["error_description"]
+        .as_str()
+        .expect("why")
+        .contains("max_failures must be a whole number from 3 to 10"));
+    let (status, body) =
+        change(serde_json::json!({ "max_failures": 3, "email_code_ttl_secs": 300 }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["policy"]["max_failures"], 3);
+    let (status, body) = api(
+        &s,
+        reqwest::Method::GET,
+        "/staff/api/policies",
+        &helpdesk_token,
+        None,
+    );
+    assert_eq!(
+        (status, body["policy"]["email_code_ttl_secs"].as_u64()),
+        (200, Some(300))
+    );
+    let changed = events(&s, "policy.changed");
+    assert_eq!(changed.len(), 1);
+    assert_eq!(
+        detail(&changed[0])["changes"]["max_failures"],
+        serde_json::json!({ "from": 5, "to": 3 })
+    );
+    assert_eq!(changed[0].actor.as_deref(), Some(s.admin.as_str()));
+    // Three wrong passwords now lock an account, and code pages state the new lifetime.
+    let tx = portal_sign_in(&s);
+    let login = |password: &str| submit_password(&s, &tx, AUDITOR, password);
+    for _ in 0..3 {
+        assert_ne!(login("Wrong-Password-123").0, 303);
+    }
+    let (status, page_html) = login(PASSWORD);
+    assert_ne!(status, 303, "locked after three failures");
+    assert!(
+        page_html.contains("Trop de tentatives") || page_html.contains("Too many attempts"),
+        "{page_html}"
+    );
+    let tx = portal_sign_in(&s);
+    assert_eq!(submit_password(&s, &tx, HELPDESK, PASSWORD).0, 303);
+    let (_, html) = login_page(&s, &tx);
+    assert!(html.contains("valide pendant 5 minutes"), "{html}");
     // No secret in any audit row.
     for e in events(&s, "client.secret_rotated")
         .iter()
@@ -631,31 +733,8 @@ fn a_new_contact_email_takes_effect_once_its_code_is_entered() {
 
     // Until then, sign-in uses the old address.
     let http = no_redirects();
-    let r = http
-        .get(format!("{}{PORTAL_AUTHORIZE}", s.base))
-        .send()
-        .expect("authorize");
-    let tx = cookie_pair(&r, "guichet_tx").expect("tx");
-    let login = |email: &str| {
-        let html = http
-            .get(format!("{}/login", s.base))
-            .header("Cookie", &tx)
-            .send()
-            .expect("login")
-            .text()
-            .expect("page");
-        http.post(format!("{}/login", s.base))
-            .header("Cookie", &tx)
-            .form(&[
-                ("csrf", csrf_of(&html).as_str()),
-                ("email", email),
-                ("password", PASSWORD),
-            ])
-            .send()
-            .expect("POST")
-            .status()
-            .as_u16()
-    };
+    let tx = portal_sign_in(&s);
+    let login = |email: &str| submit_password(&s, &tx, email, PASSWORD).0;
     assert_ne!(
         login(new_email),
         303,
@@ -714,30 +793,8 @@ fn a_new_contact_email_takes_effect_once_its_code_is_entered() {
     assert_eq!(confirm(&code, &csrf, &binding).0, 422);
 
     // Now the new address signs in and the old one does not.
-    let r = http
-        .get(format!("{}{PORTAL_AUTHORIZE}", s.base))
-        .send()
-        .expect("authorize");
-    let tx2 = cookie_pair(&r, "guichet_tx").expect("tx");
-    let html = http
-        .get(format!("{}/login", s.base))
-        .header("Cookie", &tx2)
-        .send()
-        .expect("login")
-        .text()
-        .expect("page");
-    let status = http
-        .post(format!("{}/login", s.base))
-        .header("Cookie", &tx2)
-        .form(&[
-            ("csrf", csrf_of(&html).as_str()),
-            ("email", MEMBER),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .expect("POST")
-        .status()
-        .as_u16();
+    let tx2 = portal_sign_in(&s);
+    let (status, _) = submit_password(&s, &tx2, MEMBER, PASSWORD);
     assert_ne!(status, 303, "the old address no longer signs in");
     let r = authorize_and_sign_in(
         &http,

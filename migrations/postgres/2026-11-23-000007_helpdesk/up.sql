@@ -13,3 +13,12 @@ CREATE TABLE email_changes (
     created_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NOT NULL
 );
+
+-- The sign-in policy as an administrator last set it in the console (one row). Without it, the
+-- configuration file's values hold.
+CREATE TABLE sign_in_policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    policy TEXT NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    updated_by TEXT NOT NULL
+);

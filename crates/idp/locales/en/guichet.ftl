@@ -41,12 +41,13 @@ mfa-locked = Too many incorrect codes: your account is temporarily locked. Try a
 
 ## Second factor and journeys: emailed codes
 email-code-title = Email verification
-email-code-intro = We sent a six-digit verification code to { $email }. It is valid for 10 minutes.
+email-code-intro = We sent a six-digit verification code to { $email }.
 code-wrong = { $tries ->
     [one] Incorrect code. Check the six digits and enter the last code you received. You have one try left.
    *[other] Incorrect code. Check the six digits and enter the last code you received. You have { $tries } tries left.
 }
-code-expired = This code has expired: a code is valid for only 10 minutes. Select “Send a new code”.
+code-expired = This code has expired. Select “Send a new code”.
+code-validity = It is valid for { $minutes } minutes.
 code-used = This code was already used. Select “Send a new code”.
 code-replaced = This code was replaced by a newer one: a code stops working when you ask for a new code. Enter the last code you received.
 code-too-many = Too many incorrect tries: this code no longer works. Select “Send a new code”.
@@ -69,17 +70,17 @@ reset-title = First login or forgotten password
 reset-intro = Enter the contact email address in your file. We will send a six-digit verification code to it.
 reset-submit = Send me a code
 reset-code-title = Enter the verification code
-reset-code-intro = If { $email } is the contact address of a file, a six-digit verification code was just sent to it. It is valid for 10 minutes.
+reset-code-intro = If { $email } is the contact address of a file, a six-digit verification code was just sent to it.
 email-invalid = Enter a valid email address, such as name@example.com.
 back-to-login = Back to sign in
 
 ## New password
 password-title = Choose a new password
-password-policy = Your password must have at least ten characters, including three of the following: lowercase letters, uppercase letters, numbers and special characters. It must not contain your email address or be easy to guess.
+password-policy = Your password must have at least { $min } characters, including three of the following: lowercase letters, uppercase letters, numbers and special characters. It must not contain your email address or be easy to guess.
 field-new-password = New password
 field-confirm-password = Confirm the new password
 password-submit = Save the password
-password-too-short = The password is too short: use at least ten characters.
+password-too-short = The password is too short: use at least { $min } characters.
 password-too-long = The password is too long: use at most 256 characters.
 password-too-few-classes = Use at least three of these: lowercase letters, uppercase letters, numbers, special characters.
 password-contains-email = The password must not contain your email address.
@@ -105,7 +106,7 @@ totp-enrol-account = The account appears in your app as { $issuer }. You can ren
 totp-enrol-step-code = Enter the six-digit code shown by the app to finish the activation.
 qr-title = QR code to scan with your authentication app
 email-enrol-title = Confirm your email address
-email-enrol-intro = To activate verification by email, enter the six-digit code we sent to { $email }. It is valid for 10 minutes.
+email-enrol-intro = To activate verification by email, enter the six-digit code we sent to { $email }.
 
 ## Consent
 consent-title = Authorization
@@ -293,3 +294,22 @@ email-change-wrong-code = This code is not valid for this address. Check the add
 email-change-expired = This code has expired. Contact us to start the change again.
 email-change-too-many = Too many wrong codes. Contact us to start the change again.
 email-change-form-expired = The form has expired. Open the page again and try once more.
+staff-nav-policies = Sign-in policy
+policy-title = Sign-in policy
+policy-intro = The rules every sign-in follows. Each value stays within safe bounds; a change applies on every server within a minute and is recorded with its reason.
+policy-rule = Rule
+policy-value = Value
+policy-bounds = Allowed
+policy-save = Save the policy
+policy-saved = The policy was saved.
+policy-max-failures = Failed attempts before an account locks
+policy-failure-window-secs = Seconds during which failures count
+policy-lock-secs = First lock, in seconds (doubles with each lock)
+policy-max-lock-secs = Longest lock, in seconds
+policy-ip-max-failures = Failed attempts from one network address before it must wait
+policy-email-code-ttl-secs = Lifetime of an emailed code, in seconds
+policy-email-code-max-attempts = Wrong tries before an emailed code stops working
+policy-resend-interval-secs = Seconds between two codes sent to a person
+policy-resend-max-per-hour = Codes sent to a person per hour
+policy-password-min-length = Shortest password, in characters
+admin-policy-out-of-bounds = A value is outside its allowed range.

@@ -41,12 +41,13 @@ mfa-locked = Trop de codes incorrects : votre compte est temporairement verroui
 
 ## Deuxième facteur et parcours : codes par courriel
 email-code-title = Vérification par courriel
-email-code-intro = Nous avons envoyé un code de vérification à six chiffres à { $email }. Il est valide pendant 10 minutes.
+email-code-intro = Nous avons envoyé un code de vérification à six chiffres à { $email }.
 code-wrong = { $tries ->
     [one] Code incorrect. Vérifiez les six chiffres et entrez le dernier code reçu. Il vous reste un essai.
    *[other] Code incorrect. Vérifiez les six chiffres et entrez le dernier code reçu. Il vous reste { $tries } essais.
 }
-code-expired = Ce code a expiré : un code n’est valide que pendant 10 minutes. Cliquez sur « Envoyer un nouveau code ».
+code-expired = Ce code a expiré. Cliquez sur « Envoyer un nouveau code ».
+code-validity = Il est valide pendant { $minutes } minutes.
 code-used = Ce code a déjà été utilisé. Cliquez sur « Envoyer un nouveau code ».
 code-replaced = Ce code a été remplacé par un code plus récent : un code cesse de fonctionner lorsque vous en demandez un nouveau. Entrez le dernier code reçu.
 code-too-many = Trop d’essais incorrects : ce code ne fonctionne plus. Cliquez sur « Envoyer un nouveau code ».
@@ -69,17 +70,17 @@ reset-title = Première connexion ou mot de passe oublié
 reset-intro = Entrez l’adresse courriel de contact inscrite à votre dossier. Nous y enverrons un code de vérification à six chiffres.
 reset-submit = Recevoir un code
 reset-code-title = Entrez le code de vérification
-reset-code-intro = Si { $email } est l’adresse de contact d’un dossier, un code de vérification à six chiffres vient d’y être envoyé. Il est valide pendant 10 minutes.
+reset-code-intro = Si { $email } est l’adresse de contact d’un dossier, un code de vérification à six chiffres vient d’y être envoyé.
 email-invalid = Entrez une adresse courriel valide, par exemple nom@exemple.com.
 back-to-login = Retour à la connexion
 
 ## Nouveau mot de passe
 password-title = Choisissez un nouveau mot de passe
-password-policy = Votre mot de passe doit contenir au moins dix caractères, dont trois des types suivants : lettres minuscules, lettres majuscules, chiffres et caractères spéciaux. Il ne doit pas contenir votre adresse courriel ni être facile à deviner.
+password-policy = Votre mot de passe doit contenir au moins { $min } caractères, dont trois des types suivants : lettres minuscules, lettres majuscules, chiffres et caractères spéciaux. Il ne doit pas contenir votre adresse courriel ni être facile à deviner.
 field-new-password = Nouveau mot de passe
 field-confirm-password = Confirmez le nouveau mot de passe
 password-submit = Enregistrer le mot de passe
-password-too-short = Le mot de passe est trop court : utilisez au moins dix caractères.
+password-too-short = Le mot de passe est trop court : utilisez au moins { $min } caractères.
 password-too-long = Le mot de passe est trop long : utilisez au plus 256 caractères.
 password-too-few-classes = Utilisez au moins trois des types suivants : lettres minuscules, lettres majuscules, chiffres, caractères spéciaux.
 password-contains-email = Le mot de passe ne doit pas contenir votre adresse courriel.
@@ -105,7 +106,7 @@ totp-enrol-account = Le compte s’affiche dans votre application sous le nom { 
 totp-enrol-step-code = Entrez le code à six chiffres affiché par l’application pour terminer l’activation.
 qr-title = Code QR à balayer avec votre application d’authentification
 email-enrol-title = Confirmez votre adresse courriel
-email-enrol-intro = Pour activer la vérification par courriel, entrez le code à six chiffres envoyé à { $email }. Il est valide pendant 10 minutes.
+email-enrol-intro = Pour activer la vérification par courriel, entrez le code à six chiffres envoyé à { $email }.
 
 ## Consentement
 consent-title = Autorisation
@@ -293,3 +294,22 @@ email-change-wrong-code = Ce code n’est pas valide pour cette adresse. Vérifi
 email-change-expired = Ce code est expiré. Communiquez avec nous pour recommencer le changement.
 email-change-too-many = Trop de codes erronés. Communiquez avec nous pour recommencer le changement.
 email-change-form-expired = Le formulaire a expiré. Ouvrez de nouveau la page et recommencez.
+staff-nav-policies = Politique de connexion
+policy-title = Politique de connexion
+policy-intro = Les règles que suit chaque connexion. Chaque valeur reste dans des limites sûres; un changement s’applique sur tous les serveurs d’ici une minute et est consigné avec son motif.
+policy-rule = Règle
+policy-value = Valeur
+policy-bounds = Permis
+policy-save = Enregistrer la politique
+policy-saved = La politique est enregistrée.
+policy-max-failures = Tentatives échouées avant le verrouillage d’un compte
+policy-failure-window-secs = Secondes pendant lesquelles les échecs comptent
+policy-lock-secs = Premier verrouillage, en secondes (double à chaque verrouillage)
+policy-max-lock-secs = Verrouillage le plus long, en secondes
+policy-ip-max-failures = Tentatives échouées d’une même adresse réseau avant qu’elle doive attendre
+policy-email-code-ttl-secs = Durée de validité d’un code envoyé par courriel, en secondes
+policy-email-code-max-attempts = Essais erronés avant qu’un code envoyé par courriel ne fonctionne plus
+policy-resend-interval-secs = Secondes entre deux codes envoyés à une personne
+policy-resend-max-per-hour = Codes envoyés à une personne par heure
+policy-password-min-length = Mot de passe le plus court, en caractères
+admin-policy-out-of-bounds = Une valeur est hors des limites permises.

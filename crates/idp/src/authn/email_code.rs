@@ -5,7 +5,7 @@
 use chrono::{Duration, NaiveDateTime};
 use rand::Rng;
 
-use crate::config::SignInSettings;
+use crate::authn::sign_in_policy::SignInPolicy;
 use crate::crypto::KeyedHasher;
 use crate::store::one_time_codes::OneTimeCodeRecord;
 
@@ -21,8 +21,8 @@ pub struct CodePolicy {
 }
 
 impl CodePolicy {
-    /// The configured policy.
-    pub fn from_settings(s: &SignInSettings) -> Self {
+    /// The code rules of the sign-in policy in force.
+    pub fn of(s: &SignInPolicy) -> Self {
         let secs = |v: u64| Duration::seconds(i64::try_from(v).unwrap_or(3_600));
         Self {
             ttl: secs(s.email_code_ttl_secs),
@@ -273,7 +273,9 @@ mod tests {
 
     #[test]
     fn resending_waits_thirty_seconds_and_allows_five_an_hour() {
-        let p = CodePolicy::from_settings(&SignInSettings::default());
+        let p = CodePolicy::of(&SignInPolicy::from_settings(
+            &crate::config::SignInSettings::default(),
+        ));
         let now = t0();
         assert_eq!(resend_wait(&p, &[], now), None);
         assert_eq!(

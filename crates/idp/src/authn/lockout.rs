@@ -7,7 +7,7 @@
 
 use chrono::{Duration, NaiveDateTime};
 
-use crate::config::SignInSettings;
+use crate::authn::sign_in_policy::SignInPolicy;
 use crate::crypto::KeyedHasher;
 use crate::store::attempt_counters::{self, Counted, Counter};
 use crate::store::{DbConnection, StoreResult};
@@ -26,8 +26,8 @@ pub struct LockoutPolicy {
 }
 
 impl LockoutPolicy {
-    /// The configured policy.
-    pub fn from_settings(s: &SignInSettings) -> Self {
+    /// The lockout rules of the sign-in policy in force.
+    pub fn of(s: &SignInPolicy) -> Self {
         let secs = |v: u64| Duration::seconds(i64::try_from(v).unwrap_or(i64::MAX / 1000));
         Self {
             max_failures: i32::try_from(s.max_failures).unwrap_or(i32::MAX),
@@ -145,7 +145,9 @@ mod tests {
     use super::*;
 
     fn policy() -> LockoutPolicy {
-        LockoutPolicy::from_settings(&SignInSettings::default())
+        LockoutPolicy::of(&SignInPolicy::from_settings(
+            &crate::config::SignInSettings::default(),
+        ))
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod journey;
 pub mod lockout;
 pub mod password;
 pub mod policy;
+pub mod sign_in_policy;
 pub mod totp;
 /// Whether `email` looks like an address mail can reach: something, `@`, a dotted domain, no
 /// spaces, at most 254 characters.

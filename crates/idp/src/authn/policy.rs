@@ -41,9 +41,15 @@ impl PolicyViolation {
 }
 
 /// Checks a new password (and its confirmation) for the person whose contact email is `email`.
-pub fn check(password: &str, confirmation: &str, email: &str) -> Result<(), PolicyViolation> {
+/// `min_length` is the sign-in policy's (never below [`MIN_LENGTH`]).
+pub fn check(
+    password: &str,
+    confirmation: &str,
+    email: &str,
+    min_length: usize,
+) -> Result<(), PolicyViolation> {
     let length = password.chars().count();
-    if length < MIN_LENGTH {
+    if length < min_length.max(MIN_LENGTH) {
         return Err(PolicyViolation::TooShort);
     }
     if length > MAX_LENGTH {
@@ -95,7 +101,7 @@ mod tests {
     const EMAIL: &str = "marie.tremblay@example.org";
 
     fn verdict(password: &str) -> Result<(), PolicyViolation> {
-        check(password, password, EMAIL)
+        check(password, password, EMAIL, MIN_LENGTH)
     }
 
     #[test]
@@ -159,8 +165,27 @@ mod tests {
     #[test]
     fn the_confirmation_must_match() {
         assert_eq!(
-            check("Orange-Violet-Quartz", "Orange-Violet-Quartx", EMAIL),
+            check(
+                "Orange-Violet-Quartz",
+                "Orange-Violet-Quartx",
+                EMAIL,
+                MIN_LENGTH
+            ),
             Err(PolicyViolation::Mismatch)
+        );
+    }
+
+    #[test]
+    fn an_administrator_may_ask_for_longer_passwords_but_never_shorter() {
+        assert_eq!(
+            check("Orange-Violet-Q7", "Orange-Violet-Q7", EMAIL, 20),
+            Err(PolicyViolation::TooShort)
+        );
+        assert_eq!(check("Qv7-kw2#Lp", "Qv7-kw2#Lp", EMAIL, 4), Ok(()));
+        assert_eq!(
+            check("Qv7-kw2#L", "Qv7-kw2#L", EMAIL, 4),
+            Err(PolicyViolation::TooShort),
+            "the floor stays at ten"
         );
     }
 }

@@ -18,6 +18,7 @@ use crate::accounts::SignInEntry;
 use crate::audit::RequestOrigin;
 use crate::authn::email_code::{self, CodePolicy, CodeVerdict};
 use crate::authn::lockout;
+use crate::authn::sign_in_policy::{PolicyInForce, SignInPolicy};
 use crate::crypto::KeyedHasher;
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::email_changes::{self, EmailChangeRecord};
@@ -140,6 +141,9 @@ pub enum Refusal {
     /// The client's registration breaks a rule (the same rules as the configuration file).
     #[error("{0}")]
     InvalidClient(String),
+    /// A policy value outside its safe bounds.
+    #[error("{0}")]
+    PolicyOutOfBounds(String),
 }
 
 impl Refusal {
@@ -165,6 +169,7 @@ impl Refusal {
             Self::NoSuchClient => "admin-no-such-client",
             Self::ClientExists => "admin-client-exists",
             Self::InvalidClient(_) => "admin-invalid-client",
+            Self::PolicyOutOfBounds(_) => "admin-policy-out-of-bounds",
         }
     }
 }
@@ -270,6 +275,48 @@ pub async fn rotate_signing_keys(
         })
         .await?;
     Ok(())
+}
+
+/// Changes the sign-in policy (administrators): the named fields, within their safe bounds.
+/// Stored and recorded with each changed value, in force on this instance at once and on the
+/// others within their refresh interval.
+pub fn change_policy(
+    conn: &mut DbConnection,
+    in_force: &PolicyInForce,
+    actor: &Actor,
+    typed: &[(String, String)],
+    reason: &Reason,
+) -> StoreResult<Outcome<SignInPolicy>> {
+    let before = in_force.get();
+    let typed: Vec<(&str, &str)> = typed
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let after = match before.changed(&typed) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(Refusal::PolicyOutOfBounds(e.to_string()))),
+    };
+    let changes: serde_json::Map<String, serde_json::Value> = before
+        .values()
+        .iter()
+        .zip(after.values())
+        .filter(|(old, new)| old.1 != new.1)
+        .map(|(old, new)| (old.0.to_string(), json!({ "from": old.1, "to": new.1 })))
+        .collect();
+    if changes.is_empty() {
+        return Ok(Ok(after));
+    }
+    let event = actor.event(
+        "policy.changed",
+        None,
+        &json!({ "changes": changes, "reason": reason.as_str() }),
+    );
+    let stored = serde_json::to_string(&after).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    recorded(conn, &event, |conn| {
+        crate::store::sign_in_policy::replace(conn, &stored, crate::store::now(), &actor.id)
+    })?;
+    in_force.set(after);
+    Ok(Ok(after))
 }
 
 /// What a search for a person typed.

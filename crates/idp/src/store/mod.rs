@@ -17,6 +17,7 @@ pub mod refresh_tokens;
 pub mod revoked_access_tokens;
 pub mod roles;
 pub mod schema;
+pub mod sign_in_policy;
 pub mod signing_keys;
 pub mod sso_sessions;
 pub mod users;

@@ -231,6 +231,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_checkpoints,
     user_roles,
     email_changes,
+    sign_in_policy,
     revoked_access_tokens,
     session_clients,
 );
@@ -261,5 +262,14 @@ diesel::table! {
         reason -> Text,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sign_in_policy (id) {
+        id -> Integer,
+        policy -> Text,
+        updated_at -> Timestamp,
+        updated_by -> Text,
     }
 }

@@ -33,7 +33,10 @@ enum View<'a> {
         resend: bool,
         help: Vec<String>,
     },
-    NewPassword,
+    NewPassword {
+        policy: String,
+        min_length: u32,
+    },
     Enrol,
     EnrolTotp {
         qr_svg: &'a str,
@@ -128,6 +131,11 @@ fn render_screen(screen: &Screen, switch_next: &str) -> HttpResponse {
         Page::Code {
             kind, email, error, ..
         } => {
+            let validity = t.count(
+                "code-validity",
+                "minutes",
+                i64::try_from(screen.code_minutes).unwrap_or(10),
+            );
             let (title, intro, action) = match kind {
                 CodeKind::Totp => (
                     t.get("totp-title"),
@@ -136,17 +144,21 @@ fn render_screen(screen: &Screen, switch_next: &str) -> HttpResponse {
                 ),
                 CodeKind::SignInEmail => (
                     t.get("email-code-title"),
-                    t.arg("email-code-intro", "email", email),
+                    format!("{} {}", t.arg("email-code-intro", "email", email), validity),
                     "/login/second-factor",
                 ),
                 CodeKind::Reset => (
                     t.get("reset-code-title"),
-                    t.arg("reset-code-intro", "email", email),
+                    format!("{} {}", t.arg("reset-code-intro", "email", email), validity),
                     "/login/reset/code",
                 ),
                 CodeKind::EnrolEmail => (
                     t.get("email-enrol-title"),
-                    t.arg("email-enrol-intro", "email", email),
+                    format!(
+                        "{} {}",
+                        t.arg("email-enrol-intro", "email", email),
+                        validity
+                    ),
                     "/login/enrol/email",
                 ),
             };
@@ -172,7 +184,14 @@ fn render_screen(screen: &Screen, switch_next: &str) -> HttpResponse {
             )
         }
         Page::NewPassword { error, .. } => {
-            (t.get("password-title"), View::NewPassword, error, true)
+            let min_length = screen.password_min_length;
+            let policy = t.count("password-policy", "min", min_length.into());
+            (
+                t.get("password-title"),
+                View::NewPassword { policy, min_length },
+                error,
+                true,
+            )
         }
         Page::Enrol { error } => (t.get("enrol-title"), View::Enrol, error, true),
         Page::EnrolTotp { enrolment, error } => (
@@ -323,6 +342,7 @@ pub async fn switch_language(
         Some("audit") => "/audit",
         Some("staff") => "/staff",
         Some("clients") => "/staff/clients",
+        Some("policies") => "/staff/policies",
         Some("email-change") => "/email-change",
         _ => "/login",
     };

@@ -82,6 +82,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(staff::client_action),
         )
         .route("/staff/keys/rotate", web::post().to(staff::rotate_keys))
+        .route("/staff/policies", web::get().to(staff::policies))
+        .route("/staff/policies", web::post().to(staff::change_policies))
+        .route("/staff/api/policies", web::get().to(staff_api::policies))
+        .route(
+            "/staff/api/policies",
+            web::post().to(staff_api::change_policies),
+        )
         .route("/staff/api/people", web::get().to(staff_api::find))
         .route("/staff/api/people/{id}", web::get().to(staff_api::person))
         .route(

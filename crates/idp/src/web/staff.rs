@@ -424,8 +424,7 @@ pub(crate) async fn act_on_person(
             }
         }
         "email" => {
-            let policy =
-                crate::authn::email_code::CodePolicy::from_settings(&state.settings.sign_in);
+            let policy = crate::authn::email_code::CodePolicy::of(&state.policy.get());
             let new_email = new_email.to_string();
             let started = state
                 .store
@@ -894,4 +893,122 @@ pub async fn email_change_submit(
             email_change_page(&state, lang, email, Some(message), false)
         }
     })
+}
+
+struct PolicyRow {
+    name: &'static str,
+    label: String,
+    value: u64,
+    min: u64,
+    max: u64,
+}
+
+#[derive(Template)]
+#[template(path = "staff_policies.html")]
+struct PoliciesPage {
+    t: Tr,
+    title: String,
+    switch_href: String,
+    csrf: String,
+    can_manage: bool,
+    notice: Option<String>,
+    error: Option<String>,
+    rows: Vec<PolicyRow>,
+}
+
+fn policies_page(
+    lang: Lang,
+    member: &StaffMember,
+    state: &AppState,
+    notice: Option<String>,
+    error: Option<String>,
+) -> HttpResponse {
+    let t = Tr(lang);
+    let policy = state.policy.get();
+    let rows = policy
+        .values()
+        .iter()
+        .zip(crate::authn::sign_in_policy::BOUNDS)
+        .map(|((name, value), (_, min, max))| PolicyRow {
+            name,
+            label: t.get(&format!("policy-{}", name.replace('_', "-"))),
+            value: *value,
+            min,
+            max,
+        })
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    no_store(html(
+        status,
+        PoliciesPage {
+            t,
+            title: t.get("policy-title"),
+            switch_href: switch(lang, "policies"),
+            csrf: member.holder.csrf(state),
+            can_manage: member.rights.admin,
+            notice,
+            error,
+            rows,
+        }
+        .render(),
+    ))
+}
+
+/// `GET /staff/policies`: the sign-in policy in force.
+pub async fn policies(
+    req: HttpRequest,
+    query: web::Query<DoneQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let lang = page_lang(&lang_hints(&req, state.https));
+    let member = match staff_member(&req, &state, can_read).await? {
+        Ok(m) => m,
+        Err(answer) => return Ok(answer),
+    };
+    let notice = (query.done.as_deref() == Some("policy")).then(|| Tr(lang).get("policy-saved"));
+    Ok(policies_page(lang, &member, &state, notice, None))
+}
+
+/// `POST /staff/policies`: new values, within their bounds.
+pub async fn change_policies(
+    req: HttpRequest,
+    form: web::Form<std::collections::HashMap<String, String>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let lang = page_lang(&lang_hints(&req, state.https));
+    let csrf = form.get("csrf").cloned().unwrap_or_default();
+    let member = match form_sender(&req, &state, is_admin, &csrf).await? {
+        Ok(m) => m,
+        Err(answer) => return Ok(answer),
+    };
+    let reason = match Reason::parse(form.get("reason").map_or("", String::as_str)) {
+        Ok(r) => r,
+        Err(r) => {
+            let message = Tr(lang).get(r.message_id());
+            return Ok(policies_page(lang, &member, &state, None, Some(message)));
+        }
+    };
+    let typed: Vec<(String, String)> = crate::authn::sign_in_policy::BOUNDS
+        .iter()
+        .filter_map(|(name, _, _)| form.get(*name).map(|v| (name.to_string(), v.clone())))
+        .collect();
+    let (in_force, actor) = (state.policy.clone(), member.actor.clone());
+    let outcome = state
+        .store
+        .run(move |conn| staff::change_policy(conn, &in_force, &actor, &typed, &reason))
+        .await?;
+    match outcome {
+        Ok(_) => Ok(see_other("/staff/policies?done=policy").finish()),
+        Err(refusal) => {
+            let mut message = Tr(lang).get(refusal.message_id());
+            if let Refusal::PolicyOutOfBounds(detail) = &refusal {
+                message = format!("{message} ({detail})");
+            }
+            Ok(policies_page(lang, &member, &state, None, Some(message)))
+        }
+    }
 }

@@ -277,3 +277,69 @@ pub async fn rotate_secret(
         Err(r) => refused(&r),
     })
 }
+
+/// `GET /staff/api/policies`: the sign-in policy in force and each value's bounds.
+pub async fn policies(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    caller(&req, &state, |r| r.read).await?;
+    Ok(json(StatusCode::OK, &policy_json(&state)))
+}
+
+fn policy_json(state: &AppState) -> serde_json::Value {
+    let policy = state.policy.get();
+    let bounds: serde_json::Map<String, serde_json::Value> = crate::authn::sign_in_policy::BOUNDS
+        .iter()
+        .map(|(name, min, max)| {
+            (
+                name.to_string(),
+                serde_json::json!({ "min": min, "max": max }),
+            )
+        })
+        .collect();
+    serde_json::json!({ "policy": policy, "bounds": bounds })
+}
+
+/// Body of a policy change.
+#[derive(Deserialize)]
+pub struct PolicyBody {
+    /// Field name to its new value; fields not named keep theirs.
+    #[serde(default)]
+    changes: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /staff/api/policies`: changes values within their bounds (admin role).
+pub async fn change_policies(
+    req: HttpRequest,
+    body: web::Json<PolicyBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let actor = caller(&req, &state, |r| r.admin).await?;
+    let reason = match Reason::parse(&body.reason) {
+        Ok(r) => r,
+        Err(r) => return Ok(refused(&r)),
+    };
+    if let Some(unknown) = body.changes.keys().find(|k| {
+        !crate::authn::sign_in_policy::BOUNDS
+            .iter()
+            .any(|(name, _, _)| name == k)
+    }) {
+        return Ok(refused(&Refusal::PolicyOutOfBounds(format!(
+            "unknown policy field `{unknown}`"
+        ))));
+    }
+    let typed: Vec<(String, String)> = body
+        .changes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    let in_force = state.policy.clone();
+    let outcome = state
+        .store
+        .run(move |conn| staff::change_policy(conn, &in_force, &actor, &typed, &reason))
+        .await?;
+    Ok(match outcome {
+        Ok(_) => json(StatusCode::OK, &policy_json(&state)),
+        Err(r) => refused(&r),
+    })
+}

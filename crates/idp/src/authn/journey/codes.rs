@@ -44,7 +44,7 @@ pub(super) async fn send_code(
     origin: &RequestOrigin,
     client_id: &str,
 ) -> Result<Sent, Error> {
-    let code_policy = CodePolicy::from_settings(&state.settings.sign_in);
+    let code_policy = CodePolicy::of(&state.policy.get());
     let code = email_code::generate();
     let hash = email_code::hash(&state.hasher, &user.id, &code);
     let user_id = user.id.clone();

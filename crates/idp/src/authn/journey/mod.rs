@@ -184,6 +184,10 @@ pub struct Screen {
     pub portal: String,
     /// The authenticator issuer name (`CPAQCPROD` for the Order).
     pub issuer: String,
+    /// How long an emailed code lives, in minutes, and the shortest password: the sign-in
+    /// policy in force, as the pages state it.
+    pub code_minutes: u64,
+    pub password_min_length: u32,
     pub page: Page,
 }
 
@@ -289,6 +293,8 @@ fn screen(state: &AppState, loaded: &Loaded, page: Page) -> JourneyOutcome {
         csrf: csrf_token(&state.hasher, &loaded.tx.id),
         portal: loaded.portal.clone(),
         issuer: state.settings.sign_in.totp_issuer.clone(),
+        code_minutes: state.policy.get().code_minutes(),
+        password_min_length: state.policy.get().password_min_length,
         page,
     }))
 }

@@ -39,7 +39,7 @@ pub async fn submit_password(
     if password.is_empty() {
         return Ok(show("login-password-missing", email));
     }
-    let policy = LockoutPolicy::from_settings(&state.settings.sign_in);
+    let policy = LockoutPolicy::of(&state.policy.get());
     let account_key = lockout::account_key(&state.hasher, &email);
     let ip_key = submission
         .origin

@@ -88,7 +88,7 @@ pub async fn submit_reset_code(
     };
     let Some(user) = loaded.user.clone() else {
         // No account behind this email: every code is wrong, with the same countdown.
-        let max = i32::try_from(state.settings.sign_in.email_code_max_attempts).unwrap_or(5);
+        let max = i32::try_from(state.policy.get().email_code_max_attempts).unwrap_or(5);
         let mut data = loaded.data.clone();
         data.phantom_tries += 1;
         let tries = data.phantom_tries;
@@ -159,8 +159,9 @@ pub async fn submit_new_password(
         confirmation,
     } = form;
     let email = user.email.clone();
+    let min_length = state.policy.get().password_min_length;
     let (checked, password) = tokio::task::spawn_blocking(move || {
-        let checked = policy::check(&password, &confirmation, &email);
+        let checked = policy::check(&password, &confirmation, &email, min_length as usize);
         (checked, password)
     })
     .await
@@ -171,7 +172,12 @@ pub async fn submit_new_password(
             &loaded,
             Page::NewPassword {
                 email: user.email.clone(),
-                error: Some(Notice::plain(violation.message_id())),
+                error: Some(match violation {
+                    policy::PolicyViolation::TooShort => {
+                        Notice::count(violation.message_id(), "min", min_length.into())
+                    }
+                    _ => Notice::plain(violation.message_id()),
+                }),
             },
         ));
     }

@@ -21,7 +21,7 @@ pub async fn submit_second_factor(
     let Some(user) = loaded.user.clone() else {
         return Ok(expired(Some(&loaded), &submission.hints));
     };
-    let policy = LockoutPolicy::from_settings(&state.settings.sign_in);
+    let policy = LockoutPolicy::of(&state.policy.get());
     let account_key = lockout::account_key(&state.hasher, &user.email);
     let kind = match user.mfa_method {
         MfaMethod::Totp => CodeKind::Totp,
