@@ -134,7 +134,26 @@ try {
   await screenshot(page, 'staff-client-secret');
   await page.reload();
   assert.equal(await page.$('#client-secret'), null, 'the secret is shown only once');
-  assert.ok(!(await page.content()).includes(secret), 'the secret never shows again');
+    assert.ok(!(await page.content()).includes(secret), 'the secret never shows again');
+
+  // Its redirect URIs, a new secret, then disabled.
+  const form = (action) => `form[action="/staff/clients/college-messaging/${action}"]`;
+  await page.fill('#uris-college-messaging',
+    'https://messaging.example.org/callback\nhttps://messaging.example.org/callback2');
+  await page.fill('#reason-uris-college-messaging', 'Second callback (redirect-uris)');
+  await Promise.all([page.waitForURL(/done=redirect-uris/), page.click(`${form('redirect-uris')} button`)]);
+  assert.match(await page.inputValue('#uris-college-messaging'), /callback2/);
+  await page.fill('#reason-secret-college-messaging', 'Secret leaked (secret)');
+  await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST'),
+    page.click(`${form('secret')} button`),
+  ]);
+  const rotated = (await page.textContent('#client-secret')).trim();
+  assert.match(rotated, /^[A-Za-z0-9_-]{40,}$/);
+  assert.notEqual(rotated, secret);
+  await page.fill('#reason-state-college-messaging', 'Portal retired (disable)');
+  await Promise.all([page.waitForURL(/done=disable/), page.click(`${form('disable')} button`)]);
+  assert.match(await page.textContent('#client-college-messaging .client-state'), /Disabled/);
   await page.fill('#reason-keys', 'Yearly rotation (keys)');
   await Promise.all([page.waitForURL(/done=keys/), page.click('#form-rotate-keys button[type=submit]')]);
     assert.match(await page.textContent('#notice'), /New signing keys/);

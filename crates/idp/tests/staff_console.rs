@@ -234,6 +234,27 @@ fn helpdesk_and_admin_console_in_chromium() {
         None,
         "New portal for the college (client)",
     );
+    assert_action(
+        &s,
+        "client.updated",
+        &s.admin,
+        None,
+        "Second callback (redirect-uris)",
+    );
+    assert_action(
+        &s,
+        "client.secret_rotated",
+        &s.admin,
+        None,
+        "Secret leaked (secret)",
+    );
+    assert_action(
+        &s,
+        "client.disabled",
+        &s.admin,
+        None,
+        "Portal retired (disable)",
+    );
     let policy = events(&s, "policy.changed");
     assert_eq!(policy.len(), 1, "the refused change left no row");
     assert_eq!(detail(&policy[0])["reason"], "Longer first lock (policy)");
@@ -260,7 +281,8 @@ fn helpdesk_and_admin_console_in_chromium() {
     let client = idp::store::clients::find(&mut conn, "college-messaging")
         .expect("find")
         .expect("client registered");
-    assert!(client.secret_hash.is_some() && client.enabled);
+    assert!(client.secret_hash.is_some() && !client.enabled);
+    assert_eq!(client.redirect_uris.len(), 2);
     // The invitation and both email change messages went out.
     let outbox = mail_worker::Outbox::open(s.d.dir.path().join("data/outbox")).expect("outbox");
     let jobs = outbox.messages().expect("messages");

@@ -160,7 +160,12 @@ on_both_backends!(
     audit_append_and_read,
     audit_rows_cannot_be_changed,
     revoked_access_tokens_are_remembered_until_expiry,
-    sessions_remember_their_clients,
+        sessions_remember_their_clients,
+    users_batch_insert_skips_what_is_taken,
+    users_found_by_words_of_their_name,
+    email_changes_one_per_person_and_per_address,
+    sign_in_policy_is_one_row,
+    member_import_is_idempotent,
 );
 
 fn migrations_are_idempotent(db: &TestDb) {
@@ -1187,4 +1192,159 @@ fn both_backends_have_the_same_schema() {
     pg_cols.sort();
     assert!(sqlite_cols.len() > 50, "schema read: {}", sqlite_cols.len());
     assert_eq!(sqlite_cols, pg_cols);
+}
+
+fn users_batch_insert_skips_what_is_taken(db: &TestDb) {
+    let mut conn = db.conn();
+    let mut held = new_user("held@example.org");
+    held.member_code = Some("54321".into());
+    users::insert(&mut conn, &held, now()).expect("insert");
+    let mut batch: Vec<NewUser> = (0..50)
+        .map(|i| new_user(&format!("batch{i}@example.org")))
+        .collect();
+    batch.push(new_user("HELD@example.org"));
+    let mut same_code = new_user("other@example.org");
+    same_code.member_code = Some("54321".into());
+    batch.push(same_code);
+    assert_eq!(
+        users::insert_new(&mut conn, &batch, now()).expect("batch"),
+        50
+    );
+    assert_eq!(users::count(&mut conn).expect("count"), 51);
+    assert_eq!(
+        users::insert_new(&mut conn, &batch, now()).expect("again"),
+        0
+    );
+    let taken = users::taken_email_keys(
+        &mut conn,
+        &["batch3@example.org".into(), "nobody@example.org".into()],
+    )
+    .expect("taken");
+    assert_eq!(
+        taken.into_iter().collect::<Vec<_>>(),
+        vec!["batch3@example.org"]
+    );
+    let holders =
+        users::member_code_holders(&mut conn, &["54321".into(), "12345".into()]).expect("holders");
+    assert_eq!(
+        holders.get("54321").map(String::as_str),
+        Some("held@example.org")
+    );
+    assert_eq!(holders.len(), 1);
+}
+
+fn users_found_by_words_of_their_name(db: &TestDb) {
+    let mut conn = db.conn();
+    let mut marie = new_user("marie@example.org");
+    marie.given_name = "Marie-Ève".into();
+    marie.family_name = "Tremblay".into();
+    users::insert(&mut conn, &marie, now()).expect("insert");
+    let mut jean = new_user("jean@example.org");
+    jean.given_name = "Jean".into();
+    jean.family_name = "Tremblay_Roy".into();
+    users::insert(&mut conn, &jean, now()).expect("insert");
+    let mut names = |words: &str| -> Vec<String> {
+        users::search_by_name(&mut conn, words, 10)
+            .expect("search")
+            .into_iter()
+            .map(|u| u.email)
+            .collect()
+    };
+    assert_eq!(names("tremblay").len(), 2);
+    assert_eq!(names("TREMBLAY marie-ève"), vec!["marie@example.org"]);
+    assert_eq!(names("ève"), vec!["marie@example.org"], "accents and case");
+    assert_eq!(
+        names("tremblay_"),
+        vec!["jean@example.org"],
+        "`_` is a letter, not a wildcard"
+    );
+    assert!(names("%").is_empty(), "`%` is a letter, not a wildcard");
+    assert!(names("   ").is_empty());
+}
+
+fn email_changes_one_per_person_and_per_address(db: &TestDb) {
+    use idp::store::email_changes::{self, EmailChangeRecord};
+    let mut conn = db.conn();
+    let a = add_user(&mut conn, "a@example.org");
+    let b = add_user(&mut conn, "b@example.org");
+    let change = |user: &str, to: &str, expires_at| EmailChangeRecord {
+        user_id: user.into(),
+        new_email: to.into(),
+        new_email_key: users::email_key(to),
+        requested_by: "cli".into(),
+        reason: "test".into(),
+        created_at: now(),
+        expires_at,
+    };
+    let later = now() + Duration::minutes(10);
+    email_changes::replace(&mut conn, &change(&a.id, "new@example.org", later)).expect("first");
+    email_changes::replace(&mut conn, &change(&a.id, "newer@example.org", later))
+        .expect("replaced");
+    assert_eq!(
+        email_changes::of_user(&mut conn, &a.id)
+            .expect("of")
+            .map(|c| c.new_email),
+        Some("newer@example.org".into())
+    );
+    assert!(email_changes::to_address(&mut conn, "new@example.org")
+        .expect("to")
+        .is_none());
+    assert!(matches!(
+        email_changes::replace(&mut conn, &change(&b.id, "NEWER@example.org", later)),
+        Err(idp::store::StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        email_changes::of_user(&mut conn, &b.id).expect("of"),
+        None,
+        "the refused change left nothing"
+    );
+    email_changes::replace(
+        &mut conn,
+        &change(&b.id, "b2@example.org", now() - Duration::minutes(1)),
+    )
+    .expect("expired one");
+    assert_eq!(
+        email_changes::purge_expired(&mut conn, now()).expect("purge"),
+        1
+    );
+    assert!(email_changes::remove(&mut conn, &a.id).expect("remove"));
+    assert!(!email_changes::remove(&mut conn, &a.id).expect("again"));
+}
+
+fn sign_in_policy_is_one_row(db: &TestDb) {
+    use idp::store::sign_in_policy;
+    let mut conn = db.conn();
+    assert_eq!(sign_in_policy::current(&mut conn).expect("none"), None);
+    sign_in_policy::replace(&mut conn, r#"{"a":1}"#, now(), "admin").expect("first");
+    sign_in_policy::replace(&mut conn, r#"{"a":2}"#, now(), "admin").expect("second");
+    assert_eq!(
+        sign_in_policy::current(&mut conn)
+            .expect("current")
+            .as_deref(),
+        Some(r#"{"a":2}"#)
+    );
+}
+
+fn member_import_is_idempotent(db: &TestDb) {
+    let mut conn = db.conn();
+    let csv = "family_name,given_name,email,member_code,locale\n\
+               Tremblay,Marie,marie@example.org,R12345,fr\n\
+               Roy,Jean,jean@example.org,E12342012,en\n\
+               Roy,Jean,JEAN@example.org,,en\n\
+               Côté,Luc,luc@example.org,1234,fr-CA\n\
+               Gagnon,Anne,anne@example.org,50012345,\n";
+    let report = idp::staff::import::import(&mut conn, csv.as_bytes(), |_| {}).expect("import");
+    assert_eq!(
+        (report.rows, report.imported, report.already_present),
+        (5, 3, 0)
+    );
+    let lines: Vec<u64> = report.invalid.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![4, 5]);
+    let again = idp::staff::import::import(&mut conn, csv.as_bytes(), |_| {}).expect("again");
+    assert_eq!((again.imported, again.already_present), (0, 3));
+    let jean = users::find_by_email(&mut conn, "jean@example.org")
+        .expect("find")
+        .expect("imported");
+    assert_eq!(jean.locale, "en");
+    assert!(jean.must_reset && jean.password_hash.is_none());
 }
