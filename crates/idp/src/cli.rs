@@ -19,7 +19,7 @@ pub struct Cli {
     /// Configuration file (TOML). Defaults to config/idp.toml when it exists.
     #[arg(long, short, global = true, env = CONFIG_ENV, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Print results as JSON (users and clients commands).
+    /// Print results as JSON (users, clients and roles commands).
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -228,7 +228,7 @@ impl Cli {
             }
             Command::GenMasterKey | Command::GenClientSecret => Ok(()),
             Command::Keys { action } => keys_command(&settings, action),
-            Command::Roles { action } => roles_command(&settings, action),
+            Command::Roles { action } => roles_command(&settings, action, self.json),
             Command::Users { action } => match users_command(&settings, action, self.json) {
                 Ok(true) => Ok(()),
                 Ok(false) => return ExitCode::FAILURE,
@@ -437,7 +437,11 @@ fn audit_command(settings: &Settings, action: AuditCommand) -> Result<bool, crat
     }
 }
 
-fn roles_command(settings: &Settings, action: RolesCommand) -> Result<(), crate::error::Error> {
+fn roles_command(
+    settings: &Settings,
+    action: RolesCommand,
+    json: bool,
+) -> Result<(), crate::error::Error> {
     use crate::store::roles::{self, Role};
     let (email, role_name, grant) = match &action {
         RolesCommand::Grant { email, role } => (email, role, true),
@@ -477,7 +481,12 @@ fn roles_command(settings: &Settings, action: RolesCommand) -> Result<(), crate:
         Ok::<_, crate::store::StoreError>(changed)
     })?;
     let verb = if grant { "granted to" } else { "revoked from" };
-    if changed {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": true, "changed": changed, "role": role.as_str(), "email": user.email })
+        );
+    } else if changed {
         println!("{} {verb} {}", role.as_str(), user.email);
     } else {
         println!(

@@ -613,8 +613,13 @@ fn roles_are_granted_and_revoked_from_the_command_line() {
         .expect("query")
     };
     assert!(has());
-    let out = run(dir.path(), &[&grant[..], &["auditor"]].concat(), &env);
-    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+    let out = run(
+        dir.path(),
+        &[&grant[..], &["auditor", "--json"]].concat(),
+        &env,
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(answer["changed"], false, "already held: nothing to do");
     let out = run(dir.path(), &[&grant[..], &["root"]].concat(), &env);
     assert!(!out.status.success());
     assert!(text(&out).contains("unknown role `root`"), "{}", text(&out));
