@@ -28,3 +28,39 @@ wait_ready() {
   echo "not ready: $*" >&2
   return 1
 }
+
+# code_client ID SECRET [ALG]: a confidential authorization-code client of the benchmark
+# configuration (first party, a callback on localhost:9000, openid and email).
+code_client() {
+  cat <<TOML
+[[clients]]
+id = "$1"
+name = "$1"
+first_party = true
+secret = "$2"
+redirect_uris = ["http://localhost:9000/callback"]
+scopes = ["openid", "email"]
+id_token_alg = "${3:-RS256}"
+TOML
+}
+
+# cc_client ALG SECRET: the client_credentials client `bench-ALG` (lower case) signing with ALG.
+cc_client() {
+  cat <<TOML
+[[clients]]
+id = "bench-${1,,}"
+name = "bench-${1,,}"
+first_party = true
+secret = "$2"
+grants = ["client_credentials"]
+scopes = ["members.read"]
+id_token_alg = "$1"
+TOML
+}
+
+# need_wrk: installs wrk (Debian's package) when missing.
+need_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}

@@ -14,10 +14,7 @@ threads=${THREADS:-2}
 source bench/common.sh
 
 
-if ! command -v wrk >/dev/null 2>&1; then
-  [ "$(id -u)" = 0 ] || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
+need_wrk
 
 cargo build --release --locked -q -p idp --bins --example bare_json --example token_load
 bare="$target/release/examples/bare_json"
@@ -25,49 +22,12 @@ token_load="$target/release/examples/token_load"
 idp_port=$(free_port)
 bare_port=$(free_port)
 secret=$("$idp" gen-client-secret)
-cat > "$work/idp.toml" <<TOML
-log_level = "warn"
-[[clients]]
-id = "bench-rs256"
-name = "Bench RS256"
-first_party = true
-secret = "$secret"
-grants = ["client_credentials"]
-scopes = ["members.read"]
-id_token_alg = "RS256"
-[[clients]]
-id = "bench-es256"
-name = "Bench ES256"
-first_party = true
-secret = "$secret"
-grants = ["client_credentials"]
-scopes = ["members.read"]
-id_token_alg = "ES256"
-[[clients]]
-id = "bench-eddsa"
-name = "Bench EdDSA"
-first_party = true
-secret = "$secret"
-grants = ["client_credentials"]
-scopes = ["members.read"]
-id_token_alg = "EdDSA"
-[[clients]]
-id = "bench-code-es256"
-name = "Bench code ES256"
-first_party = true
-secret = "$secret"
-redirect_uris = ["http://localhost:9000/callback"]
-scopes = ["openid", "email"]
-id_token_alg = "ES256"
-[[clients]]
-id = "bench-code-rs256"
-name = "Bench code RS256"
-first_party = true
-secret = "$secret"
-redirect_uris = ["http://localhost:9000/callback"]
-scopes = ["openid", "email"]
-id_token_alg = "RS256"
-TOML
+{
+  echo 'log_level = "warn"'
+  for alg in RS256 ES256 EdDSA; do cc_client "$alg" "$secret"; done
+  code_client bench-code-es256 "$secret" ES256
+  code_client bench-code-rs256 "$secret" RS256
+} >"$work/idp.toml"
 
 start_idp "$idp_port"
 "$bare" "127.0.0.1:$bare_port" >/dev/null 2>&1 &

@@ -21,14 +21,8 @@ log_level = "warn"
 [sign_in]
 # One address sends every sign-in here: keep the per-address budget out of the way.
 ip_max_failures = 100000
-[[clients]]
-id = "bench-portal"
-name = "Bench portal"
-first_party = true
-secret = "$secret"
-redirect_uris = ["http://localhost:9000/callback"]
-scopes = ["openid", "email"]
 TOML
+code_client bench-portal "$secret" >>"$work/idp.toml"
 
 start_idp "$idp_port"
 wait_ready "http://127.0.0.1:$idp_port/health/ready"

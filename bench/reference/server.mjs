@@ -1,0 +1,54 @@
+// The reference provider for bench/run.sh: panva's oidc-provider (certified), with its
+// in-memory adapter and the same client set as Guichet's benchmark configuration.
+//   PORT, SECRET (the clients' secret)
+// Access tokens are JWTs (RFC 9068) signed with each client's algorithm, as Guichet's are, so
+// both servers do the same signing work per token.
+import { generateKeyPairSync } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.PORT);
+const secret = process.env.SECRET;
+const jwk = (type, options) => {
+  const { privateKey } = generateKeyPairSync(type, options);
+  return privateKey.export({ format: 'jwk' });
+};
+const keys = [
+  { ...jwk('rsa', { modulusLength: 2048 }), use: 'sig', alg: 'RS256', kid: 'rs256' },
+  { ...jwk('ec', { namedCurve: 'P-256' }), use: 'sig', alg: 'ES256', kid: 'es256' },
+  { ...jwk('ed25519'), use: 'sig', alg: 'EdDSA', kid: 'eddsa' },
+];
+const algs = { rs256: 'RS256', es256: 'ES256', eddsa: 'EdDSA' };
+// bench-opaque gets opaque access tokens: the only kind this provider introspects.
+const clients = [...Object.keys(algs), 'opaque'].map((alg) => ({
+  client_id: `bench-${alg}`,
+  client_secret: secret,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  scope: 'members.read',
+}));
+
+const provider = new Provider(`http://127.0.0.1:${port}`, {
+  clients,
+  jwks: { keys },
+  scopes: ['openid', 'members.read'],
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'] },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => 'urn:guichet:bench',
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resource, client) => (client.clientId === 'bench-opaque'
+        ? { scope: 'members.read', accessTokenFormat: 'opaque' }
+        : {
+          scope: 'members.read',
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: algs[client.clientId.replace('bench-', '')] } },
+        }),
+    },
+  },
+});
+provider.listen(port, '127.0.0.1', () => console.log(`reference provider on ${port}`));

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Guichet side by side with the reference OpenID provider (panva's certified oidc-provider on
+# Node.js, in-memory adapter, same clients), on loopback, with the same load generator (wrk) and
+# concurrency, alternating the two servers run by run. Then Guichet's own scenarios (refresh,
+# code exchange), and the report: bench/results/latest.json, and docs/benchmarks.md's
+# side-by-side section with its charts (docs/bench/*.svg) regenerated from it.
+#
+#   bench/run.sh        (DURATION=5 ROUNDS=2 CONNECTIONS=64 THREADS=2 by default)
+#
+# Exits non-zero if any request failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${DURATION:-5}
+rounds=${ROUNDS:-2}
+connections=${CONNECTIONS:-64}
+threads=${THREADS:-2}
+source bench/common.sh
+
+need_wrk
+(cd bench/reference && [ -d node_modules/oidc-provider ] || npm ci --no-audit --no-fund >/dev/null)
+cargo build --release --locked -q -p idp --bins --example token_load --example sign_bound --example login_load
+cargo build --release --locked -q -p bench-report
+token_load="$target/release/examples/token_load"
+sign_bound="$target/release/examples/sign_bound"
+login_load="$target/release/examples/login_load"
+report="$target/release/bench-report"
+
+secret=$("$idp" gen-client-secret)
+idp_port=$(free_port)
+ref_port=$(free_port)
+{
+  echo 'log_level = "warn"'
+  # One address sends every sign-in here: keep the per-address budget out of the way.
+  printf '[sign_in]\nip_max_failures = 100000\n'
+  for alg in RS256 ES256 EdDSA; do cc_client "$alg" "$secret"; done
+  code_client bench-code-es256 "$secret" ES256
+  code_client bench-portal "$secret"
+} > "$work/idp.toml"
+start_idp "$idp_port"
+(cd bench/reference && PORT="$ref_port" SECRET="$secret" exec node server.mjs >"$work/reference.log" 2>&1) &
+pids+=($!)
+ref_pid=$!
+wait_ready "http://127.0.0.1:$idp_port/health/ready" "http://127.0.0.1:$ref_port/.well-known/openid-configuration"
+idle_idp=$(awk '/^VmRSS/ { print $2 }' "/proc/$idp_pid/status")
+idle_ref=$(awk '/^VmRSS/ { print $2 }' "/proc/$ref_pid/status")
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+rows="$work/rows.tsv"
+: >"$rows"
+
+# run SERVER SCENARIO PID URL [wrk options...]: one wrk run, one TSV row.
+run() {
+  local server=$1 scenario=$2 pid=$3 url=$4; shift 4
+  echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+  local before after out
+  before=$(ticks "$pid")
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$@" "$url")
+  after=$(ticks "$pid")
+  awk -v server="$server" -v scenario="$scenario" -v cpu="$(( after - before ))" -v hz="$hz" \
+      -v rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    / requests in / { requests = $1 }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    $1 == "Latency" && max == "" { max = ms($4) }
+    /Non-2xx or 3xx responses:/ { errors += $NF }
+    /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
+    END { printf "%s\t%s\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%.4f\t%d\t%d\n", server, scenario, rps, p50, p99, max, errors + 0, (cpu / hz) / (requests / 1000), rss, requests }
+  ' <<<"$out" >>"$rows"
+  tail -1 "$rows"
+}
+
+# The access token of a client_credentials grant at SERVER's token endpoint.
+cc_token() { curl -fsS -u "$2:$secret" -d grant_type=client_credentials "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
+
+idp_url="http://127.0.0.1:$idp_port"
+ref_url="http://127.0.0.1:$ref_port"
+for round in $(seq "$rounds"); do
+  echo "round $round of $rounds" >&2
+  for server in guichet reference; do
+    if [ "$server" = guichet ]; then pid=$idp_pid base=$idp_url token=/token introspect=/introspect
+    else pid=$ref_pid base=$ref_url token=/token introspect=/token/introspection; fi
+    run "$server" discovery "$pid" "$base/.well-known/openid-configuration"
+    run "$server" jwks "$pid" "$base/jwks"
+    for alg in rs256 es256 eddsa; do
+      AUTH="Basic $(printf 'bench-%s:%s' "$alg" "$secret" | base64 -w0)" BODY="grant_type=client_credentials" \
+        run "$server" "client_credentials_$alg" "$pid" "$base$token" -s bench/wrk/post-form.lua
+    done
+    # Introspection of one access token. The reference cannot introspect JWT access tokens
+    # (it answers unsupported_token_type), so it gets one of its opaque tokens.
+    if [ "$server" = guichet ]; then
+      at=$(cc_token "$base$token" bench-es256) client=bench-es256
+    else
+      at=$(cc_token "$base$token" bench-opaque) client=bench-opaque
+    fi
+    AUTH="Basic $(printf '%s:%s' "$client" "$secret" | base64 -w0)" BODY="token=$at" \
+      run "$server" introspection "$pid" "$base$introspect" -s bench/wrk/post-form.lua
+  done
+done
+
+# Guichet alone: rounds that need a signed-in person and a new token each time.
+for scenario in refresh code; do
+  before=$(ticks "$idp_pid")
+  row=$("$token_load" "$idp_url" "$work/data/guichet.db" "$scenario" bench-code-es256 "$secret" "$duration" "$connections")
+  after=$(ticks "$idp_pid")
+  # | scenario | rounds/s | p50 | p99 | errors |
+  awk -F'|' -v cpu="$(( after - before ))" -v hz="$hz" -v d="$duration" -v scenario="$scenario" \
+      -v rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$idp_pid/status")" '
+    function ms(v) { gsub(/ /, "", v); if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    { rps = $3 + 0; printf "guichet\t%s\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%.4f\t%d\t%d\n", scenario "_es256", rps, ms($4), ms($5), ms($5), $6 + 0, (cpu / hz) / (rps * d / 1000), rss, rps * d }
+  ' <<<"$row" >>"$rows"
+  tail -1 "$rows"
+done
+
+# Full sign-ins (password and authenticator code, each person once), with argon2id alone
+# measured just before in the same process: the hashing bound.
+people=${PEOPLE:-4000}
+before=$(ticks "$idp_pid")
+out=$("$login_load" "$idp_url" "$work/data" bench-portal "$duration" 16 "$people")
+after=$(ticks "$idp_pid")
+awk -F'|' -v cpu="$(( after - before ))" -v hz="$hz" -v d="$duration" \
+    -v rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$idp_pid/status")" '
+  function ms(v) { gsub(/ /, "", v); if (v ~ /ms$/) return v + 0; return v }
+  /argon2id verification alone/ { printf "bound\targon2_verify\t%.1f\t%.3f\t%.3f\t%.3f\t0\t0\t0\t%d\n", $3, ms($4), ms($5), ms($5), $3 * d }
+  /full sign-in/ { n = $3 * d; printf "guichet\tsign_in_password_totp\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%.4f\t%d\t%d\n", $3, ms($4), ms($5), ms($5), $6 + 0, (cpu / hz) / (n / 1000), rss, n }
+' <<<"$out" >>"$rows"
+tail -2 "$rows"
+
+# The signing bound: tokens signed per second per algorithm on every core, nothing else.
+"$sign_bound" "$duration" >>"$rows"
+tail -3 "$rows"
+
+mkdir -p bench/results
+"$report" "$rows" --idle-rss "guichet=$idle_idp" --idle-rss "reference=$idle_ref" \
+  --machine "$(nproc) cores, wrk -t$threads -c$connections -d${duration}s, $rounds rounds" \
+  --json bench/results/latest.json --markdown docs/benchmarks.md --charts docs/bench
+errors=$(awk -F'\t' '{ n += $7 } END { print n + 0 }' "$rows")
+if [ "$errors" -ne 0 ]; then
+  echo "error: $errors requests failed" >&2
+  exit 1
+fi
