@@ -95,9 +95,44 @@ for round in $(seq "$rounds"); do
     else
       at=$(cc_token "$base$token" bench-opaque) client=bench-opaque
     fi
-    AUTH="Basic $(printf '%s:%s' "$client" "$secret" | base64 -w0)" BODY="token=$at" \
+        AUTH="Basic $(printf '%s:%s' "$client" "$secret" | base64 -w0)" BODY="token=$at" \
       run "$server" introspection "$pid" "$base$introspect" -s bench/wrk/post-form.lua
+    # UserInfo with one signed-in person's access token: a JWT verified by Guichet, an opaque
+    # token looked up by the reference.
+    if [ "$server" = guichet ]; then
+      at=$("$token_load" "$base" "$work/data/guichet.db" access-token bench-code-es256 "$secret" 1 1) userinfo=/userinfo
+    else
+      at=$(cd bench/reference && BASE="$base" SECRET="$secret" node sign-in.mjs) userinfo=/me
+    fi
+    run "$server" userinfo "$pid" "$base$userinfo" -H "Authorization: Bearer $at"
   done
+done
+
+# Guichet on PostgreSQL (with Redis), the scenarios that write (every token is an audit row)
+# and read the database; ratios against the same reference figures.
+admin="${TEST_POSTGRES_URL:-postgres://guichet_test:guichet_test@127.0.0.1:5432/postgres}"
+pg_db="guichet_bench_run_$$"
+psql "$admin" -qc "CREATE DATABASE $pg_db"
+trap 'cleanup; psql "$admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1' EXIT
+mkdir -p "$work/pg"
+cp "$work/idp.toml" "$work/pg/idp.toml"
+pg_port=$(free_port)
+(cd "$work/pg" && GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$pg_port" \
+    GUICHET_DATABASE_URL="${admin%/*}/$pg_db" GUICHET_REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
+  GUICHET_MASTER_KEY="$("$idp" gen-master-key)" \
+  exec "$idp" serve >"$work/pg/idp.log" 2>&1) &
+pids+=($!)
+pg_pid=$!
+wait_ready "http://127.0.0.1:$pg_port/health/ready"
+pg_url="http://127.0.0.1:$pg_port"
+for round in $(seq "$rounds"); do
+  for alg in rs256 es256 eddsa; do
+    AUTH="Basic $(printf 'bench-%s:%s' "$alg" "$secret" | base64 -w0)" BODY="grant_type=client_credentials" \
+      run guichet "client_credentials_$alg on PostgreSQL" "$pg_pid" "$pg_url/token" -s bench/wrk/post-form.lua
+  done
+  at=$(cc_token "$pg_url/token" bench-es256)
+  AUTH="Basic $(printf 'bench-es256:%s' "$secret" | base64 -w0)" BODY="token=$at" \
+    run guichet "introspection on PostgreSQL" "$pg_pid" "$pg_url/introspect" -s bench/wrk/post-form.lua
 done
 
 # Guichet alone: rounds that need a signed-in person and a new token each time.

@@ -27,19 +27,35 @@ const clients = [...Object.keys(algs), 'opaque'].map((alg) => ({
   redirect_uris: [],
   scope: 'members.read',
 }));
+// bench-code signs people in (its development login pages, scripted by sign-in.mjs) for the
+// userinfo scenario.
+clients.push({
+  client_id: 'bench-code',
+  client_secret: secret,
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: ['http://localhost:9000/callback'],
+  scope: 'openid email offline_access',
+});
 
 const provider = new Provider(`http://127.0.0.1:${port}`, {
   clients,
   jwks: { keys },
-  scopes: ['openid', 'members.read'],
+  scopes: ['openid', 'email', 'offline_access', 'members.read'],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+  findAccount: (ctx, sub) => ({
+    accountId: sub,
+    claims: () => ({ sub, email: `${sub}@example.org`, email_verified: true }),
+  }),
   enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'] },
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: true },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      defaultResource: () => 'urn:guichet:bench',
+      // The people's tokens are for UserInfo (no resource); the clients' for the API.
+      defaultResource: (ctx, client) => (client.clientId === 'bench-code' ? undefined : 'urn:guichet:bench'),
       useGrantedResource: () => true,
       getResourceServerInfo: (ctx, resource, client) => (client.clientId === 'bench-opaque'
         ? { scope: 'members.read', accessTokenFormat: 'opaque' }

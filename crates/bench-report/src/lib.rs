@@ -143,7 +143,11 @@ impl Report {
             .iter()
             .map(|name| {
                 let guichet = figures(name, "guichet");
-                let reference = figures(name, "reference");
+                // A variant (`X on PostgreSQL`) is compared with the reference's `X`.
+                let reference = figures(name, "reference").or_else(|| {
+                    name.split_once(" on ")
+                        .and_then(|(base, _)| figures(base, "reference"))
+                });
                 let ratio = match (&guichet, &reference) {
                     (Some(g), Some(r)) if r.requests_per_s > 0.0 => {
                         Some(g.requests_per_s / r.requests_per_s)
@@ -301,7 +305,8 @@ impl Report {
             .fold(0.0, f64::max)
             .max(1e-9)
             * 1.1;
-        let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
+        let width = u32::try_from(160 * shared.len() + 120).unwrap_or(4000);
+        let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
         let n = shared.len().max(1);
         let labels: Vec<String> = shared.iter().map(|(name, _, _)| name.to_string()).collect();
@@ -396,13 +401,23 @@ mod tests {
                         guichet\tjwks\t44000.0\t1.0\t3.0\t12.0\t0\t0.0180\t9500\t220000\n\
                         guichet\trefresh_es256\t900.0\t40.0\t90.0\t90.0\t1\t1.0000\t12000\t4500\n\
                         guichet\tclient_credentials_rs256\t1600.0\t1\t2\t3\t0\t1\t1\t8000\n\
+                        guichet\tjwks on PostgreSQL\t8000.0\t1\t2\t3\t0\t1\t1\t8000\n\
                         bound\tsign_rs256\t2000.0\t0\t0\t0\t0\t0\t0\t10000\n";
 
     #[test]
     fn runs_are_aggregated_per_scenario_with_the_ratio() {
         let runs = parse_rows(ROWS).expect("rows");
         let report = Report::new(&runs, BTreeMap::new(), "test");
-        assert_eq!(report.scenarios.len(), 3, "bounds are not scenarios");
+        assert_eq!(report.scenarios.len(), 4, "bounds are not scenarios");
+        let variant = report
+            .scenarios
+            .iter()
+            .find(|s| s.name == "jwks on PostgreSQL")
+            .expect("variant");
+        assert!(
+            (variant.ratio.expect("ratio") - 2.0).abs() < 1e-9,
+            "against the reference's jwks"
+        );
         assert_eq!(report.bounds.get("sign_rs256"), Some(&2000.0));
         assert!(report
             .markdown("x")

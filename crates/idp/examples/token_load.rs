@@ -6,7 +6,8 @@
 //!
 //! `token_load BASE_URL SQLITE_PATH SCENARIO CLIENT_ID SECRET DURATION_SECS CONCURRENCY`
 //! where SCENARIO is `code` (authorize with the session, then exchange: one request of each
-//! counted as one round), `refresh` or `introspect`. The person is created in the server's
+//! counted as one round), `refresh` or `introspect`; `access-token` only prints the signed-in
+//! person's access token. The person is created in the server's
 //! SQLite database first. The generator shares the machine's cores with the server, so the
 //! figures are a lower bound.
 
@@ -173,6 +174,22 @@ fn main() {
         secret: args[5].clone(),
         session,
     });
+    if args[3] == "access-token" {
+        // For load generators that replay one token (the userinfo scenario of bench/run.sh).
+        let token = runtime.block_on(async {
+            let http = Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client");
+            let code = code_with_session(&http, &target).await;
+            exchange(&http, &target, &code).await["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_string()
+        });
+        println!("{token}");
+        return;
+    }
     let ready = std::sync::Arc::new(tokio::sync::Barrier::new(concurrency));
     let results = runtime.block_on(async {
         let tasks: Vec<_> = (0..concurrency)

@@ -750,7 +750,7 @@ impl Settings {
                 return Err(ConfigError::invalid(
                     "master_key",
                     "required with PostgreSQL: every instance must share the same key \
-                     (generate one with `idp gen-client-secret`)",
+                     (generate one with `idp gen-master-key`)",
                 ));
             }
             None => {}
