@@ -150,6 +150,14 @@ fn audit_api_answers_auditors_only() {
         (status, body["error"].as_str()),
         (403, Some("insufficient_scope"))
     );
+    // The auditor's token from a portal is refused: a portal cannot read the log with it.
+    let portal_token =
+        support::journey::file_portal_access_token(&http, &base, d.dir.path(), AUDITOR, PASSWORD);
+    let (status, body) = api(Some(&portal_token), "");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
     let (status, body) = api(
         Some(&auditor_token),
         &format!("subject={MEMBER}&client=atip-portal"),

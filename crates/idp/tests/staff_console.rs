@@ -12,7 +12,9 @@ use idp::store::roles::{self, Role};
 use idp::store::users;
 use serde_json::Value;
 use support::free_port;
-use support::journey::{authorize_and_sign_in, cookie_pair, csrf_of, location, no_redirects};
+use support::journey::{
+    authorize_and_sign_in, cookie_pair, csrf_of, file_portal_access_token, location, no_redirects,
+};
 use support::server::{person_with_emailed_codes, Deployment};
 
 const PASSWORD: &str = "Correct-Horse-Battery-9";
@@ -552,36 +554,8 @@ fn who_may_read_act_and_manage_clients() {
 
     // An administrator's token from a portal (not the console, no staff scope) is refused.
     let http = no_redirects();
-    let r = authorize_and_sign_in(
-        &http,
-        &s.base,
-        PORTAL_AUTHORIZE,
-        s.d.dir.path(),
-        ADMIN,
-        PASSWORD,
-    );
-    let code = location(&r)
-        .split("code=")
-        .nth(1)
-        .and_then(|c| c.split('&').next())
-        .expect("code")
-        .to_string();
-    let tokens: Value = http
-        .post(format!("{}/token", s.base))
-        .basic_auth(
-            "file-portal",
-            Some("ZmlsZS1wb3J0YWwtdGVzdHMtb25seS1ub3QtYS1zZWNyZXQ"),
-        )
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:9/callback"),
-        ])
-        .send()
-        .expect("token")
-        .json()
-        .expect("json");
-    let portal_token = tokens["access_token"].as_str().expect("access token");
+    let portal_token = file_portal_access_token(&http, &s.base, s.d.dir.path(), ADMIN, PASSWORD);
+    let portal_token = portal_token.as_str();
     assert_eq!(
         api(
             &s,

@@ -13,12 +13,11 @@ use crate::authn::journey::page_lang;
 use crate::error::Error;
 use crate::i18n::{Lang, Tr};
 use crate::oidc::error::OAuthError;
-use crate::oidc::userinfo::live_access_token;
 use crate::store::roles::{self, Role};
 use crate::web::account::{current_holder, sign_in};
 use crate::web::authorize::html;
 use crate::web::login::{lang_hints, refused_page};
-use crate::web::middleware::{bearer_of, request_origin};
+use crate::web::middleware::request_origin;
 
 struct Row {
     seq: i64,
@@ -197,7 +196,7 @@ pub async fn api_events(
     form: web::Query<FilterForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let access = live_access_token(&state, &bearer_of(&req)?).await?;
+    let access = crate::web::staff_api::staff_token(&state, &req).await?;
     let sub = access.sub;
     let allowed = state
         .store

@@ -22,12 +22,13 @@ use crate::web::staff::{act_on_person, PERSON_ACTIONS};
 /// The scope a client other than the console needs for this API.
 pub const STAFF_SCOPE: &str = "staff";
 
-/// The caller, if the token and their roles allow `allowed`.
-async fn caller(
-    req: &HttpRequest,
+/// A live access token fit for the staff APIs (this one and the audit log's): one of the
+/// consoles' own client, or one granted the `staff` scope. A portal's token is refused even
+/// when its person holds a role, so a portal cannot act or read with it.
+pub(crate) async fn staff_token(
     state: &AppState,
-    allowed: fn(&StaffRights) -> bool,
-) -> Result<Actor, Error> {
+    req: &HttpRequest,
+) -> Result<crate::oidc::userinfo::AccessToken, Error> {
     let access = live_access_token(state, &bearer_of(req)?).await?;
     if access.client_id != ACCOUNT_CLIENT_ID && !access.scope.iter().any(|s| s == STAFF_SCOPE) {
         return Err(OAuthError::insufficient_scope(
@@ -35,6 +36,16 @@ async fn caller(
         )
         .into());
     }
+    Ok(access)
+}
+
+/// The caller, if the token and their roles allow `allowed`.
+async fn caller(
+    req: &HttpRequest,
+    state: &AppState,
+    allowed: fn(&StaffRights) -> bool,
+) -> Result<Actor, Error> {
+    let access = staff_token(state, req).await?;
     let sub = access.sub.clone();
     let rights = state
         .store

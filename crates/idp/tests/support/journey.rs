@@ -171,3 +171,42 @@ pub fn authorize_and_sign_in(
     };
     password_and_email_code(&browser, dir, email, password)
 }
+
+/// A portal's access token for `email`: the file portal of the test configurations
+/// (`file-portal`, its test secret, callback `http://127.0.0.1:9/callback`) signs the person in
+/// with password and emailed code and exchanges the code.
+pub fn file_portal_access_token(
+    http: &Client,
+    base: &str,
+    dir: &Path,
+    email: &str,
+    password: &str,
+) -> String {
+    let authorize = "/authorize?client_id=file-portal&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&response_type=code&scope=openid&state=s&nonce=n";
+    let r = authorize_and_sign_in(http, base, authorize, dir, email, password);
+    let code = location(&r)
+        .split("code=")
+        .nth(1)
+        .and_then(|c| c.split('&').next())
+        .expect("code")
+        .to_string();
+    let tokens: serde_json::Value = http
+        .post(format!("{base}/token"))
+        .basic_auth(
+            "file-portal",
+            Some("ZmlsZS1wb3J0YWwtdGVzdHMtb25seS1ub3QtYS1zZWNyZXQ"),
+        )
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/callback"),
+        ])
+        .send()
+        .expect("token")
+        .json()
+        .expect("json");
+    tokens["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_string()
+}
