@@ -607,13 +607,7 @@ fn users_command(
                 Ok(q) => q,
                 Err(r) => return Ok(refused(json, &r)),
             };
-            let at = now();
-            let mut found = Vec::new();
-            for user in staff::find_people(&mut conn, &query)? {
-                if let Some(status) = staff::status(&mut conn, &hasher, &user.id, at)? {
-                    found.push(status);
-                }
-            }
+            let found = staff::find_with_status(&mut conn, &hasher, &query)?;
             if json {
                 println!(
                     "{}",

@@ -7,6 +7,7 @@
 //! takes the [`Actor`] doing it and a written [`Reason`], and commits its change together
 //! with its audit row: an action that is not recorded did not happen.
 
+pub mod actions;
 pub mod import;
 pub mod member_code;
 pub mod portals;
@@ -27,6 +28,7 @@ use crate::store::roles::{self, Role};
 use crate::store::users::{self, User};
 use crate::store::{attempt_counters, sso_sessions, DbConnection, StoreError, StoreResult};
 
+pub use actions::{act, PersonAction};
 pub use member_code::MemberCode;
 
 use crate::mail::{MailError, MailQueue};
@@ -356,6 +358,21 @@ pub fn find_people(conn: &mut DbConnection, query: &PersonQuery) -> StoreResult<
             .collect(),
         PersonQuery::Name(words) => users::search_by_name(conn, words, SEARCH_LIMIT)?,
     })
+}
+
+/// The people matching `query`, each with where their account stands (the search of the
+/// console, the API and `idp users find`).
+pub fn find_with_status(
+    conn: &mut DbConnection,
+    hasher: &KeyedHasher,
+    query: &PersonQuery,
+) -> StoreResult<Vec<PersonStatus>> {
+    let at = crate::store::now();
+    let mut found = Vec::new();
+    for user in find_people(conn, query)? {
+        found.extend(status(conn, hasher, &user.id, at)?);
+    }
+    Ok(found)
 }
 
 /// The one person an email address, a member code or an id names (the command line's way of

@@ -16,7 +16,9 @@ use crate::app::AppState;
 use crate::authn::journey::page_lang;
 use crate::error::Error;
 use crate::i18n::{Lang, Tr};
-use crate::staff::{self, portals, Actor, PersonQuery, PersonStatus, Reason, Refusal, StaffRights};
+use crate::staff::{
+    self, portals, Actor, PersonAction, PersonQuery, PersonStatus, Reason, Refusal, StaffRights,
+};
 use crate::store::users::MfaMethod;
 use crate::web::account::{current_holder, sign_in};
 use crate::web::authorize::{html, see_other};
@@ -163,16 +165,7 @@ pub async fn search(
                 let hasher = state.hasher.clone();
                 let found = state
                     .store
-                    .run(move |conn| {
-                        let at = crate::store::now();
-                        let mut found = Vec::new();
-                        for user in staff::find_people(conn, &parsed)? {
-                            if let Some(s) = staff::status(conn, &hasher, &user.id, at)? {
-                                found.push(s);
-                            }
-                        }
-                        Ok(found)
-                    })
+                    .run(move |conn| staff::find_with_status(conn, &hasher, &parsed))
                     .await?;
                 let rows = found
                     .iter()
@@ -343,21 +336,10 @@ pub async fn person(
     let notice = query
         .done
         .as_deref()
-        .filter(|d| PERSON_ACTIONS.contains(d))
+        .filter(|d| PersonAction::SEGMENTS.contains(d))
         .map(|d| Tr(lang).get(&format!("staff-done-{d}")));
     Ok(person_page(lang, &member, &state, &status, notice, None))
 }
-
-/// The actions of the person page, by their path segment.
-pub(crate) const PERSON_ACTIONS: [&str; 7] = [
-    "reset-2fa",
-    "unlock",
-    "email",
-    "invite",
-    "disable",
-    "enable",
-    "end-sessions",
-];
 
 /// Fields of every action form.
 #[derive(Deserialize)]
@@ -369,82 +351,6 @@ pub struct ActionFields {
     /// The new contact email (email change only).
     #[serde(default)]
     email: String,
-}
-
-/// Does one action on a person; the refusal to show, if it was not done.
-pub(crate) async fn act_on_person(
-    state: &AppState,
-    actor: &Actor,
-    id: &str,
-    action: &str,
-    reason: &Reason,
-    new_email: &str,
-) -> Result<Result<(), Refusal>, Error> {
-    let (actor_c, id_c, reason_c) = (actor.clone(), id.to_string(), reason.clone());
-    let hasher = state.hasher.clone();
-    Ok(match action {
-        "reset-2fa" => state
-            .store
-            .run(move |conn| staff::reset_second_factor(conn, &actor_c, &id_c, &reason_c))
-            .await?
-            .map(|_| ()),
-        "unlock" => state
-            .store
-            .run(move |conn| staff::unlock(conn, &hasher, &actor_c, &id_c, &reason_c))
-            .await?
-            .map(|_| ()),
-        "disable" | "enable" => {
-            let disabled = action == "disable";
-            let done = state
-                .store
-                .run(move |conn| staff::set_disabled(conn, &actor_c, &id_c, disabled, &reason_c))
-                .await?;
-            if done.is_ok() && disabled {
-                // A disabled person keeps no session anywhere.
-                if let Err(r) = staff::end_all_sessions(state, actor, id, reason).await? {
-                    return Ok(Err(r));
-                }
-            }
-            done.map(|_| ())
-        }
-        "end-sessions" => staff::end_all_sessions(state, actor, id, reason)
-            .await?
-            .map(|_| ()),
-        "invite" => {
-            let invited = state
-                .store
-                .run(move |conn| staff::invitation(conn, &actor_c, &id_c, &reason_c))
-                .await?;
-            match invited {
-                Ok(user) => {
-                    staff::send_invitation(&state.mail, &state.settings.issuer(), &user).await?;
-                    Ok(())
-                }
-                Err(r) => Err(r),
-            }
-        }
-        "email" => {
-            let policy = crate::authn::email_code::CodePolicy::of(&state.policy.get());
-            let new_email = new_email.to_string();
-            let started = state
-                .store
-                .run(move |conn| {
-                    staff::begin_email_change(
-                        conn, &hasher, &policy, &actor_c, &id_c, &new_email, &reason_c,
-                    )
-                })
-                .await?;
-            match started {
-                Ok(started) => {
-                    staff::send_email_change_mails(&state.mail, &state.settings.issuer(), &started)
-                        .await?;
-                    Ok(())
-                }
-                Err(r) => Err(r),
-            }
-        }
-        _ => Err(Refusal::NoSuchPerson),
-    })
 }
 
 /// `POST /staff/people/{id}/{action}`.
@@ -459,18 +365,16 @@ pub async fn person_action(
         Ok(m) => m,
         Err(answer) => return Ok(answer),
     };
-    let (id, action) = path.into_inner();
-    if !PERSON_ACTIONS.contains(&action.as_str()) {
+    let (id, segment) = path.into_inner();
+    let Some(action) = PersonAction::parse(&segment, &form.email) else {
         return Ok(not_found(lang));
-    }
+    };
     let outcome = match Reason::parse(&form.reason) {
         Err(r) => Err(r),
-        Ok(reason) => {
-            act_on_person(&state, &member.actor, &id, &action, &reason, &form.email).await?
-        }
+        Ok(reason) => staff::act(&state, &member.actor, &id, action, &reason).await?,
     };
     match outcome {
-        Ok(()) => Ok(see_other(&format!("/staff/people/{id}?done={action}")).finish()),
+        Ok(()) => Ok(see_other(&format!("/staff/people/{id}?done={segment}")).finish()),
         Err(refusal) => {
             let Some(status) = status_of(&state, id).await? else {
                 return Ok(not_found(lang));

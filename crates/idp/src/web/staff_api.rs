@@ -15,9 +15,10 @@ use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::error::OAuthError;
 use crate::oidc::userinfo::live_access_token;
-use crate::staff::{self, portals, Actor, PersonQuery, Reason, Refusal, StaffRights};
+use crate::staff::{
+    self, portals, Actor, PersonAction, PersonQuery, PersonStatus, Reason, Refusal, StaffRights,
+};
 use crate::web::middleware::{bearer_of, request_origin};
-use crate::web::staff::{act_on_person, PERSON_ACTIONS};
 
 /// The scope a client other than the console needs for this API.
 pub const STAFF_SCOPE: &str = "staff";
@@ -99,17 +100,11 @@ pub async fn find(
     let hasher = state.hasher.clone();
     let people = state
         .store
-        .run(move |conn| {
-            let at = crate::store::now();
-            let mut found = Vec::new();
-            for user in staff::find_people(conn, &parsed)? {
-                if let Some(s) = staff::status(conn, &hasher, &user.id, at)? {
-                    found.push(s.to_json());
-                }
-            }
-            Ok(found)
-        })
-        .await?;
+        .run(move |conn| staff::find_with_status(conn, &hasher, &parsed))
+        .await?
+        .iter()
+        .map(PersonStatus::to_json)
+        .collect::<Vec<_>>();
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "people": people }),
@@ -153,19 +148,19 @@ pub async fn person_action(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let actor = caller(&req, &state, |r| r.act).await?;
-    let (id, action) = path.into_inner();
-    if !PERSON_ACTIONS.contains(&action.as_str()) {
+    let (id, segment) = path.into_inner();
+    let Some(action) = PersonAction::parse(&segment, &body.email) else {
         return Err(OAuthError::invalid_request("Unknown action.").into());
-    }
+    };
     let reason = match Reason::parse(&body.reason) {
         Ok(r) => r,
         Err(r) => return Ok(refused(&r)),
     };
     Ok(
-        match act_on_person(&state, &actor, &id, &action, &reason, &body.email).await? {
+        match staff::act(&state, &actor, &id, action, &reason).await? {
             Ok(()) => json(
                 StatusCode::OK,
-                &serde_json::json!({ "ok": true, "action": action }),
+                &serde_json::json!({ "ok": true, "action": segment }),
             ),
             Err(r) => refused(&r),
         },

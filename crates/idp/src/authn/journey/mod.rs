@@ -288,13 +288,14 @@ async fn load(
 }
 
 fn screen(state: &AppState, loaded: &Loaded, page: Page) -> JourneyOutcome {
+    let policy = state.policy.get();
     JourneyOutcome::Show(Box::new(Screen {
         lang: loaded.lang,
         csrf: csrf_token(&state.hasher, &loaded.tx.id),
         portal: loaded.portal.clone(),
         issuer: state.settings.sign_in.totp_issuer.clone(),
-        code_minutes: state.policy.get().code_minutes(),
-        password_min_length: state.policy.get().password_min_length,
+        code_minutes: policy.code_minutes(),
+        password_min_length: policy.password_min_length,
         page,
     }))
 }
