@@ -159,7 +159,8 @@ on_both_backends!(
     refresh_tokens_rotation_and_revocation,
     audit_append_and_read,
     audit_rows_cannot_be_changed,
-    revoked_access_tokens_are_remembered_until_expiry,
+        revoked_access_tokens_are_remembered_until_expiry,
+    short_reads_answer_with_or_without_an_idle_connection,
         sessions_remember_their_clients,
     users_batch_insert_skips_what_is_taken,
     users_found_by_words_of_their_name,
@@ -1120,6 +1121,42 @@ fn revoked_access_tokens_are_remembered_until_expiry(db: &TestDb) {
     );
     assert!(!revoked_access_tokens::is_revoked(&mut conn, "jti-2").expect("q"));
     assert!(revoked_access_tokens::is_revoked(&mut conn, "jti-1").expect("q"));
+}
+
+/// `Store::read` (inline on SQLite when a connection is idle, else through the blocking pool)
+/// sees committed writes, and still answers when every connection is taken for a while.
+fn short_reads_answer_with_or_without_an_idle_connection(db: &TestDb) {
+    let t = now();
+    revoked_access_tokens::revoke(
+        &mut db.conn(),
+        "jti-read",
+        "portal",
+        t + Duration::minutes(10),
+        t,
+    )
+    .expect("revoke");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let read = |jti: &'static str| {
+        runtime.block_on(
+            db.store
+                .read(move |conn| revoked_access_tokens::is_revoked(conn, jti)),
+        )
+    };
+    assert!(read("jti-read").expect("idle connection"));
+    assert!(!read("jti-other").expect("idle connection"));
+    // Every connection of the pool (8) taken, then given back after a moment.
+    let held: Vec<_> = (0..8)
+        .map(|_| db.store.connection().expect("conn"))
+        .collect();
+    let giver = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(held);
+    });
+    assert!(read("jti-read").expect("waits for a connection"));
+    giver.join().expect("thread");
 }
 
 fn sessions_remember_their_clients(db: &TestDb) {

@@ -146,7 +146,8 @@ on_both_backends!(
     start;
     client_credentials_issues_a_verifiable_access_token,
     every_signing_algorithm_and_client_secret_post,
-    authentication_failures_are_invalid_client,
+        authentication_failures_are_invalid_client,
+    a_secret_changed_in_the_database_is_good_at_once,
         request_errors_are_rfc6749_objects,
     private_key_jwt_assertions_are_checked_and_used_once,
 );
@@ -345,6 +346,47 @@ fn authentication_failures_are_invalid_client(f: &Fixture) {
     }
     // Unknown client and wrong secret are indistinguishable.
     assert_eq!(bodies[0], bodies[1]);
+}
+
+/// The server keeps recently read clients in memory; a secret rotated by another instance (here,
+/// written to the database directly) is still accepted at once, the memory being checked
+/// against the database before a refusal. The client is disabled within the cache's 5 s.
+fn a_secret_changed_in_the_database_is_good_at_once(f: &Fixture) {
+    let grant = "grant_type=client_credentials";
+    let (status, _, json) = post(f, Some(&basic("batch-ed", SECRET)), grant);
+    assert_eq!(status, 200, "{json}");
+    let new_secret = "bmV3LXNlY3JldC1mb3ItdGVzdHMtb25seS0xMjM0NTY";
+    let hasher = idp::crypto::KeyedHasher::new(&f.master_key);
+    let hash = hasher.hash(idp::oidc::clients::SECRET_PURPOSE, new_secret.as_bytes());
+    let mut conn = f.store.connection().expect("conn");
+    assert!(
+        idp::store::clients::set_secret_hash(&mut conn, "batch-ed", &hash, idp::store::now())
+            .expect("update")
+    );
+    let (status, _, json) = post(f, Some(&basic("batch-ed", new_secret)), grant);
+    assert_eq!(status, 200, "the new secret at once: {json}");
+    let (status, _, json) = post(f, Some(&basic("batch-ed", SECRET)), grant);
+    assert_eq!(
+        status, 401,
+        "the old secret, once the client was read again: {json}"
+    );
+    assert!(
+        idp::store::clients::set_enabled(&mut conn, "batch-ed", false, idp::store::now())
+            .expect("update")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _, json) = post(f, Some(&basic("batch-ed", new_secret)), grant);
+        if status == 401 {
+            assert_eq!(json["error"], "invalid_client");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a disabled client is refused within the cache's 5 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 fn request_errors_are_rfc6749_objects(f: &Fixture) {

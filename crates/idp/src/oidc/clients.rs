@@ -55,10 +55,11 @@ pub fn sync_configured(
     Ok(configured.len())
 }
 
-/// Clients read recently, so the token endpoint's busiest path (`client_credentials`) needs no
-/// database call. An entry is trusted for [`ClientCache::TTL`]: a client disabled or changed
-/// in the database is seen by every instance within that time. Only clients that exist are
-/// kept, so the cache holds at most the registered clients.
+/// Clients read recently, so authenticating a client at the token, introspection and
+/// revocation endpoints needs no database call. An entry is trusted for [`ClientCache::TTL`]:
+/// a client disabled or changed in the database is seen by every instance within that time
+/// (the instance that made the change forgets it at once). Only clients that exist are kept,
+/// so the cache holds at most the registered clients.
 #[derive(Debug, Default)]
 pub struct ClientCache {
     entries: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Client)>>,
@@ -75,6 +76,13 @@ impl ClientCache {
             .get(id)
             .filter(|(read_at, _)| read_at.elapsed() < Self::TTL)
             .map(|(_, client)| client.clone())
+    }
+
+    /// Drops a client this instance just changed, so its next request reads it again.
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(id);
+        }
     }
 
     /// Remembers a client just read from the database.

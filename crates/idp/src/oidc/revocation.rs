@@ -134,7 +134,7 @@ pub async fn introspect(state: &AppState, input: TokenInput) -> Result<Value, Er
     let caller = client.id.clone();
     let answer = state
         .store
-        .run(move |conn| {
+        .read(move |conn| {
             let answer = if let Some(a) = access {
                 let person_ok = a.sub == a.client_id
                     || users::find_by_id(conn, &a.sub)?.is_some_and(|u| !u.disabled);

@@ -162,8 +162,7 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
     }
 }
 
-/// The client credentials grant (RFC 6749 section 4.4). A client read in the last few seconds
-/// is authenticated from the cache without a database call. RSA signatures run on the blocking
+/// The client credentials grant (RFC 6749 section 4.4). RSA signatures run on the blocking
 /// pool: they take most of a millisecond; ES256 and EdDSA take microseconds.
 async fn client_credentials(
     state: &AppState,
@@ -171,21 +170,7 @@ async fn client_credentials(
     params: &BTreeMap<String, String>,
     input: TokenInput,
 ) -> Result<TokenResponse, Error> {
-    let cached = match &credentials {
-        // An assertion's jti must be recorded, which needs the database anyway.
-        ClientCredentials::Assertion { .. } => None,
-        _ => state.client_cache.get(credentials.client_id()),
-    };
-    let client = match cached {
-        Some(client) => {
-            crate::oidc::clients::authenticate(Some(client), &credentials, &state.hasher)?
-        }
-        None => {
-            let client = authenticated_client(state, &credentials).await?;
-            state.client_cache.put(&client);
-            client
-        }
-    };
+    let client = authenticated_client(state, &credentials).await?;
     let scope =
         client_credentials_scopes(&client, params.get("scope").map(String::as_str))?.join(" ");
     let access = if client.id_token_alg == SigningAlg::Rs256.as_str() {
@@ -737,13 +722,28 @@ pub(crate) async fn authenticated_client(
     state: &AppState,
     credentials: &ClientCredentials,
 ) -> Result<Client, Error> {
+    // A client read in the last few seconds is authenticated from memory, without a trip to
+    // the blocking pool. A refusal from memory is checked against the database: the client
+    // may have changed since (a secret rotated elsewhere is good at once). An assertion's jti
+    // must be recorded, which needs the database anyway.
+    if !matches!(credentials, ClientCredentials::Assertion { .. }) {
+        if let Some(client) = state.client_cache.get(credentials.client_id()) {
+            if let Ok(client) =
+                crate::oidc::clients::authenticate(Some(client), credentials, &state.hasher)
+            {
+                return Ok(client);
+            }
+        }
+    }
     let credentials = credentials.clone();
     let hasher = state.hasher.clone();
     let audiences = assertion_audiences(&state.settings.issuer());
-    Ok(state
+    let client = state
         .store
         .run(move |conn| authenticate_client(conn, &credentials, &hasher, &audiences, now()))
-        .await??)
+        .await??;
+    state.client_cache.put(&client);
+    Ok(client)
 }
 
 #[cfg(test)]

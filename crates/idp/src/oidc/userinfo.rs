@@ -56,7 +56,7 @@ pub async fn live_access_token(state: &AppState, token: &str) -> Result<AccessTo
     let jti = access.jti.clone();
     let revoked = state
         .store
-        .run(move |conn| revoked_access_tokens::is_revoked(conn, &jti))
+        .read(move |conn| revoked_access_tokens::is_revoked(conn, &jti))
         .await?;
     if revoked {
         return Err(invalid().into());
@@ -96,7 +96,7 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Value, Error> {
     let (sub, jti) = (access.sub.clone(), access.jti.clone());
     let user = state
         .store
-        .run(move |conn| {
+        .read(move |conn| {
             if revoked_access_tokens::is_revoked(conn, &jti)? {
                 return Ok(None);
             }

@@ -274,6 +274,24 @@ impl Store {
         .map_err(|_| StoreError::Cancelled)?
     }
 
+    /// Runs a short read `f` (a few point lookups by key). On SQLite it runs on the calling
+    /// thread when a connection is idle: in WAL mode such a read takes microseconds and does
+    /// not wait for writers, so the trip to the blocking pool and back would cost more than
+    /// the read itself. Otherwise, and always on PostgreSQL (a network round trip), it runs as
+    /// [`Store::run`] does.
+    pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        if matches!(self.target, DatabaseTarget::Sqlite(_)) {
+            if let Some(mut conn) = self.pool.try_get() {
+                return f(&mut conn);
+            }
+        }
+        self.run(f).await
+    }
+
     /// Answers whether the database takes a trivial query.
     pub async fn ping(&self) -> StoreResult<()> {
         self.run(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))

@@ -628,6 +628,7 @@ pub async fn client_action(
                     portals::rotate_secret(conn, &hasher, &configured, &actor, &client_id, &reason)
                 })
                 .await?;
+            state.client_cache.forget(&id);
             clients_outcome(lang, &member, &state, outcome.map(|s| (id, Some(s)))).await
         }
         "redirect-uris" => {
@@ -649,6 +650,7 @@ pub async fn client_action(
                     )
                 })
                 .await?;
+            state.client_cache.forget(&id);
             match outcome {
                 Ok(()) => Ok(see_other("/staff/clients?done=redirect-uris").finish()),
                 Err(r) => clients_outcome(lang, &member, &state, Err(r)).await,
@@ -662,6 +664,7 @@ pub async fn client_action(
                     portals::set_enabled(conn, &configured, &actor, &client_id, enabled, &reason)
                 })
                 .await?;
+            state.client_cache.forget(&id);
             match outcome {
                 Ok(()) => Ok(see_other(&format!("/staff/clients?done={action}")).finish()),
                 Err(r) => clients_outcome(lang, &member, &state, Err(r)).await,

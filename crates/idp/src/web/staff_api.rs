@@ -275,6 +275,7 @@ pub async fn rotate_secret(
             portals::rotate_secret(conn, &hasher, &configured, &actor, &client_id, &reason)
         })
         .await?;
+    state.client_cache.forget(&id);
     Ok(match outcome {
         Ok(secret) => json(
             StatusCode::OK,
