@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Guichet side by side with the reference OpenID provider (panva's certified oidc-provider on
 # Node.js, in-memory adapter, same clients), on loopback, with the same load generator (wrk) and
-# concurrency, alternating the two servers run by run. Then Guichet's own scenarios (refresh,
-# code exchange), and the report: bench/results/latest.json, and docs/benchmarks.md's
+# concurrency, alternating the two servers run by run. Then Guichet's own scenarios (code
+# exchange, full sign-ins with each second factor), and the report: bench/results/latest.json, and docs/benchmarks.md's
 # side-by-side section with its charts (docs/bench/*.svg) regenerated from it.
 #
 #   bench/run.sh        (DURATION=5 ROUNDS=2 CONNECTIONS=64 THREADS=2 by default)
@@ -76,6 +76,8 @@ run() {
 cc_token() { curl -fsS -u "$2:$secret" -d grant_type=client_credentials "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
 
 idp_url="http://127.0.0.1:$idp_port"
+# Refresh tokens handed to wrk: two per connection.
+pool=$(( connections * 2 ))
 ref_url="http://127.0.0.1:$ref_port"
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds" >&2
@@ -104,7 +106,18 @@ for round in $(seq "$rounds"); do
     else
       at=$(cd bench/reference && BASE="$base" SECRET="$secret" node sign-in.mjs) userinfo=/me
     fi
-    run "$server" userinfo "$pid" "$base$userinfo" -H "Authorization: Bearer $at"
+        run "$server" userinfo "$pid" "$base$userinfo" -H "Authorization: Bearer $at"
+    # Refresh with rotation on every use (the reference is set to rotate too): wrk spends each
+    # refresh token once and sends the new one next (bench/wrk/refresh.lua).
+    if [ "$server" = guichet ]; then
+      "$token_load" "$base" "$work/data/guichet.db" refresh-tokens bench-code-es256 "$secret" 0 "$pool" >"$work/refresh.txt"
+      client=bench-code-es256
+    else
+      (cd bench/reference && BASE="$base" SECRET="$secret" COUNT="$pool" node sign-in.mjs) >"$work/refresh.txt"
+      client=bench-code
+    fi
+    TOKENS="$work/refresh.txt" THREADS="$threads" AUTH="Basic $(printf '%s:%s' "$client" "$secret" | base64 -w0)" \
+      run "$server" refresh_token "$pid" "$base$token" -s bench/wrk/refresh.lua
   done
 done
 
@@ -117,9 +130,11 @@ trap 'cleanup; psql "$admin" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >
 mkdir -p "$work/pg"
 cp "$work/idp.toml" "$work/pg/idp.toml"
 pg_port=$(free_port)
+pg_database="${admin%/*}/$pg_db"
+pg_key=$("$idp" gen-master-key)
 (cd "$work/pg" && GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$pg_port" \
-    GUICHET_DATABASE_URL="${admin%/*}/$pg_db" GUICHET_REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
-  GUICHET_MASTER_KEY="$("$idp" gen-master-key)" \
+    GUICHET_DATABASE_URL="$pg_database" GUICHET_REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" \
+  GUICHET_MASTER_KEY="$pg_key" \
   exec "$idp" serve >"$work/pg/idp.log" 2>&1) &
 pids+=($!)
 pg_pid=$!
@@ -131,12 +146,18 @@ for round in $(seq "$rounds"); do
       run guichet "client_credentials_$alg on PostgreSQL" "$pg_pid" "$pg_url/token" -s bench/wrk/post-form.lua
   done
   at=$(cc_token "$pg_url/token" bench-es256)
-  AUTH="Basic $(printf 'bench-es256:%s' "$secret" | base64 -w0)" BODY="token=$at" \
+    AUTH="Basic $(printf 'bench-es256:%s' "$secret" | base64 -w0)" BODY="token=$at" \
     run guichet "introspection on PostgreSQL" "$pg_pid" "$pg_url/introspect" -s bench/wrk/post-form.lua
+  at=$(GUICHET_MASTER_KEY="$pg_key" "$token_load" "$pg_url" "$pg_database" access-token bench-code-es256 "$secret" 1 1)
+  run guichet "userinfo on PostgreSQL" "$pg_pid" "$pg_url/userinfo" -H "Authorization: Bearer $at"
+  GUICHET_MASTER_KEY="$pg_key" "$token_load" "$pg_url" "$pg_database" refresh-tokens bench-code-es256 "$secret" 0 "$pool" >"$work/refresh.txt"
+  TOKENS="$work/refresh.txt" THREADS="$threads" AUTH="Basic $(printf 'bench-code-es256:%s' "$secret" | base64 -w0)" \
+    run guichet "refresh_token on PostgreSQL" "$pg_pid" "$pg_url/token" -s bench/wrk/refresh.lua
 done
 
-# Guichet alone: rounds that need a signed-in person and a new token each time.
-for scenario in refresh code; do
+# Guichet alone: the code exchange needs a new code each time (authorize with the session,
+# then exchange).
+for scenario in code; do
   before=$(ticks "$idp_pid")
   row=$("$token_load" "$idp_url" "$work/data/guichet.db" "$scenario" bench-code-es256 "$secret" "$duration" "$connections")
   after=$(ticks "$idp_pid")
@@ -149,19 +170,24 @@ for scenario in refresh code; do
   tail -1 "$rows"
 done
 
-# Full sign-ins (password and authenticator code, each person once), with argon2id alone
-# measured just before in the same process: the hashing bound.
+# Full sign-ins (password and second factor, each person once), with argon2id alone measured
+# just before in the same process: the hashing bound. The emailed codes are read from the
+# development outbox as the server delivers them.
 people=${PEOPLE:-4000}
-before=$(ticks "$idp_pid")
-out=$("$login_load" "$idp_url" "$work/data" bench-portal "$duration" 16 "$people")
-after=$(ticks "$idp_pid")
-awk -F'|' -v cpu="$(( after - before ))" -v hz="$hz" -v d="$duration" \
-    -v rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$idp_pid/status")" '
-  function ms(v) { gsub(/ /, "", v); if (v ~ /ms$/) return v + 0; return v }
-  /argon2id verification alone/ { printf "bound\targon2_verify\t%.1f\t%.3f\t%.3f\t%.3f\t0\t0\t0\t%d\n", $3, ms($4), ms($5), ms($5), $3 * d }
-  /full sign-in/ { n = $3 * d; printf "guichet\tsign_in_password_totp\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%.4f\t%d\t%d\n", $3, ms($4), ms($5), ms($5), $6 + 0, (cpu / hz) / (n / 1000), rss, n }
-' <<<"$out" >>"$rows"
-tail -2 "$rows"
+for factor in totp email; do
+  scenario=sign_in_password_totp
+  [ "$factor" = email ] && scenario=sign_in_password_email_code
+  before=$(ticks "$idp_pid")
+  out=$("$login_load" "$idp_url" "$work/data" bench-portal "$duration" 16 "$people" "$factor")
+  after=$(ticks "$idp_pid")
+  awk -F'|' -v cpu="$(( after - before ))" -v hz="$hz" -v d="$duration" -v scenario="$scenario" \
+      -v rss="$(awk '/^VmHWM/ { print $2 }' "/proc/$idp_pid/status")" '
+    function ms(v) { gsub(/ /, "", v); if (v ~ /ms$/) return v + 0; return v }
+    /argon2id verification alone/ { printf "bound\targon2_verify:%s\t%.1f\t%.3f\t%.3f\t%.3f\t0\t0\t0\t%d\n", scenario, $3, ms($4), ms($5), ms($5), $3 * d }
+    /full sign-in/ { n = $3 * d; printf "guichet\t%s\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t%.4f\t%d\t%d\n", scenario, $3, ms($4), ms($5), ms($5), $6 + 0, (cpu / hz) / (n / 1000), rss, n }
+  ' <<<"$out" >>"$rows"
+  tail -2 "$rows"
+done
 
 # The signing bound: tokens signed per second per algorithm on every core, nothing else.
 "$sign_bound" "$duration" >>"$rows"

@@ -5,6 +5,7 @@
 // both servers do the same signing work per token.
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 
 const port = Number(process.env.PORT);
 const secret = process.env.SECRET;
@@ -28,7 +29,7 @@ const clients = [...Object.keys(algs), 'opaque'].map((alg) => ({
   scope: 'members.read',
 }));
 // bench-code signs people in (its development login pages, scripted by sign-in.mjs) for the
-// userinfo scenario.
+// userinfo and refresh scenarios; its ID tokens are ES256, as Guichet's bench-code-es256.
 clients.push({
   client_id: 'bench-code',
   client_secret: secret,
@@ -36,9 +37,21 @@ clients.push({
   response_types: ['code'],
   redirect_uris: ['http://localhost:9000/callback'],
   scope: 'openid email offline_access',
+  id_token_signed_response_alg: 'ES256',
 });
 
+// The bundled in-memory adapter keeps at most 1,000 entries (an LRU meant for development):
+// under the refresh load it evicts live refresh tokens and grants, and requests fail. The same
+// adapter over an unbounded Map (expiry ignored: a run lasts seconds) keeps everything.
+const entries = new Map();
+const storage = {
+  get: (key) => entries.get(key),
+  set: (key, value) => entries.set(key, value),
+  delete: (key) => entries.delete(key),
+};
+
 const provider = new Provider(`http://127.0.0.1:${port}`, {
+  adapter: (model) => new MemoryAdapter(model, storage),
   clients,
   jwks: { keys },
   scopes: ['openid', 'email', 'offline_access', 'members.read'],
@@ -47,6 +60,9 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
     accountId: sub,
     claims: () => ({ sub, email: `${sub}@example.org`, email_verified: true }),
   }),
+  // Rotate on every use, as Guichet does (this provider's default rotates a confidential
+  // client's refresh token only near its expiry), so both servers do the same work.
+  rotateRefreshToken: () => true,
   enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256', 'EdDSA'] },
   features: {
     devInteractions: { enabled: true },

@@ -1,13 +1,15 @@
 //! Full sign-ins under load: many distinct people, each signing in once with password and
-//! authenticator code (authorize, the password page, the password, the code page, the code),
+//! second factor (authorize, the password page, the password, the code page, the code),
 //! against a running `idp serve` on its embedded SQLite database. Before the HTTP run it
 //! measures argon2id alone (the same parameters, one verification per core at a time) so the
 //! two figures come from the same machine state. Prints Markdown table rows.
 //!
-//! `login_load BASE_URL DATA_DIR CLIENT_ID DURATION_SECS CONCURRENCY PEOPLE`
+//! `login_load BASE_URL DATA_DIR CLIENT_ID DURATION_SECS CONCURRENCY PEOPLE [totp|email]`
 //!
 //! The people are created in the server's database first (`DATA_DIR/guichet.db`, sealed with
-//! `DATA_DIR/master.key`) with an argon2id hash at OWASP's parameters, the server's default. The
+//! `DATA_DIR/master.key`) with an argon2id hash at OWASP's parameters, the server's default,
+//! and either an authenticator (`totp`, the default) or emailed codes (`email`: each code is
+//! read from the development outbox, `DATA_DIR/outbox`, as the server delivers it). The
 //! generator shares the cores with the server, so the HTTP figure is a lower bound.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark tool: fail loudly
@@ -63,9 +65,14 @@ async fn argon2_alone(hash: &str, duration: Duration) -> (f64, Vec<u32>) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     assert!(
-        args.len() == 7,
-        "usage: login_load BASE_URL DATA_DIR CLIENT_ID DURATION_SECS CONCURRENCY PEOPLE"
+        args.len() == 7 || args.len() == 8,
+        "usage: login_load BASE_URL DATA_DIR CLIENT_ID DURATION_SECS CONCURRENCY PEOPLE [totp|email]"
     );
+    let emailed = match args.get(7).map_or("totp", String::as_str) {
+        "totp" => false,
+        "email" => true,
+        other => panic!("unknown second factor {other}: totp or email"),
+    };
     let base = args[1].trim_end_matches('/').to_string();
     let data_dir = std::path::PathBuf::from(&args[2]);
     let client_id = args[3].clone();
@@ -89,13 +96,15 @@ fn main() {
             .await
             .expect("hash")
     });
+    let (database, key) = login::server_database(&data_dir.join("guichet.db").to_string_lossy());
     login::seed_people(
-        &data_dir.join("guichet.db"),
-        &login::master_key(&data_dir),
+        &database,
+        &key,
         &hash,
-        &secret,
+        (!emailed).then_some(secret.as_slice()),
         &emails,
     );
+    let outbox = emailed.then(|| login::OutboxCodes::watch(data_dir.join("outbox")));
 
     let (argon2_rate, argon2_latencies) = runtime.block_on(argon2_alone(&hash, duration));
     println!(
@@ -112,13 +121,14 @@ fn main() {
         let until = Instant::now() + duration;
         let tasks: Vec<_> = (0..concurrency)
             .map(|_| {
-                let (emails, next, base, client_id, code, secret) = (
+                let (emails, next, base, client_id, code, secret, outbox) = (
                     emails.clone(),
                     next.clone(),
                     base.clone(),
                     client_id.clone(),
                     code.clone(),
                     secret.clone(),
+                    outbox.clone(),
                 );
                 tokio::spawn(async move {
                     let http = Client::builder()
@@ -139,8 +149,21 @@ fn main() {
                             code = login::totp_now(&secret);
                         }
                         let started = Instant::now();
-                        match login::full_login(&http, &base, &client_id, email, PASSWORD, &code)
-                            .await
+                        let second_factor = async {
+                            match &outbox {
+                                Some(outbox) => outbox.code_for(email).await,
+                                None => Ok(code.clone()),
+                            }
+                        };
+                        match login::full_login(
+                            &http,
+                            &base,
+                            &client_id,
+                            email,
+                            PASSWORD,
+                            second_factor,
+                        )
+                        .await
                         {
                             Ok((_, location)) if location.starts_with(login::CALLBACK) => {
                                 latencies.push(
@@ -167,7 +190,8 @@ fn main() {
     latencies.sort_unstable();
     let rate = latencies.len() as f64 / duration.as_secs_f64();
     println!(
-        "| full sign-in (5 requests: authorize, page, password, page, code), {concurrency} at once | {:.1} | {} | {} | {} |",
+                "| full sign-in with {} (5 requests: authorize, page, password, page, code), {concurrency} at once | {:.1} | {} | {} | {} |",
+        if emailed { "emailed code" } else { "authenticator code" },
         rate,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),

@@ -4,11 +4,14 @@
 //! authenticator code), then each of `concurrency` workers gets its own tokens from that session
 //! and loops on its scenario for `duration` seconds. Prints one Markdown table row.
 //!
-//! `token_load BASE_URL SQLITE_PATH SCENARIO CLIENT_ID SECRET DURATION_SECS CONCURRENCY`
+//! `token_load BASE_URL DATABASE SCENARIO CLIENT_ID SECRET DURATION_SECS CONCURRENCY`
 //! where SCENARIO is `code` (authorize with the session, then exchange: one request of each
-//! counted as one round), `refresh` or `introspect`; `access-token` only prints the signed-in
-//! person's access token. The person is created in the server's
-//! SQLite database first. The generator shares the machine's cores with the server, so the
+//! counted as one round), `refresh` or `introspect`. Two scenarios only print tokens for
+//! another load generator: `access-token` the signed-in person's access token, and
+//! `refresh-tokens` CONCURRENCY refresh tokens, one per line, each from its own code exchange
+//! (for wrk's `bench/wrk/refresh.lua`). The person is created in the server's database first:
+//! DATABASE is its SQLite file, or its `postgres://` URL with the server's master key in
+//! `GUICHET_MASTER_KEY`. The generator shares the machine's cores with the server, so the
 //! figures are a lower bound.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark tool: fail loudly
@@ -29,6 +32,14 @@ struct Target {
     secret: String,
     /// The SSO session every worker shares (one person signed in once).
     session: String,
+}
+
+/// An HTTP client that shows every redirect instead of following it.
+fn no_redirects() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 /// A code for the signed-in person, from the session alone.
@@ -126,7 +137,10 @@ async fn worker(
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    assert!(args.len() == 8, "usage: token_load BASE_URL SQLITE_PATH SCENARIO CLIENT_ID SECRET DURATION_SECS CONCURRENCY");
+    assert!(
+        args.len() == 8,
+        "usage: token_load BASE_URL DATABASE SCENARIO CLIENT_ID SECRET DURATION_SECS CONCURRENCY"
+    );
     let duration = Duration::from_secs(args[6].parse().expect("duration"));
     let concurrency: usize = args[7].parse().expect("concurrency");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -135,8 +149,7 @@ fn main() {
         .expect("runtime");
     let email = format!("bench-{}@example.org", uuid::Uuid::new_v4().simple());
     let base = args[1].trim_end_matches('/').to_string();
-    let sqlite = std::path::PathBuf::from(&args[2]);
-    let data_dir = sqlite.parent().expect("data dir").to_path_buf();
+    let (database, key) = login::server_database(&args[2]);
     let secret = idp::authn::totp::new_secret();
     let session = runtime.block_on(async {
         let hash = idp::authn::password::Passwords::new(1024, 1, 1, 1)
@@ -145,16 +158,13 @@ fn main() {
             .await
             .expect("hash");
         login::seed_people(
-            &sqlite,
-            &login::master_key(&data_dir),
+            &database,
+            &key,
             &hash,
-            &secret,
+            Some(&secret),
             std::slice::from_ref(&email),
         );
-        let http = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let http = no_redirects();
         // One person signs in once; every worker then works from that session.
         login::full_login(
             &http,
@@ -162,7 +172,7 @@ fn main() {
             &args[4],
             &email,
             PASSWORD,
-            &login::totp_now(&secret),
+            std::future::ready(Ok(login::totp_now(&secret))),
         )
         .await
         .expect("sign in")
@@ -174,20 +184,24 @@ fn main() {
         secret: args[5].clone(),
         session,
     });
-    if args[3] == "access-token" {
-        // For load generators that replay one token (the userinfo scenario of bench/run.sh).
-        let token = runtime.block_on(async {
-            let http = Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client");
-            let code = code_with_session(&http, &target).await;
-            exchange(&http, &target, &code).await["access_token"]
-                .as_str()
-                .expect("access token")
-                .to_string()
+    // Tokens for other load generators (wrk replays or chains them): one code exchange each.
+    if args[3] == "access-token" || args[3] == "refresh-tokens" {
+        let (field, count) = if args[3] == "access-token" {
+            ("access_token", 1)
+        } else {
+            ("refresh_token", concurrency)
+        };
+        let tokens = runtime.block_on(async {
+            let http = no_redirects();
+            let mut tokens = Vec::with_capacity(count);
+            for _ in 0..count {
+                let code = code_with_session(&http, &target).await;
+                let answer = exchange(&http, &target, &code).await;
+                tokens.push(answer[field].as_str().expect(field).to_string());
+            }
+            tokens
         });
-        println!("{token}");
+        println!("{}", tokens.join("\n"));
         return;
     }
     let ready = std::sync::Arc::new(tokio::sync::Barrier::new(concurrency));

@@ -1,6 +1,7 @@
 #![allow(dead_code)] // shared by the load generators; each uses a part
 //! A full sign-in as a browser without JavaScript does it, for the load generators: authorize,
-//! the password page, the password, the code page, the authenticator code.
+//! the password page, the password, the code page, the second factor's code (from an
+//! authenticator, or from the mail the password step sent).
 
 use std::path::Path;
 use std::time::Duration;
@@ -49,14 +50,15 @@ fn location(r: &reqwest::Response) -> String {
 }
 
 /// The whole sign-in; returns the session cookie and the redirect to the portal, or what went
-/// wrong.
+/// wrong. `second_factor` yields the code once the password is accepted: an authenticator's
+/// code at once, or the emailed code when its mail arrives.
 pub async fn full_login(
     http: &Client,
     base: &str,
     client_id: &str,
     email: &str,
     password: &str,
-    totp_code: &str,
+    second_factor: impl std::future::Future<Output = Result<String, String>>,
 ) -> Result<(String, String), String> {
     let r = http
         .get(authorize_url(base, client_id))
@@ -98,10 +100,11 @@ pub async fn full_login(
     if !code_page.status().is_success() {
         return Err(format!("code page: {}", code_page.status()));
     }
+    let code = second_factor.await?;
     let r = http
         .post(format!("{base}/login/second-factor"))
         .header("Cookie", &tx)
-        .form(&[("csrf", csrf.as_str()), ("code", totp_code)])
+        .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -110,24 +113,38 @@ pub async fn full_login(
     Ok((session, location(&r)))
 }
 
-/// The server's master key, from `data_dir/master.key` (the embedded default).
-pub fn master_key(data_dir: &Path) -> idp::crypto::MasterKey {
-    let text = std::fs::read_to_string(data_dir.join("master.key")).expect("master.key");
-    idp::crypto::MasterKey::from_base64(text.trim()).expect("master key")
+/// The server's database and master key, named by `database`: the path of the embedded SQLite
+/// file (its master key beside it, in `master.key`), or a `postgres://` URL (the master key in
+/// `GUICHET_MASTER_KEY`, as the server was given it).
+pub fn server_database(database: &str) -> (idp::store::DatabaseTarget, idp::crypto::MasterKey) {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        let key = std::env::var("GUICHET_MASTER_KEY").expect("GUICHET_MASTER_KEY");
+        return (
+            idp::store::DatabaseTarget::parse(database).expect("database URL"),
+            idp::crypto::MasterKey::from_base64(key.trim()).expect("master key"),
+        );
+    }
+    let sqlite = Path::new(database);
+    let dir = sqlite.parent().expect("data dir");
+    let text = std::fs::read_to_string(dir.join("master.key")).expect("master.key");
+    (
+        idp::store::DatabaseTarget::Sqlite(sqlite.to_path_buf()),
+        idp::crypto::MasterKey::from_base64(text.trim()).expect("master key"),
+    )
 }
 
-/// Creates people `email_of(i)` for `i` in `range` with `password_hash` and the authenticator
-/// `secret`, in one transaction.
+/// Creates people `emails` with `password_hash` and, as second factor, the authenticator
+/// `totp_secret` or, without one, emailed codes; in one transaction.
 pub fn seed_people(
-    sqlite: &Path,
+    database: &idp::store::DatabaseTarget,
     key: &idp::crypto::MasterKey,
     password_hash: &str,
-    secret: &[u8],
+    totp_secret: Option<&[u8]>,
     emails: &[String],
 ) {
     use diesel::Connection;
     let store = idp::store::Store::open(
-        idp::store::DatabaseTarget::Sqlite(sqlite.to_path_buf()),
+        database.clone(),
         &idp::store::PoolOptions {
             max_size: 1,
             connect_timeout: Duration::from_secs(10),
@@ -153,13 +170,13 @@ pub fn seed_people(
                 },
                 idp::store::now(),
             )?;
-            let sealed = idp::authn::totp::seal_secret(key, &id, secret).expect("seal");
-            idp::store::users::set_mfa(
-                conn,
-                &id,
-                &idp::store::users::MfaSetting::Totp(sealed),
-                idp::store::now(),
-            )?;
+            let method = match totp_secret {
+                Some(secret) => idp::store::users::MfaSetting::Totp(
+                    idp::authn::totp::seal_secret(key, &id, secret).expect("seal"),
+                ),
+                None => idp::store::users::MfaSetting::Email,
+            };
+            idp::store::users::set_mfa(conn, &id, &method, idp::store::now())?;
         }
         Ok(())
     })
@@ -173,4 +190,57 @@ pub fn totp_now(secret: &[u8]) -> String {
         .expect("clock")
         .as_secs();
     idp::authn::totp::Authenticator::new("Guichet", "bench", secret.to_vec()).code_at(unix)
+}
+
+/// Emailed codes read from the development outbox (`data_dir/outbox`) as the server delivers
+/// them: a thread reads each new mail once, keeps its code by recipient and deletes the file,
+/// so the directory stays small however many people sign in.
+#[derive(Clone)]
+pub struct OutboxCodes {
+    codes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+impl OutboxCodes {
+    /// Starts watching `outbox`.
+    pub fn watch(outbox: std::path::PathBuf) -> Self {
+        let codes = Self {
+            codes: std::sync::Arc::default(),
+        };
+        let found = codes.clone();
+        std::thread::spawn(move || loop {
+            for entry in std::fs::read_dir(&outbox).into_iter().flatten().flatten() {
+                let path = entry.path();
+                // Jobs are written aside and renamed: a `.json` file is whole.
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                if let Ok(job) = mail_queue::MailJob::from_json(&std::fs::read(&path).unwrap()) {
+                    if let Some(code) = job.parameters.get("code") {
+                        found
+                            .codes
+                            .lock()
+                            .unwrap()
+                            .insert(job.recipient.to_lowercase(), code.clone());
+                    }
+                }
+                let _ = std::fs::remove_file(&path);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        });
+        codes
+    }
+
+    /// The code mailed to `email`, waited for up to 10 seconds.
+    pub async fn code_for(&self, email: &str) -> Result<String, String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(code) = self.codes.lock().unwrap().remove(&email.to_lowercase()) {
+                return Ok(code);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("no code was mailed to {email}"));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
 }
