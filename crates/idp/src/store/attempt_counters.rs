@@ -143,7 +143,7 @@ pub fn locked_until(
     Ok(attempt_counters::table
         .find(key)
         .select(attempt_counters::locked_until)
-        .first::<Option<NaiveDateTime>>(conn)
+        .get_result::<Option<NaiveDateTime>>(conn)
         .optional()?
         .flatten()
         .filter(|until| *until > now))
@@ -213,7 +213,7 @@ pub fn find(conn: &mut DbConnection, key: &str) -> StoreResult<Option<AttemptCou
     Ok(attempt_counters::table
         .find(key)
         .select(AttemptCounterRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

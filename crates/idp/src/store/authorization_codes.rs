@@ -71,7 +71,7 @@ pub fn redeem(
     let existing = authorization_codes::table
         .find(code_hash)
         .select(AuthorizationCodeRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(match existing {
         Some(record) if record.consumed_at.is_some() => Redemption::Replayed(record),

@@ -165,7 +165,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> StoreResult<Option<Client>> {
     clients::table
         .find(id)
         .select(ClientRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Client::try_from)
         .transpose()

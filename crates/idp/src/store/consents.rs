@@ -15,7 +15,7 @@ pub fn granted(
     let stored: Option<String> = consents::table
         .find((user_id, client_id))
         .select(consents::scopes)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     stored
         .map(|s| decode_list("consents.scopes", &s))

@@ -38,7 +38,7 @@ pub fn of_user(conn: &mut DbConnection, user_id: &str) -> StoreResult<Option<Ema
     Ok(email_changes::table
         .find(user_id)
         .select(EmailChangeRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -50,7 +50,7 @@ pub fn to_address(
     Ok(email_changes::table
         .filter(email_changes::new_email_key.eq(new_email_key))
         .select(EmailChangeRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

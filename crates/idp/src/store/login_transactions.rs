@@ -43,7 +43,7 @@ pub fn find_live(
         .find(id)
         .filter(login_transactions::expires_at.gt(now))
         .select(LoginTransactionRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -99,7 +99,7 @@ pub fn find(conn: &mut DbConnection, id: &str) -> StoreResult<Option<OneTimeCode
     Ok(one_time_codes::table
         .find(id)
         .select(OneTimeCodeRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -41,7 +41,7 @@ pub fn find(conn: &mut DbConnection, token_hash: &[u8]) -> StoreResult<Option<Re
     Ok(refresh_tokens::table
         .find(token_hash)
         .select(RefreshTokenRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

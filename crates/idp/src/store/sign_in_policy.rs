@@ -11,7 +11,7 @@ pub fn current(conn: &mut DbConnection) -> StoreResult<Option<String>> {
     Ok(sign_in_policy::table
         .find(1)
         .select(sign_in_policy::policy)
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -46,7 +46,7 @@ pub fn find_live(
         .filter(sso_sessions::ended_at.is_null())
         .filter(sso_sessions::expires_at.gt(now))
         .select(SsoSessionRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -55,7 +55,7 @@ pub fn find_by_sid(conn: &mut DbConnection, sid: &str) -> StoreResult<Option<Sso
     Ok(sso_sessions::table
         .filter(sso_sessions::sid.eq(sid))
         .select(SsoSessionRecord::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -283,7 +283,7 @@ pub fn find_by_id(conn: &mut DbConnection, id: &str) -> StoreResult<Option<User>
     users::table
         .find(id)
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(User::try_from)
         .transpose()
@@ -294,7 +294,7 @@ pub fn find_by_email(conn: &mut DbConnection, email: &str) -> StoreResult<Option
     users::table
         .filter(users::email_key.eq(email_key(email)))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(User::try_from)
         .transpose()
@@ -305,7 +305,7 @@ pub fn find_by_member_code(conn: &mut DbConnection, code: &str) -> StoreResult<O
     users::table
         .filter(users::member_code.eq(code.trim().to_uppercase()))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(User::try_from)
         .transpose()
