@@ -1385,3 +1385,45 @@ fn member_import_is_idempotent(db: &TestDb) {
     assert_eq!(jean.locale, "en");
     assert!(jean.must_reset && jean.password_hash.is_none());
 }
+
+/// Every SQLite connection of the pool is set up the same way: WAL, checkpoints every 8,000
+/// pages, the WAL file cut back to 64 MiB, foreign keys enforced.
+#[test]
+fn sqlite_connections_are_set_up_for_a_server() {
+    // Each PRAGMA answers one column named after it.
+    #[derive(QueryableByName)]
+    struct JournalMode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    #[derive(QueryableByName)]
+    struct WalAutocheckpoint {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        wal_autocheckpoint: i64,
+    }
+    #[derive(QueryableByName)]
+    struct JournalSizeLimit {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        journal_size_limit: i64,
+    }
+    #[derive(QueryableByName)]
+    struct ForeignKeys {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        foreign_keys: i64,
+    }
+    let db = TestDb::sqlite();
+    let mut conn = db.conn();
+    let pragma = |name: &str| diesel::sql_query(format!("PRAGMA {name}"));
+    let mode: JournalMode = pragma("journal_mode").get_result(&mut conn).expect("mode");
+    assert_eq!(mode.journal_mode, "wal");
+    let every: WalAutocheckpoint = pragma("wal_autocheckpoint")
+        .get_result(&mut conn)
+        .expect("autocheckpoint");
+    assert_eq!(every.wal_autocheckpoint, 8000);
+    let limit: JournalSizeLimit = pragma("journal_size_limit")
+        .get_result(&mut conn)
+        .expect("size limit");
+    assert_eq!(limit.journal_size_limit, 64 * 1024 * 1024);
+    let keys: ForeignKeys = pragma("foreign_keys").get_result(&mut conn).expect("keys");
+    assert_eq!(keys.foreign_keys, 1);
+}
