@@ -162,11 +162,7 @@ impl ConnectionFactory {
     }
 
     /// Opens one connection. SQLite is set to WAL mode with foreign keys on: SQLite enforces
-    /// foreign keys only on connections that ask for it, so every connection does. The WAL is
-    /// checkpointed every 8,000 pages (32 MiB) rather than SQLite's 1,000: the checkpoint runs
-    /// inside the commit that crosses the mark, and at 1,000 pages it took a tenth of the CPU
-    /// of a refresh under load; a page written many times between checkpoints is copied once.
-    /// The WAL file is cut back to 64 MiB after a checkpoint.
+    /// foreign keys only on connections that ask for it, so every connection does.
     pub fn connect(&self) -> StoreResult<DbConnection> {
         match &self.target {
             DatabaseTarget::Sqlite(path) => {
@@ -179,8 +175,6 @@ impl ConnectionFactory {
                     "PRAGMA busy_timeout = {};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
-                                          PRAGMA wal_autocheckpoint = 8000;
-                     PRAGMA journal_size_limit = 67108864;
                      PRAGMA foreign_keys = ON;",
                     self.sqlite_busy_timeout_ms
                 ))?;
