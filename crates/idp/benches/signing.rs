@@ -34,5 +34,12 @@ fn signing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signing);
+criterion_group! {
+    name = benches;
+    // Short runs keep both sets (this and hot_paths) under two minutes with their build.
+    config = Criterion::default()
+        .measurement_time(std::time::Duration::from_secs(3))
+        .warm_up_time(std::time::Duration::from_secs(1));
+    targets = signing
+}
 criterion_main!(benches);
