@@ -13,6 +13,9 @@ use idp::store::audit::{self, NewAuditEvent};
 use idp::store::clients::Client;
 use idp::store::{DatabaseTarget, PoolOptions, Store};
 
+#[path = "support/config.rs"]
+mod config;
+
 /// A first-party portal, registered as the configuration file would register it.
 fn portal() -> Client {
     let mut settings = idp::config::ClientSettings::new(
@@ -89,9 +92,7 @@ fn audit_append(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(std::time::Duration::from_secs(3))
-        .warm_up_time(std::time::Duration::from_secs(1));
+        config = config::short_runs();
     targets = authorize_checks, totp_verify, audit_append
 }
 criterion_main!(benches);

@@ -8,6 +8,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use idp::oidc::keys::{SigningAlg, SigningKey};
 use serde_json::json;
 
+#[path = "support/config.rs"]
+mod config;
+
 fn signing(c: &mut Criterion) {
     let claims = json!({
         "iss": "https://guichet.example.org",
@@ -36,10 +39,7 @@ fn signing(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Short runs keep both sets (this and hot_paths) under two minutes with their build.
-    config = Criterion::default()
-        .measurement_time(std::time::Duration::from_secs(3))
-        .warm_up_time(std::time::Duration::from_secs(1));
+    config = config::short_runs();
     targets = signing
 }
 criterion_main!(benches);

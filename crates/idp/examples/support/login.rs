@@ -214,7 +214,10 @@ impl OutboxCodes {
                 if path.extension().is_none_or(|e| e != "json") {
                     continue;
                 }
-                if let Ok(job) = mail_queue::MailJob::from_json(&std::fs::read(&path).unwrap()) {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                if let Ok(job) = mail_queue::MailJob::from_json(&bytes) {
                     if let Some(code) = job.parameters.get("code") {
                         found
                             .codes
