@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Where Guichet's time goes on one scenario: `perf record -g` on the idp (SQLite) during a wrk
 # run, then the share of CPU per thread and the hottest functions.
-#   bench/profile.sh introspection|userinfo|refresh_token|client_credentials_rs256   (DURATION=12)
+#   bench/profile.sh introspection|userinfo|refresh_token|client_credentials_rs256|client_credentials_es256   (DURATION=12)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scenario=${1:?usage: bench/profile.sh introspection|userinfo|refresh_token|client_credentials_rs256}
+scenario=${1:?usage: bench/profile.sh introspection|userinfo|refresh_token|client_credentials_rs256|client_credentials_es256}
 duration=${DURATION:-12}
 source bench/common.sh
 need_wrk
@@ -32,8 +32,8 @@ case "$scenario" in
     "$target/release/examples/token_load" "$base" "$work/data/guichet.db" refresh-tokens bench-code-es256 "$secret" 0 128 >"$work/refresh.txt"
     export TOKENS="$work/refresh.txt" THREADS=2 AUTH="Basic $(printf 'bench-code-es256:%s' "$secret" | base64 -w0)"
     args=(-s bench/wrk/refresh.lua "$base/token") ;;
-  client_credentials_rs256)
-    export AUTH="Basic $(printf 'bench-rs256:%s' "$secret" | base64 -w0)" BODY="grant_type=client_credentials"
+    client_credentials_rs256|client_credentials_es256)
+    export AUTH="Basic $(printf 'bench-%s:%s' "${scenario#client_credentials_}" "$secret" | base64 -w0)" BODY="grant_type=client_credentials"
     args=(-s bench/wrk/post-form.lua "$base/token") ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac

@@ -91,20 +91,20 @@ impl AuditLog {
 fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
     let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
     while receiver.blocking_recv_many(&mut group, MAX_GROUP) > 0 {
-        let events: Vec<NewAuditEvent> = group.iter().map(|(e, _)| e.clone()).collect();
+        let (events, waiting): (Vec<NewAuditEvent>, Vec<_>) = group.drain(..).unzip();
         let result = store
             .connection()
             .and_then(|mut conn| audit::append_all(&mut conn, &events).map(|_| ()));
         match result {
             Ok(()) => {
-                for (_, done) in group.drain(..) {
+                for done in waiting {
                     let _ = done.send(Ok(()));
                 }
             }
             Err(group_error) => {
                 // One bad event must not fail its neighbours: retry each on its own.
-                tracing::warn!(error = %group_error, events = group.len(), "audit group commit failed; writing events one by one");
-                for (event, done) in group.drain(..) {
+                tracing::warn!(error = %group_error, events = events.len(), "audit group commit failed; writing events one by one");
+                for (event, done) in events.into_iter().zip(waiting) {
                     let one = store
                         .connection()
                         .and_then(|mut conn| audit::append(&mut conn, &event).map(|_| ()));

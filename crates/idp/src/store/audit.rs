@@ -15,7 +15,7 @@ use super::{DbConnection, StoreError, StoreResult};
 /// One event to append. Never carries a token, code, password or secret: token-related events
 /// name a `jti` or a keyed hash.
 #[derive(Debug, Clone, PartialEq, Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 pub struct NewAuditEvent {
     pub id: String,
     pub occurred_at: NaiveDateTime,
@@ -88,28 +88,50 @@ const HASH_PREFIX: &[u8] = b"guichet-audit-v1\n";
 /// SHA-256 over the canonical encoding of a row: a JSON array of its position, fields (time
 /// as `YYYY-MM-DDTHH:MM:SS.ffffff`) and the previous row's hash in hex.
 pub fn row_hash(index: i64, event: &NewAuditEvent, prev_hash: &[u8]) -> Vec<u8> {
-    let prev = crate::crypto::hex(prev_hash);
-    let canonical = serde_json::json!([
-        index,
-        event.id,
-        event
-            .occurred_at
-            .format("%Y-%m-%dT%H:%M:%S%.6f")
-            .to_string(),
-        event.event_type,
-        event.actor,
-        event.subject,
-        event.client_id,
-        event.ip,
-        event.user_agent,
-        event.request_id,
-        event.detail,
-        prev,
-    ]);
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    context.update(HASH_PREFIX);
-    context.update(canonical.to_string().as_bytes());
-    context.finish().as_ref().to_vec()
+    let mut canonical = Vec::with_capacity(512);
+    canonical.extend_from_slice(HASH_PREFIX);
+    // A tuple serialises as the JSON array the encoding defines, without building a
+    // `serde_json::Value` first; serialising plain values into memory cannot fail.
+    let _ = serde_json::to_writer(
+        &mut canonical,
+        &(
+            index,
+            &event.id,
+            canonical_time(event.occurred_at),
+            &event.event_type,
+            &event.actor,
+            &event.subject,
+            &event.client_id,
+            &event.ip,
+            &event.user_agent,
+            &event.request_id,
+            &event.detail,
+            crate::crypto::hex(prev_hash),
+        ),
+    );
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &canonical)
+        .as_ref()
+        .to_vec()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff`, as chrono's `%Y-%m-%dT%H:%M:%S%.6f` writes it for the years
+/// 0 to 9999, without parsing a format string for every row.
+fn canonical_time(t: NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    // Outside those years, and for a leap second, chrono's own formatting.
+    if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
+        return t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    }
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1000
+    )
 }
 
 impl AuditEvent {
@@ -142,19 +164,27 @@ pub fn append(conn: &mut DbConnection, event: &NewAuditEvent) -> StoreResult<i64
     })
 }
 
-/// Appends events, in order, to the chain in one transaction and one multi-row `INSERT`
-/// (the group-committing writer's path); returns how many were written.
+/// Appends events, in order, to the chain in one transaction (the group-committing writer's
+/// path); returns how many were written.
 pub fn append_all(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<usize> {
     if events.is_empty() {
         return Ok(0);
     }
     super::write_transaction(conn, |conn| {
         let rows = chain(conn, events)?;
-        // Per backend: the multi-backend connection has no batch insert.
+        // Per backend: the multi-backend connection has no batch insert. On SQLite, one
+        // prepared single-row statement run for each row: a multi-row `INSERT` would be parsed
+        // again for every group, as its text depends on the group's size.
         let written = match conn {
-            DbConnection::Sqlite(c) => diesel::insert_into(audit_events::table)
-                .values(&rows)
-                .execute(c)?,
+            DbConnection::Sqlite(c) => {
+                let mut written = 0;
+                for row in &rows {
+                    written += diesel::insert_into(audit_events::table)
+                        .values(row)
+                        .execute(c)?;
+                }
+                written
+            }
             DbConnection::Postgres(c) => diesel::insert_into(audit_events::table)
                 .values(&rows)
                 .execute(c)?,
@@ -561,4 +591,72 @@ pub fn prune_through(conn: &mut DbConnection, through: i64) -> StoreResult<usize
         };
         Ok::<_, StoreError>(deleted)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Timelike;
+
+    /// The encoding as first written: a `serde_json::Value` array. Rows hashed by either must
+    /// verify with the other.
+    fn first_encoding(index: i64, event: &NewAuditEvent, prev_hash: &[u8]) -> Vec<u8> {
+        let canonical = serde_json::json!([
+            index,
+            event.id,
+            event
+                .occurred_at
+                .format("%Y-%m-%dT%H:%M:%S%.6f")
+                .to_string(),
+            event.event_type,
+            event.actor,
+            event.subject,
+            event.client_id,
+            event.ip,
+            event.user_agent,
+            event.request_id,
+            event.detail,
+            crate::crypto::hex(prev_hash),
+        ]);
+        let mut bytes = HASH_PREFIX.to_vec();
+        bytes.extend_from_slice(canonical.to_string().as_bytes());
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes)
+            .as_ref()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_row_hash_is_the_canonical_json_array_it_always_was() {
+        let at = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        let mut event = NewAuditEvent::by(
+            "cli",
+            "token.issued",
+            Some("sujet \"é\" \\ \n\u{1}".into()),
+            serde_json::json!({"jti": "j", "n": 1}),
+        );
+        event.ip = Some("192.0.2.7".into());
+        for (time, index, prev) in [
+            ("2026-12-04 01:02:03.000000", 1, vec![]),
+            ("2026-12-04 23:59:59.123456", 42, vec![0xab; 32]),
+            ("0999-01-01 00:00:00.000001", i64::MAX, vec![0; 32]),
+            ("2026-06-30 23:59:60.5", 7, vec![1, 2, 3]),
+        ] {
+            event.occurred_at = if time.contains(":60") {
+                // chrono's leap second: 59 s plus a nanosecond count past one second.
+                at("2026-06-30 23:59:59.0")
+                    .with_nanosecond(1_500_000_000)
+                    .unwrap()
+            } else {
+                at(time)
+            };
+            assert_eq!(
+                row_hash(index, &event, &prev),
+                first_encoding(index, &event, &prev),
+                "{time}"
+            );
+        }
+        let mut other = event.clone();
+        other.detail.push(' ');
+        assert_ne!(row_hash(1, &event, &[]), row_hash(1, &other, &[]));
+    }
 }

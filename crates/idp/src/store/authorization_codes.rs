@@ -8,7 +8,7 @@ use super::{DbConnection, StoreResult};
 
 /// A stored authorization code and what it was issued for.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = authorization_codes)]
+#[diesel(table_name = authorization_codes, treat_none_as_default_value = false)]
 pub struct AuthorizationCodeRecord {
     pub code_hash: Vec<u8>,
     pub client_id: String,

@@ -8,7 +8,7 @@ use super::{DbConnection, StoreResult};
 
 /// A login transaction as stored.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = login_transactions)]
+#[diesel(table_name = login_transactions, treat_none_as_default_value = false)]
 pub struct LoginTransactionRecord {
     /// Hash of the opaque cookie value that refers to it.
     pub id: String,

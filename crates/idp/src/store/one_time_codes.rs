@@ -9,7 +9,7 @@ use super::{DbConnection, StoreError, StoreResult};
 
 /// A stored code.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = one_time_codes)]
+#[diesel(table_name = one_time_codes, treat_none_as_default_value = false)]
 pub struct OneTimeCodeRecord {
     pub id: String,
     pub user_id: String,

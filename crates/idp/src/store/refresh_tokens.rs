@@ -9,7 +9,7 @@ use super::{DbConnection, StoreError, StoreResult};
 
 /// A stored refresh token.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = refresh_tokens)]
+#[diesel(table_name = refresh_tokens, treat_none_as_default_value = false)]
 pub struct RefreshTokenRecord {
     pub token_hash: Vec<u8>,
     /// Shared by every token descended from one authorization.

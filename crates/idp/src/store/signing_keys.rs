@@ -8,7 +8,7 @@ use super::{DbConnection, StoreResult};
 
 /// A stored signing key.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = signing_keys)]
+#[diesel(table_name = signing_keys, treat_none_as_default_value = false)]
 pub struct SigningKeyRecord {
     pub kid: String,
     /// `RS256`, `ES256` or `EdDSA`.

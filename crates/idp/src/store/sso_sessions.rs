@@ -8,7 +8,7 @@ use super::{DbConnection, StoreResult};
 
 /// An SSO session as stored.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = sso_sessions)]
+#[diesel(table_name = sso_sessions, treat_none_as_default_value = false)]
 pub struct SsoSessionRecord {
     /// Hash of the session cookie value.
     pub id: String,

@@ -118,7 +118,7 @@ pub struct NewUser {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = users)]
+#[diesel(table_name = users, treat_none_as_default_value = false)]
 struct UserInsert<'a> {
     id: &'a str,
     email: &'a str,
