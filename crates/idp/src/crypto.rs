@@ -222,6 +222,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff, 0x10]), "000fabff10");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
     fn seal_round_trip_and_tamper_detection() {
         let key = MasterKey::generate();
         let sealed = key.seal(b"JBSWY3DPEHPK3PXP", b"user:1").expect("seals");
