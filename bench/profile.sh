@@ -28,11 +28,11 @@ case "$scenario" in
   userinfo)
     at=$("$target/release/examples/token_load" "$base" "$work/data/guichet.db" access-token bench-code-es256 "$secret" 1 1)
     args=(-H "Authorization: Bearer $at" "$base/userinfo") ;;
-    refresh_token)
+  refresh_token)
     "$target/release/examples/token_load" "$base" "$work/data/guichet.db" refresh-tokens bench-code-es256 "$secret" 0 128 >"$work/refresh.txt"
     export TOKENS="$work/refresh.txt" THREADS=2 AUTH="Basic $(printf 'bench-code-es256:%s' "$secret" | base64 -w0)"
     args=(-s bench/wrk/refresh.lua "$base/token") ;;
-    client_credentials_rs256|client_credentials_es256)
+  client_credentials_rs256|client_credentials_es256)
     export AUTH="Basic $(printf 'bench-%s:%s' "${scenario#client_credentials_}" "$secret" | base64 -w0)" BODY="grant_type=client_credentials"
     args=(-s bench/wrk/post-form.lua "$base/token") ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
