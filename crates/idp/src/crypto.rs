@@ -195,13 +195,7 @@ impl KeyedHasher {
 
 /// Lower-case hexadecimal of `bytes` (hash values shown to operators and auditors).
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    ::hex::encode(bytes)
 }
 
 /// Creates `dir` (and missing parents) readable by the owner only; an existing directory keeps

@@ -114,24 +114,13 @@ pub fn row_hash(index: i64, event: &NewAuditEvent, prev_hash: &[u8]) -> Vec<u8> 
         .to_vec()
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffff`, as chrono's `%Y-%m-%dT%H:%M:%S%.6f` writes it for the years
-/// 0 to 9999, without parsing a format string for every row.
+/// `YYYY-MM-DDTHH:MM:SS.ffffff` (chrono's `%Y-%m-%dT%H:%M:%S%.6f`), with the format parsed
+/// once instead of for every row.
 fn canonical_time(t: NaiveDateTime) -> String {
-    use chrono::{Datelike, Timelike};
-    // Outside those years, and for a leap second, chrono's own formatting.
-    if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
-        return t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
-    }
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 1000
-    )
+    use chrono::format::{Item, StrftimeItems};
+    static ITEMS: std::sync::LazyLock<Vec<Item<'static>>> =
+        std::sync::LazyLock::new(|| StrftimeItems::new("%Y-%m-%dT%H:%M:%S%.6f").collect());
+    t.format_with_items(ITEMS.iter()).to_string()
 }
 
 impl AuditEvent {
