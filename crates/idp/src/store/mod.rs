@@ -319,8 +319,26 @@ fn prepare_sqlite_dir(path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
+/// The turn of this process's SQLite write transactions, one at a time.
+///
+/// SQLite has one writer per database. A connection that finds the write lock taken waits in
+/// SQLite's busy handler, which sleeps 1 ms, then 2, 5, 10 ms between tries, while a write
+/// transaction here holds the lock for a tenth of a millisecond or so: concurrent writers
+/// (refresh tokens, sign-ins, the audit writer) then spent most of their time asleep with the
+/// lock free. Queuing on this mutex first hands the lock to the next writer as soon as the
+/// previous one ends. It is process-wide rather than per database because a process serves
+/// one database; tests that open several just take turns. Other processes (an `idp` command
+/// run beside the server) still meet SQLite's busy timeout.
+static SQLITE_WRITER: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// How long a write transaction queues for its turn before going to SQLite's own lock (and its
+/// busy timeout) without it. Only a transaction that waits on another one from the same thread
+/// would wait that long; it then fails with SQLite's busy error as it did before the queue.
+const SQLITE_WRITER_WAIT: Duration = Duration::from_secs(10);
+
 /// Runs `f` in a transaction that, on SQLite, takes the write lock from its first statement
-/// (`BEGIN IMMEDIATE`). A deferred `BEGIN` that reads before it writes cannot wait for the lock
+/// (`BEGIN IMMEDIATE`), after queuing for its turn among this process's writers
+/// ([`SQLITE_WRITER`]). A deferred `BEGIN` that reads before it writes cannot wait for the lock
 /// when another connection commits first: SQLite fails it at once (SQLITE_BUSY), which showed
 /// as errors under concurrent sign-ins. Every transaction that writes goes through here. Inside
 /// an open transaction it becomes a savepoint, as `Connection::transaction` does.
@@ -331,8 +349,18 @@ where
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     type Manager = <DbConnection as Connection>::TransactionManager;
+    // Held until the transaction ends, and only by the outermost one: a savepoint inside it
+    // must not queue behind its own transaction.
+    let mut _turn = None;
     let began = match conn {
         DbConnection::Sqlite(c) => {
+            let outermost = matches!(
+                AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
+                Ok(None)
+            );
+            if outermost {
+                _turn = SQLITE_WRITER.try_lock_for(SQLITE_WRITER_WAIT);
+            }
             match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
                 Ok(()) => true,
                 Err(diesel::result::Error::AlreadyInTransaction) => false,
@@ -407,6 +435,58 @@ pub(crate) fn decode_list(column: &str, text: &str) -> StoreResult<Vec<String>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With SQLite's busy timeout at zero, a write transaction that met the lock taken would
+    /// fail at once ("database is locked"): they all succeed because they take turns first.
+    #[test]
+    fn concurrent_write_transactions_take_turns_instead_of_meeting_a_locked_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            DatabaseTarget::Sqlite(dir.path().join("turns.db")),
+            &PoolOptions {
+                max_size: 8,
+                connect_timeout: Duration::from_secs(5),
+                sqlite_busy_timeout_ms: 0,
+            },
+        )
+        .expect("store");
+        store
+            .connection()
+            .expect("connection")
+            .batch_execute("CREATE TABLE turns (writer INTEGER NOT NULL, n INTEGER NOT NULL)")
+            .expect("table");
+        let writers: Vec<_> = (0..8)
+            .map(|writer| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let mut conn = store.connection().expect("connection");
+                    for n in 0..50 {
+                        write_transaction(&mut conn, |conn| {
+                            conn.batch_execute(&format!(
+                                "INSERT INTO turns VALUES ({writer}, {n})"
+                            ))?;
+                            // A savepoint inside must not wait for its own transaction.
+                            write_transaction(conn, |conn| {
+                                conn.batch_execute(&format!(
+                                    "INSERT INTO turns VALUES ({writer}, -{n})"
+                                ))
+                            })
+                        })
+                        .expect("write transaction");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        let rows: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM turns)",
+        ))
+        .get_result(&mut *store.connection().expect("connection"))
+        .expect("count");
+        assert_eq!(rows, 8 * 50 * 2);
+    }
 
     #[test]
     fn target_from_scheme() {
