@@ -181,7 +181,7 @@ impl ConnectionFactory {
                     "PRAGMA busy_timeout = {};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
-                                          PRAGMA foreign_keys = ON;
+                     PRAGMA foreign_keys = ON;
                      PRAGMA wal_autocheckpoint = {SQLITE_AUTOCHECKPOINT_PAGES};",
                     self.sqlite_busy_timeout_ms
                 ))?;
@@ -424,16 +424,18 @@ where
     type Manager = <DbConnection as Connection>::TransactionManager;
     // Held until the transaction ends, and only by the outermost one: a savepoint inside it
     // must not queue behind its own transaction.
-    let mut _turn = None;
+    let _turn = match conn {
+        DbConnection::Sqlite(c) => {
+            let depth =
+                AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth();
+            matches!(depth, Ok(None))
+                .then(|| SQLITE_WRITER.try_lock_for(SQLITE_WRITER_WAIT))
+                .flatten()
+        }
+        DbConnection::Postgres(_) => None,
+    };
     let began = match conn {
         DbConnection::Sqlite(c) => {
-            let outermost = matches!(
-                AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth(),
-                Ok(None)
-            );
-            if outermost {
-                _turn = SQLITE_WRITER.try_lock_for(SQLITE_WRITER_WAIT);
-            }
             match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
                 Ok(()) => true,
                 Err(diesel::result::Error::AlreadyInTransaction) => false,
