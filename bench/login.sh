@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full sign-ins under load (password + authenticator code, many distinct people) against
 # `idp serve` on its embedded SQLite database with the default argon2id cost (OWASP), next to
-# argon2id verification alone measured in the same run; then the idp's peak RSS. Prints Markdown
+# argon2id verification alone measured in alternating rounds of the same run; then the idp's peak RSS. Prints Markdown
 # rows; the figures go to docs/benchmarks.md.
 #
 #   bench/login.sh           (DURATION=15 CONCURRENCY=16 PEOPLE=5000 by default)
@@ -38,7 +38,7 @@ out=$("$login_load" "http://127.0.0.1:$idp_port" "$work/data" bench-portal "$dur
 after=$(cpu_ticks)
 echo "$out"
 # The idp's own CPU time per sign-in (the generator runs beside it on the same cores).
-logins=$(awk -F'|' '/full sign-in/ { gsub(/ /, "", $3); printf "%d", $3 * '"$duration"' }' <<<"$out")
+logins=$(awk -F'|' '/sign-ins completed/ { gsub(/ /, "", $3); print $3 }' <<<"$out")
 argon2_p50=$(awk -F'|' '/alone/ { gsub(/ |ms/, "", $4); print $4 }' <<<"$out")
 awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$logins" -v a="$argon2_p50" 'BEGIN {
   per = 1000 * t / hz / n
