@@ -461,12 +461,21 @@ struct RetryAnswer {
 }
 
 /// What using a refresh token found.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per request and moved once"
+)]
 enum RefreshOutcome {
-    Rotated {
+    /// Checked and signed: the rotation itself is still to be written.
+    Ready {
         user_id: String,
         answer: RetryAnswer,
         kid: String,
         family: String,
+        old_hash: Vec<u8>,
+        successor: refresh_tokens::RefreshTokenRecord,
+        sealed: Option<Vec<u8>>,
+        at: chrono::NaiveDateTime,
     },
     /// The same token again within the grace window, its successor still unused: the same
     /// answer as the first time.
@@ -489,8 +498,9 @@ fn retry_context(old_hash: &[u8]) -> Vec<u8> {
 
 /// Refreshes (RFC 6749 section 6): every use rotates the token; reusing an old one revokes
 /// the whole family (OAuth 2.0 Security BCP 4.14.2), except for a retry within the configured
-/// grace window while the new token is still unused. Lookup, rotation and signing run in one
-/// blocking call.
+/// grace window while the new token is still unused. Lookup, checks and signing run in one
+/// blocking call; the rotation is then written with its audit event, committed together
+/// (`AuditLog::write`). Its conditional update is what decides between two concurrent uses.
 async fn refresh_token(
     state: &AppState,
     client: Client,
@@ -618,39 +628,63 @@ async fn refresh_token(
             } else {
                 None
             };
-            if !refresh_tokens::rotate(conn, &old.token_hash, &successor, sealed.as_deref(), at)? {
-                // Used concurrently by someone else: treat as reuse.
-                refresh_tokens::revoke_family(conn, &old.family_id, at)?;
-                return Ok(Ok(RefreshOutcome::Reused {
-                    user_id: old.user_id,
-                    family: old.family_id,
-                }));
-            }
-            Ok(Ok(RefreshOutcome::Rotated {
+            Ok(Ok(RefreshOutcome::Ready {
                 user_id: old.user_id,
                 answer,
                 kid: access.signer.kid().to_string(),
                 family: old.family_id,
+                old_hash: old.token_hash,
+                successor,
+                sealed,
+                at,
             }))
         })
         .await??;
     const BAD_TOKEN: OAuthError =
         OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
-    let (answer, event) = match outcome {
-        RefreshOutcome::Rotated {
+    let reused_event = |user_id: String, family: &str| {
+        audit_event(
+            "token.refresh_reused",
+            &client.id,
+            Some(user_id),
+            &input.origin,
+            serde_json::json!({ "family": family }),
+        )
+    };
+    let answer = match outcome {
+        RefreshOutcome::Ready {
             user_id,
             answer,
             kid,
             family,
+            old_hash,
+            successor,
+            sealed,
+            at,
         } => {
-            let event = audit_event(
+            let refreshed = audit_event(
                 "token.refreshed",
                 &client.id,
-                Some(user_id),
+                Some(user_id.clone()),
                 &input.origin,
                 serde_json::json!({ "jti": answer.jti, "kid": kid, "family": family, "scope": answer.scope }),
             );
-            (answer, event)
+            let reused = reused_event(user_id, &family);
+            let rotated = state
+                .audit
+                .write(move |conn| {
+                    if refresh_tokens::rotate(conn, &old_hash, &successor, sealed.as_deref(), at)? {
+                        return Ok((true, Some(refreshed)));
+                    }
+                    // Used concurrently by someone else: treat as reuse.
+                    refresh_tokens::revoke_family(conn, &family, at)?;
+                    Ok((false, Some(reused)))
+                })
+                .await?;
+            if !rotated {
+                return Err(BAD_TOKEN.into());
+            }
+            answer
         }
         RefreshOutcome::Retried {
             user_id,
@@ -664,22 +698,15 @@ async fn refresh_token(
                 &input.origin,
                 serde_json::json!({ "jti": answer.jti, "family": family }),
             );
-            (answer, event)
+            state.audit.record(event).await?;
+            answer
         }
         RefreshOutcome::Reused { user_id, family } => {
-            let event = audit_event(
-                "token.refresh_reused",
-                &client.id,
-                Some(user_id),
-                &input.origin,
-                serde_json::json!({ "family": family }),
-            );
-            state.audit.record(event).await?;
+            state.audit.record(reused_event(user_id, &family)).await?;
             return Err(BAD_TOKEN.into());
         }
         RefreshOutcome::Invalid => return Err(BAD_TOKEN.into()),
     };
-    state.audit.record(event).await?;
     let elapsed = u64::try_from(chrono::Utc::now().timestamp() - answer.issued_at).unwrap_or(0);
     Ok(TokenResponse {
         access_token: answer.access_token,

@@ -159,27 +159,34 @@ pub fn append_all(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreRes
     if events.is_empty() {
         return Ok(0);
     }
-    super::write_transaction(conn, |conn| {
-        let rows = chain(conn, events)?;
-        // Per backend: the multi-backend connection has no batch insert. On SQLite, one
-        // prepared single-row statement run for each row: a multi-row `INSERT` would be parsed
-        // again for every group, as its text depends on the group's size.
-        let written = match conn {
-            DbConnection::Sqlite(c) => {
-                let mut written = 0;
-                for row in &rows {
-                    written += diesel::insert_into(audit_events::table)
-                        .values(row)
-                        .execute(c)?;
-                }
-                written
+    super::write_transaction(conn, |conn| append_in_transaction(conn, events))
+}
+
+/// [`append_all`] inside a write transaction the caller already holds.
+pub fn append_in_transaction(
+    conn: &mut DbConnection,
+    events: &[NewAuditEvent],
+) -> StoreResult<usize> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let rows = chain(conn, events)?;
+    // Per backend: the multi-backend connection has no batch insert. On SQLite, one
+    // prepared single-row statement run for each row: a multi-row `INSERT` would be parsed
+    // again for every group, as its text depends on the group's size.
+    let written = match conn {
+        DbConnection::Sqlite(c) => {
+            let mut written = 0;
+            for row in &rows {
+                written += sqlite_append::InsertRow(row).execute(c)?;
             }
-            DbConnection::Postgres(c) => diesel::insert_into(audit_events::table)
-                .values(&rows)
-                .execute(c)?,
-        };
-        Ok::<_, StoreError>(written)
-    })
+            written
+        }
+        DbConnection::Postgres(c) => diesel::insert_into(audit_events::table)
+            .values(&rows)
+            .execute(c)?,
+    };
+    Ok(written)
 }
 
 /// A row as inserted: the event and its place in the chain.
@@ -196,15 +203,18 @@ struct ChainedRow {
 /// Takes the chain's head (locking it until the transaction ends), links `events` after it,
 /// and moves the head past them. Must run inside a write transaction.
 fn chain(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<ChainedRow>> {
-    // Writing the head first takes its row lock on PostgreSQL (SQLite's writer lock is
-    // already held): appends of concurrent transactions queue here and chain in turn.
-    diesel::update(audit_chain_head::table.find(1))
-        .set(audit_chain_head::last_index.eq(audit_chain_head::last_index))
-        .execute(conn)?;
+    // Writing the head first takes its row lock on PostgreSQL: appends of concurrent
+    // transactions queue here and chain in turn. SQLite's write transaction already holds
+    // the only writer lock.
+    if let DbConnection::Postgres(c) = conn {
+        diesel::update(audit_chain_head::table.find(1))
+            .set(audit_chain_head::last_index.eq(audit_chain_head::last_index))
+            .execute(c)?;
+    }
     let (mut index, mut prev): (i64, Vec<u8>) = audit_chain_head::table
         .find(1)
         .select((audit_chain_head::last_index, audit_chain_head::last_hash))
-        .first(conn)?;
+        .get_result(conn)?;
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         // Stored times keep microseconds on both backends: hash what reads back.
@@ -221,13 +231,107 @@ fn chain(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<C
             row_hash: hash,
         });
     }
-    diesel::update(audit_chain_head::table.find(1))
-        .set((
-            audit_chain_head::last_index.eq(index),
-            audit_chain_head::last_hash.eq(&prev),
-        ))
-        .execute(conn)?;
+    match conn {
+        DbConnection::Sqlite(c) => {
+            sqlite_append::MoveHead { index, hash: &prev }.execute(c)?;
+        }
+        DbConnection::Postgres(c) => {
+            diesel::update(audit_chain_head::table.find(1))
+                .set((
+                    audit_chain_head::last_index.eq(index),
+                    audit_chain_head::last_hash.eq(&prev),
+                ))
+                .execute(c)?;
+        }
+    }
     Ok(rows)
+}
+
+/// SQLite's two statements of the append path, written out with a fixed text.
+///
+/// Diesel gives its own `INSERT` of this row and its `UPDATE`s no static query id, so on
+/// every row it rebuilt the SQL text, hashed it to find the prepared statement, and parsed
+/// each `UPDATE` again (it never caches those). A fixed text with a static id is prepared
+/// once per connection and found by its type.
+mod sqlite_append {
+    use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+    use diesel::sql_types::{BigInt, Binary, Nullable, Text, Timestamp};
+    use diesel::sqlite::Sqlite;
+    use diesel::QueryResult;
+
+    use super::ChainedRow;
+
+    /// `INSERT` of one chained row.
+    pub(super) struct InsertRow<'a>(pub &'a ChainedRow);
+
+    impl QueryId for InsertRow<'_> {
+        type QueryId = InsertRow<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl QueryFragment<Sqlite> for InsertRow<'_> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+            let (row, event) = (self.0, &self.0.event);
+            // Diesel writes each placeholder as it binds the value.
+            out.push_sql(
+                "INSERT INTO audit_events (id, occurred_at, event_type, actor, subject, \
+                 client_id, ip, user_agent, request_id, detail, chain_index, prev_hash, row_hash) \
+                 VALUES (",
+            );
+            out.push_bind_param::<Text, _>(&event.id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(&event.occurred_at)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&event.event_type)?;
+            for text in [
+                &event.actor,
+                &event.subject,
+                &event.client_id,
+                &event.ip,
+                &event.user_agent,
+                &event.request_id,
+            ] {
+                out.push_sql(", ");
+                out.push_bind_param::<Nullable<Text>, _>(text)?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&event.detail)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&row.chain_index)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Binary, _>(&row.prev_hash)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Binary, _>(&row.row_hash)?;
+            out.push_sql(")");
+            Ok(())
+        }
+    }
+
+    impl diesel::RunQueryDsl<diesel::SqliteConnection> for InsertRow<'_> {}
+
+    /// `UPDATE` of the chain's head to its new last row.
+    pub(super) struct MoveHead<'a> {
+        pub index: i64,
+        pub hash: &'a [u8],
+    }
+
+    impl QueryId for MoveHead<'_> {
+        type QueryId = MoveHead<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl QueryFragment<Sqlite> for MoveHead<'_> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+            out.push_sql("UPDATE audit_chain_head SET last_index = ");
+            out.push_bind_param::<BigInt, _>(&self.index)?;
+            out.push_sql(", last_hash = ");
+            out.push_bind_param::<Binary, _>(self.hash)?;
+            out.push_sql(" WHERE id = 1");
+            Ok(())
+        }
+    }
+
+    impl diesel::RunQueryDsl<diesel::SqliteConnection> for MoveHead<'_> {}
 }
 
 /// The first broken link of the chain.

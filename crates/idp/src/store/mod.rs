@@ -120,6 +120,10 @@ pub enum StoreError {
     },
     #[error("database task was cancelled")]
     Cancelled,
+    /// A write committed in a group ([`crate::audit::AuditLog::write`]) was rolled back with
+    /// it, or stopped its thread.
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
 }
 
 impl From<diesel::result::Error> for StoreError {
