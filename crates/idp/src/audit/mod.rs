@@ -159,15 +159,38 @@ impl AuditLog {
     }
 }
 
+/// The writer's connection: its own on SQLite, so that its page cache stays warm from one
+/// group to the next (in WAL mode a connection drops its cache whenever another one has
+/// committed, and the writer is nearly the only one that commits); borrowed from the pool on
+/// PostgreSQL, and kept only while more requests wait.
+enum WriterConnection {
+    Own(DbConnection),
+    Pooled(DbConnectionGuard),
+}
+
+impl WriterConnection {
+    fn open(store: &Store) -> StoreResult<Self> {
+        match store.target() {
+            DatabaseTarget::Sqlite(_) => store.open_connection().map(Self::Own),
+            DatabaseTarget::Postgres(_) => store.connection().map(Self::Pooled),
+        }
+    }
+
+    fn get(&mut self) -> &mut DbConnection {
+        match self {
+            Self::Own(conn) => conn,
+            Self::Pooled(conn) => conn,
+        }
+    }
+}
+
 fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
     let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
-    // Kept between groups while more are waiting, so its page cache stays warm; given back
-    // to the pool when the queue runs dry, so a small pool is never starved.
-    let mut held: Option<DbConnectionGuard> = None;
+    let mut connection: Option<WriterConnection> = None;
     while receiver.blocking_recv_many(&mut group, MAX_GROUP) > 0 {
-        let conn = match held.take() {
+        let conn = match connection.take() {
             Some(conn) => Ok(conn),
-            None => store.connection(),
+            None => WriterConnection::open(store),
         };
         let mut conn = match conn {
             Ok(conn) => conn,
@@ -175,18 +198,24 @@ fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
                 tracing::error!(error = %e, "audit writer has no database connection");
                 for pending in group.drain(..) {
                     match pending {
+                        // Answered as unavailable, like any request that found no connection.
                         Pending::Event(_, done) => {
-                            let _ = done.send(Err(StoreError::Cancelled));
+                            let _ = done.send(Err(StoreError::Connect(
+                                diesel::ConnectionError::BadConnection(e.to_string()),
+                            )));
                         }
+                        // Dropping a job closes its channel: its caller gets `Cancelled`.
                         Pending::Write(job) => drop(job),
                     }
                 }
                 continue;
             }
         };
-        write_group(&mut conn, &mut group);
-        if !receiver.is_empty() {
-            held = Some(conn);
+        write_group(conn.get(), &mut group);
+        // A pooled connection goes back when the queue runs dry, so a small pool is never
+        // starved.
+        if matches!(conn, WriterConnection::Own(_)) || !receiver.is_empty() {
+            connection = Some(conn);
         }
     }
 }
@@ -198,8 +227,11 @@ fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) {
     let mut event_done: Vec<(usize, oneshot::Sender<StoreResult<()>>)> =
         Vec::with_capacity(group.len());
     let mut job_done: Vec<Deliver> = Vec::new();
+    // Moved into the transaction: if it cannot even begin, the requests are dropped with it
+    // and their callers told at once, rather than left in the buffer until the next arrival.
+    let pending = std::mem::take(group);
     let result = crate::store::write_transaction(conn, |conn| {
-        for pending in group.drain(..) {
+        for pending in pending {
             match pending {
                 Pending::Event(event, done) => {
                     event_done.push((events.len(), done));

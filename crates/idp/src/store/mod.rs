@@ -224,6 +224,7 @@ impl ManageConnection for ConnectionFactory {
 pub struct Store {
     pool: Pool<ConnectionFactory>,
     target: DatabaseTarget,
+    factory: ConnectionFactory,
     /// SQLite only; stops when the last clone of the store is dropped. Declared after the
     /// pool so that its connection closes last: the last connection to close checkpoints the
     /// whole WAL and removes it, leaving the database in its one file.
@@ -275,10 +276,11 @@ impl Store {
             // No `SELECT 1` before each use: it doubled the queries of short requests. A broken
             // connection still fails its query, is reported, and is replaced by r2d2.
             .test_on_check_out(false)
-            .build(factory)?;
+            .build(factory.clone())?;
         Ok(Self {
             pool,
             target,
+            factory,
             _checkpointer: checkpointer,
         })
     }
@@ -286,6 +288,12 @@ impl Store {
     /// Which backend this store talks to.
     pub fn target(&self) -> &DatabaseTarget {
         &self.target
+    }
+
+    /// Opens a connection of its own, outside the pool, for a thread that keeps one (the
+    /// audit writer on SQLite).
+    pub fn open_connection(&self) -> StoreResult<DbConnection> {
+        self.factory.connect()
     }
 
     /// Borrows a connection on the calling thread. For blocking contexts (CLI, tests).
