@@ -132,11 +132,7 @@ impl AuditLog {
         let (done, outcome) = oneshot::channel::<StoreResult<T>>();
         let job: WriteJob = Box::new(move |conn| {
             // A savepoint, so that a failing job leaves the rest of its group alone.
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::store::write_transaction(conn, job)
-            }))
-            .unwrap_or_else(|_| Err(StoreError::NotCommitted("the write panicked".into())));
-            match ran {
+            match crate::store::write_transaction(conn, job) {
                 Ok((value, event)) => (
                     event,
                     Box::new(move |committed: StoreResult<()>| {
@@ -211,7 +207,10 @@ fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
                 continue;
             }
         };
-        write_group(conn.get(), &mut group);
+        if !write_group(conn.get(), &mut group) {
+            // Closing it rolls back whatever the panic left open; the next group opens another.
+            continue;
+        }
         // A pooled connection goes back when the queue runs dry, so a small pool is never
         // starved.
         if matches!(conn, WriterConnection::Own(_)) || !receiver.is_empty() {
@@ -220,8 +219,10 @@ fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
     }
 }
 
-/// Commits one group: its writes, each in a savepoint, then every event in one chain.
-fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) {
+/// Commits one group: its writes, each in a savepoint, then every event in one chain. Returns
+/// false when a write panicked: the connection's transaction state is then unknown, so the
+/// whole group fails and the connection must be closed.
+fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) -> bool {
     let mut events = Vec::with_capacity(group.len());
     // Each plain event's place in `events`, among the writes' own events.
     let mut event_done: Vec<(usize, oneshot::Sender<StoreResult<()>>)> =
@@ -230,6 +231,7 @@ fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) {
     // Moved into the transaction: if it cannot even begin, the requests are dropped with it
     // and their callers told at once, rather than left in the buffer until the next arrival.
     let pending = std::mem::take(group);
+    let mut panicked = false;
     let result = crate::store::write_transaction(conn, |conn| {
         for pending in pending {
             match pending {
@@ -238,7 +240,13 @@ fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) {
                     events.push(event);
                 }
                 Pending::Write(job) => {
-                    let (event, deliver) = job(conn);
+                    // A panicking job drops its caller's channel as it unwinds (the caller
+                    // gets `Cancelled`); the writer thread lives on.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+                    let Ok((event, deliver)) = ran else {
+                        panicked = true;
+                        return Err(StoreError::NotCommitted("a write panicked".into()));
+                    };
                     events.extend(event);
                     job_done.push(deliver);
                 }
@@ -246,6 +254,20 @@ fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) {
         }
         audit::append_in_transaction(conn, &events)
     });
+    if panicked {
+        tracing::error!("a write of the audit writer's group panicked; the group is not committed");
+        for deliver in job_done {
+            deliver(Err(StoreError::NotCommitted(
+                "a write of its group panicked".into(),
+            )));
+        }
+        for (_, done) in event_done {
+            let _ = done.send(Err(StoreError::NotCommitted(
+                "a write of its group panicked".into(),
+            )));
+        }
+        return false;
+    }
     match result {
         Ok(_) => {
             for (_, done) in event_done {
@@ -274,6 +296,7 @@ fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) {
             }
         }
     }
+    true
 }
 
 #[cfg(test)]
@@ -392,5 +415,43 @@ mod tests {
         assert_eq!(audit::count(&mut conn).expect("count"), 60);
         let report = audit::verify(&mut conn, 64).expect("verify");
         assert_eq!((report.checked, report.first_break), (60, None));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_fails_its_group_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir, 2);
+        let log = AuditLog::start(store.clone()).expect("writer");
+        let tasks: Vec<_> = (0..40)
+            .map(|n| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    if n == 20 {
+                        log.write(|_| -> StoreResult<((), Option<NewAuditEvent>)> {
+                            panic!("a bug in a write job")
+                        })
+                        .await
+                    } else {
+                        log.record(event(n)).await
+                    }
+                })
+            })
+            .collect();
+        let mut committed = 0;
+        for (n, t) in tasks.into_iter().enumerate() {
+            let result = t.await.expect("join");
+            if n == 20 {
+                assert!(result.is_err(), "the panicking write reported success");
+            } else if result.is_ok() {
+                committed += 1;
+            }
+        }
+        // The writer survived: a later event is committed.
+        log.record(event(99)).await.expect("writer still running");
+        let mut conn = store.connection().expect("conn");
+        // Exactly the events reported as committed are there, in one unbroken chain.
+        assert_eq!(audit::count(&mut conn).expect("count"), committed + 1);
+        let report = audit::verify(&mut conn, 64).expect("verify");
+        assert_eq!((report.checked, report.first_break), (committed + 1, None));
     }
 }
