@@ -526,120 +526,122 @@ async fn refresh_token(
         chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0));
     let ttl = refresh_ttl(state);
     let signing_client = client.clone();
-    let outcome = state
-        .store
-        .run(move |conn| {
-            let at = now();
-            let Some(old) = refresh_tokens::find(conn, &old_hash)? else {
-                return Ok(Ok(RefreshOutcome::Invalid));
-            };
-            if old.client_id != signing_client.id
-                || old.revoked_at.is_some()
-                || old.expires_at <= at
-            {
-                return Ok(Ok(RefreshOutcome::Invalid));
-            }
-            if let Some(rotated_at) = old.rotated_at {
-                if rotated_at + grace >= at {
-                    let answer = old
-                        .retry_response_enc
-                        .as_deref()
-                        .and_then(|sealed| {
-                            master_key
-                                .open(sealed, &retry_context(&old.token_hash))
-                                .ok()
-                        })
-                        .and_then(|plain| serde_json::from_slice::<RetryAnswer>(&plain).ok());
-                    if let Some(answer) = answer {
-                        let successor_hash = refresh_hash(&hasher, &answer.refresh_token);
-                        let successor_unused = refresh_tokens::find(conn, &successor_hash)?
-                            .is_some_and(|s| s.rotated_at.is_none() && s.revoked_at.is_none());
-                        if successor_unused {
-                            return Ok(Ok(RefreshOutcome::Retried {
-                                user_id: old.user_id,
-                                answer,
-                                family: old.family_id,
-                            }));
-                        }
+    // Only reads and signing: on the HTTP worker when SQLite has an idle connection, except
+    // for RSA, whose signature takes most of a millisecond.
+    let on_worker = client.id_token_alg != SigningAlg::Rs256.as_str();
+    let check = move |conn: &mut crate::store::DbConnection| {
+        let at = now();
+        let Some(old) = refresh_tokens::find(conn, &old_hash)? else {
+            return Ok(Ok(RefreshOutcome::Invalid));
+        };
+        if old.client_id != signing_client.id || old.revoked_at.is_some() || old.expires_at <= at {
+            return Ok(Ok(RefreshOutcome::Invalid));
+        }
+        if let Some(rotated_at) = old.rotated_at {
+            if rotated_at + grace >= at {
+                let answer = old
+                    .retry_response_enc
+                    .as_deref()
+                    .and_then(|sealed| {
+                        master_key
+                            .open(sealed, &retry_context(&old.token_hash))
+                            .ok()
+                    })
+                    .and_then(|plain| serde_json::from_slice::<RetryAnswer>(&plain).ok());
+                if let Some(answer) = answer {
+                    let successor_hash = refresh_hash(&hasher, &answer.refresh_token);
+                    let successor_unused = refresh_tokens::find(conn, &successor_hash)?
+                        .is_some_and(|s| s.rotated_at.is_none() && s.revoked_at.is_none());
+                    if successor_unused {
+                        return Ok(Ok(RefreshOutcome::Retried {
+                            user_id: old.user_id,
+                            answer,
+                            family: old.family_id,
+                        }));
                     }
                 }
-                refresh_tokens::revoke_family(conn, &old.family_id, at)?;
-                return Ok(Ok(RefreshOutcome::Reused {
-                    user_id: old.user_id,
-                    family: old.family_id,
-                }));
             }
-            let scope = match requested_scope {
-                Some(asked) => {
-                    let granted: Vec<&str> = old.scope.split(' ').collect();
-                    if asked
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .any(|s| !granted.contains(&s))
-                    {
-                        return Ok(Err(OAuthError::invalid_scope(
-                            "A refresh cannot widen the granted scope.",
-                        )
-                        .into()));
-                    }
-                    asked
-                }
-                None => old.scope.clone(),
-            };
-            if users::find_by_id(conn, &old.user_id)?
-                .filter(|u| !u.disabled)
-                .is_none()
-            {
-                return Ok(Ok(RefreshOutcome::Invalid));
-            }
-            // The successor keeps the original grant's scope, so a narrower access token now
-            // does not shrink later refreshes.
-            let (token, successor) = new_refresh_token(
-                &hasher,
-                &old.family_id,
-                &old.client_id,
-                &old.user_id,
-                old.session_id.as_deref(),
-                &old.scope,
-                at,
-                ttl,
-            );
-            let access =
-                match issue_access_token(&keys, &settings, &signing_client, &old.user_id, &scope) {
-                    Ok(a) => a,
-                    Err(e) => return Ok(Err(e)),
-                };
-            let answer = RetryAnswer {
-                access_token: access.token,
-                refresh_token: token,
-                jti: access.jti,
-                issued_at: access.issued_at,
-                expires_in: access.expires_in,
-                scope,
-            };
-            let sealed = if grace > chrono::Duration::zero() {
-                let plain = serde_json::to_vec(&answer)
-                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-                Some(
-                    master_key
-                        .seal(&plain, &retry_context(&old.token_hash))
-                        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?,
-                )
-            } else {
-                None
-            };
-            Ok(Ok(RefreshOutcome::Ready {
+            // The family is revoked below, with the event, in one write.
+            return Ok(Ok(RefreshOutcome::Reused {
                 user_id: old.user_id,
-                answer,
-                kid: access.signer.kid().to_string(),
                 family: old.family_id,
-                old_hash: old.token_hash,
-                successor,
-                sealed,
-                at,
-            }))
-        })
-        .await??;
+            }));
+        }
+        let scope = match requested_scope {
+            Some(asked) => {
+                let granted: Vec<&str> = old.scope.split(' ').collect();
+                if asked
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .any(|s| !granted.contains(&s))
+                {
+                    return Ok(Err(OAuthError::invalid_scope(
+                        "A refresh cannot widen the granted scope.",
+                    )
+                    .into()));
+                }
+                asked
+            }
+            None => old.scope.clone(),
+        };
+        if users::find_by_id(conn, &old.user_id)?
+            .filter(|u| !u.disabled)
+            .is_none()
+        {
+            return Ok(Ok(RefreshOutcome::Invalid));
+        }
+        // The successor keeps the original grant's scope, so a narrower access token now
+        // does not shrink later refreshes.
+        let (token, successor) = new_refresh_token(
+            &hasher,
+            &old.family_id,
+            &old.client_id,
+            &old.user_id,
+            old.session_id.as_deref(),
+            &old.scope,
+            at,
+            ttl,
+        );
+        let access =
+            match issue_access_token(&keys, &settings, &signing_client, &old.user_id, &scope) {
+                Ok(a) => a,
+                Err(e) => return Ok(Err(e)),
+            };
+        let answer = RetryAnswer {
+            access_token: access.token,
+            refresh_token: token,
+            jti: access.jti,
+            issued_at: access.issued_at,
+            expires_in: access.expires_in,
+            scope,
+        };
+        let sealed = if grace > chrono::Duration::zero() {
+            let plain = serde_json::to_vec(&answer)
+                .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+            Some(
+                master_key
+                    .seal(&plain, &retry_context(&old.token_hash))
+                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(Ok(RefreshOutcome::Ready {
+            user_id: old.user_id,
+            answer,
+            kid: access.signer.kid().to_string(),
+            family: old.family_id,
+            old_hash: old.token_hash,
+            successor,
+            sealed,
+            at,
+        }))
+    };
+    let outcome = if on_worker {
+        state.store.read(check).await??
+    } else {
+        state.store.run(check).await??
+    };
     const BAD_TOKEN: OAuthError =
         OAuthError::invalid_grant("The refresh token is invalid, expired or revoked.");
     let reused_event = |user_id: String, family: &str| {
@@ -702,7 +704,14 @@ async fn refresh_token(
             answer
         }
         RefreshOutcome::Reused { user_id, family } => {
-            state.audit.record(reused_event(user_id, &family)).await?;
+            let event = reused_event(user_id, &family);
+            state
+                .audit
+                .write(move |conn| {
+                    refresh_tokens::revoke_family(conn, &family, now())?;
+                    Ok(((), Some(event)))
+                })
+                .await?;
             return Err(BAD_TOKEN.into());
         }
         RefreshOutcome::Invalid => return Err(BAD_TOKEN.into()),
