@@ -223,7 +223,8 @@ impl ManageConnection for ConnectionFactory {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<ConnectionFactory>,
-    target: DatabaseTarget,
+    /// The pool's own factory is not reachable through r2d2: this copy opens the connections
+    /// kept outside the pool, and names the backend.
     factory: ConnectionFactory,
     /// SQLite only; stops when the last clone of the store is dropped. Declared after the
     /// pool so that its connection closes last: the last connection to close checkpoints the
@@ -234,7 +235,7 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("backend", &self.target.backend_name())
+            .field("backend", &self.factory.target.backend_name())
             .finish()
     }
 }
@@ -254,11 +255,11 @@ impl Store {
         if let DatabaseTarget::Sqlite(path) = &target {
             prepare_sqlite_dir(path)?;
         }
-        let factory = ConnectionFactory::new(target.clone(), options.sqlite_busy_timeout_ms);
+        let factory = ConnectionFactory::new(target, options.sqlite_busy_timeout_ms);
         // Fail fast with the real cause (bad URL, database missing) rather than a pool timeout.
         let mut first = factory.connect()?;
         run_migrations(&mut first)?;
-        let checkpointer = match &target {
+        let checkpointer = match &factory.target {
             DatabaseTarget::Sqlite(path) => {
                 Some(Arc::new(Checkpointer::start(first).map_err(|source| {
                     StoreError::File {
@@ -279,7 +280,6 @@ impl Store {
             .build(factory.clone())?;
         Ok(Self {
             pool,
-            target,
             factory,
             _checkpointer: checkpointer,
         })
@@ -287,7 +287,7 @@ impl Store {
 
     /// Which backend this store talks to.
     pub fn target(&self) -> &DatabaseTarget {
-        &self.target
+        &self.factory.target
     }
 
     /// Opens a connection of its own, outside the pool, for a thread that keeps one (the
@@ -326,7 +326,7 @@ impl Store {
         F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        if matches!(self.target, DatabaseTarget::Sqlite(_)) {
+        if matches!(self.factory.target, DatabaseTarget::Sqlite(_)) {
             if let Some(mut conn) = self.pool.try_get() {
                 return f(&mut conn);
             }
