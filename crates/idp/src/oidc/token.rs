@@ -162,8 +162,15 @@ pub async fn exchange(state: &AppState, input: TokenInput) -> Result<TokenRespon
     }
 }
 
+/// Whether `client`'s tokens are signed with RSA. An RSA signature takes most of a
+/// millisecond, so it runs on the blocking pool; ES256 and EdDSA take microseconds and stay on
+/// the HTTP worker.
+fn signs_with_rsa(client: &Client) -> bool {
+    client.id_token_alg == SigningAlg::Rs256.as_str()
+}
+
 /// The client credentials grant (RFC 6749 section 4.4). RSA signatures run on the blocking
-/// pool: they take most of a millisecond; ES256 and EdDSA take microseconds.
+/// pool ([`signs_with_rsa`]).
 async fn client_credentials(
     state: &AppState,
     credentials: ClientCredentials,
@@ -173,7 +180,7 @@ async fn client_credentials(
     let client = authenticated_client(state, &credentials).await?;
     let scope =
         client_credentials_scopes(&client, params.get("scope").map(String::as_str))?.join(" ");
-    let access = if client.id_token_alg == SigningAlg::Rs256.as_str() {
+    let access = if signs_with_rsa(&client) {
         let (keys, settings, signing, scope) = (
             state.keys.clone(),
             state.settings.clone(),
@@ -498,9 +505,11 @@ fn retry_context(old_hash: &[u8]) -> Vec<u8> {
 
 /// Refreshes (RFC 6749 section 6): every use rotates the token; reusing an old one revokes
 /// the whole family (OAuth 2.0 Security BCP 4.14.2), except for a retry within the configured
-/// grace window while the new token is still unused. Lookup, checks and signing run in one
-/// blocking call; the rotation is then written with its audit event, committed together
-/// (`AuditLog::write`). Its conditional update is what decides between two concurrent uses.
+/// grace window while the new token is still unused. Lookup, checks and signing only read:
+/// they run through `Store::read` (on the HTTP worker when SQLite has an idle connection),
+/// or on the blocking pool for RSA. The rotation, or the revocation of a reused token's
+/// family, is then written with its audit event, committed together (`AuditLog::write`). The
+/// rotation's conditional update is what decides between two concurrent uses.
 async fn refresh_token(
     state: &AppState,
     client: Client,
@@ -527,8 +536,8 @@ async fn refresh_token(
     let ttl = refresh_ttl(state);
     let signing_client = client.clone();
     // Only reads and signing: on the HTTP worker when SQLite has an idle connection, except
-    // for RSA, whose signature takes most of a millisecond.
-    let on_worker = client.id_token_alg != SigningAlg::Rs256.as_str();
+    // for RSA ([`signs_with_rsa`]).
+    let on_worker = !signs_with_rsa(&client);
     let check = move |conn: &mut crate::store::DbConnection| {
         let at = now();
         let Some(old) = refresh_tokens::find(conn, &old_hash)? else {
