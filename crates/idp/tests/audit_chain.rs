@@ -1,7 +1,8 @@
 //! The audit hash chain on SQLite and PostgreSQL: tampering with the database directly (an
 //! edited, deleted, reordered or trailing row, a forged checkpoint) is detected at the first
 //! broken link; four concurrent writers keep one unbroken chain with an exact count; the
-//! `idp audit` commands verify and checkpoint.
+//! `idp audit` commands verify and checkpoint; writes handed to the audit writer commit with
+//! their events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -208,4 +209,72 @@ fn sqlite_four_concurrent_writers_keep_one_chain() {
 #[test]
 fn postgres_four_concurrent_writers_keep_one_chain() {
     concurrent_writers(true);
+}
+
+/// Writes handed to the audit writer commit with their events: plain events, writes that
+/// succeed and writes that fail after writing, sent at once so that they share groups. A
+/// failing write leaves nothing behind and its neighbours alone; the events form one chain.
+fn writes_commit_with_their_events(postgres: bool) {
+    use idp::audit::AuditLog;
+    use idp::store::{revoked_access_tokens, StoreError};
+    let db = TestDb::new(postgres);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let log = AuditLog::start(db.store.clone()).expect("writer");
+    let now = || chrono::Utc::now().naive_utc();
+    let later = now() + chrono::Duration::hours(1);
+    let results: Vec<_> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..90)
+            .map(|n| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let jti = format!("{}-{n}", if n % 3 == 1 { "ok" } else { "bad" });
+                    match n % 3 {
+                        0 => log.record(event(n)).await,
+                        written => {
+                            log.write(move |conn| {
+                                revoked_access_tokens::revoke(conn, &jti, "c", later, now())?;
+                                if written == 1 {
+                                    Ok(((), Some(event(n))))
+                                } else {
+                                    Err(StoreError::Conflict("test".into()))
+                                }
+                            })
+                            .await
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("join"));
+        }
+        results
+    });
+    for (n, result) in results.iter().enumerate() {
+        assert_eq!(result.is_ok(), n % 3 != 2, "task {n}: {result:?}");
+    }
+    let mut conn = db.conn();
+    for n in 0..90 {
+        let ok = revoked_access_tokens::is_revoked(&mut conn, &format!("ok-{n}")).expect("read");
+        let bad = revoked_access_tokens::is_revoked(&mut conn, &format!("bad-{n}")).expect("read");
+        assert_eq!((ok, bad), (n % 3 == 1, false), "row of task {n}");
+    }
+    assert_eq!(audit::count(&mut conn).expect("count"), 60);
+    let report = audit::verify(&mut conn, 64).expect("verify");
+    assert_eq!((report.checked, report.first_break), (60, None));
+}
+
+#[test]
+fn sqlite_writes_commit_with_their_events() {
+    writes_commit_with_their_events(false);
+}
+
+#[test]
+fn postgres_writes_commit_with_their_events() {
+    writes_commit_with_their_events(true);
 }
