@@ -284,8 +284,9 @@ on_both_backends!(
     refresh_tokens_rotate_and_reuse_revokes_the_family,
     userinfo_answers_bearer_tokens_by_scope,
     revocation_and_introspection,
-    logout_ends_the_session_everywhere,
-        logout_without_a_hint_asks_first,
+        logout_ends_the_session_everywhere,
+    a_password_reset_ends_every_session_and_its_tokens,
+    logout_without_a_hint_asks_first,
     consent_is_asked_once_for_a_third_party_portal,
     form_post_answers_with_an_auto_submitted_form,
 );
@@ -953,12 +954,20 @@ fn revocation_and_introspection(f: &Fixture) {
     }
 }
 
-fn logout_ends_the_session_everywhere(f: &Fixture) {
-    let http = http();
-    let (redirect, session) = sign_in(f, &http);
+/// A person signed in to the file portal (tokens exchanged) and, by single sign-on, to the
+/// second portal. Returns the session cookie, the ID token, its `sid` and the refresh token.
+struct TwoPortals {
+    session: String,
+    id_token: String,
+    sid: String,
+    refresh_token: String,
+}
+
+fn signed_in_to_both_portals(f: &Fixture, http: &Http) -> TwoPortals {
+    let (redirect, session) = sign_in(f, http);
     let (_, tokens) = exchange(
         f,
-        &http,
+        http,
         &query_param(&redirect, "code").expect("code"),
         VERIFIER,
     );
@@ -971,7 +980,6 @@ fn logout_ends_the_session_everywhere(f: &Fixture) {
         .as_str()
         .expect("refresh")
         .to_string();
-    // Single sign-on into the second portal.
     let r = http
         .get(f.server.url("/authorize?client_id=atip&redirect_uri=http%3A%2F%2Flocalhost%3A9002%2Fcallback&response_type=code&scope=openid"))
         .header("Cookie", &session)
@@ -981,6 +989,22 @@ fn logout_ends_the_session_everywhere(f: &Fixture) {
         query_param(&location(&r), "code").is_some(),
         "signed in without a password"
     );
+    TwoPortals {
+        session,
+        id_token,
+        sid,
+        refresh_token,
+    }
+}
+
+fn logout_ends_the_session_everywhere(f: &Fixture) {
+    let http = http();
+    let TwoPortals {
+        session,
+        id_token,
+        sid,
+        refresh_token,
+    } = signed_in_to_both_portals(f, &http);
 
     // Refusals first: they end nothing.
     let mut tampered = id_token.clone();
@@ -1014,45 +1038,127 @@ fn logout_ends_the_session_everywhere(f: &Fixture) {
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
 
     // Both portals receive a valid logout token for this session.
-    let mut notified = Vec::new();
-    for _ in 0..2 {
-        let (path, body) = f
-            .backchannel
-            .received
-            .recv_timeout(std::time::Duration::from_secs(15))
-            .expect("a back-channel logout arrives");
-        let token =
-            query_param(&format!("http://x/?{body}"), "logout_token").expect("logout_token");
-        let audience = path.trim_start_matches("/bcl/").to_string();
-        let header = jsonwebtoken::decode_header(&token).expect("header");
-        assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
-        let claims = verify_id_token(f, &token, &audience);
-        assert_eq!(claims["sid"], sid.as_str());
-        assert_eq!(claims["sub"], f.user_id.as_str());
-        assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
-        assert!(claims.get("nonce").is_none());
-        notified.push(audience);
-    }
-    notified.sort();
-    assert_eq!(notified, vec!["atip", "file-portal"]);
+    both_portals_told(f, &sid);
 
     // The session and its refresh tokens are gone.
+    session_and_tokens_are_gone(f, &http, &session, &refresh_token, &sid, "rp_initiated");
+}
+
+/// The session cookie no longer signs in, the refresh token is refused, and the end of
+/// session `sid` is in the audit log, with `how` it ended.
+fn session_and_tokens_are_gone(
+    f: &Fixture,
+    http: &Http,
+    session: &str,
+    refresh_token: &str,
+    sid: &str,
+    how: &str,
+) {
     let r = http
         .get(authorize_url(f, ""))
-        .header("Cookie", &session)
+        .header("Cookie", session)
         .send()
         .expect("authorize");
     assert_eq!(location(&r), "/login", "the old session no longer signs in");
-    let (status, _) = refresh(
-        f,
-        &http,
-        ("file-portal", Some(SECRET)),
-        &refresh_token,
-        None,
+    let (status, body) = refresh(f, http, ("file-portal", Some(SECRET)), refresh_token, None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
     );
-    assert_eq!(status, 400);
     let events = audit::recent(&mut f.store.connection().expect("conn"), 50).expect("audit");
-    assert!(events.iter().any(|e| e.event_type == "logout"));
+    let detail = serde_json::json!({ "sid": sid, "how": how });
+    assert!(
+        events.iter().any(|e| e.event_type == "logout"
+            && serde_json::from_str::<Value>(&e.detail).ok().as_ref() == Some(&detail)),
+        "no logout event for {sid} ({how})"
+    );
+}
+
+/// Waits for the back-channel logout tokens of both portals and checks them: typed, signed
+/// for their portal, naming the person and session `sid`.
+fn both_portals_told(f: &Fixture, sid: &str) {
+    let mut portals: Vec<String> = (0..2)
+        .map(|_| {
+            let (path, body) = f
+                .backchannel
+                .received
+                .recv_timeout(std::time::Duration::from_secs(15))
+                .expect("a back-channel logout arrives");
+            let token =
+                query_param(&format!("http://x/?{body}"), "logout_token").expect("logout_token");
+            let audience = path.trim_start_matches("/bcl/").to_string();
+            let header = jsonwebtoken::decode_header(&token).expect("header");
+            assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+            let claims = verify_id_token(f, &token, &audience);
+            assert_eq!(claims["sid"], sid);
+            assert_eq!(claims["sub"], f.user_id.as_str());
+            assert!(
+                claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object()
+            );
+            assert!(claims.get("nonce").is_none());
+            audience
+        })
+        .collect();
+    portals.sort();
+    assert_eq!(portals, vec!["atip", "file-portal"]);
+}
+
+/// A password reset from another browser ends the sessions the old password opened, with
+/// their back-channel notices, and revokes every refresh token of the person.
+fn a_password_reset_ends_every_session_and_its_tokens(f: &Fixture) {
+    const NEW_PASSWORD: &str = "Lilas-Quartz-Boreal-42";
+    let http = http();
+    let TwoPortals {
+        session,
+        sid,
+        refresh_token,
+        ..
+    } = signed_in_to_both_portals(f, &http);
+
+    // The forgotten-password journey, in a browser of its own.
+    let other = support::journey::no_redirects();
+    let r = other.get(authorize_url(f, "")).send().expect("authorize");
+    let browser = support::journey::Browser {
+        http: &other,
+        base: &f.server.base,
+        tx: support::journey::cookie_pair(&r, "guichet_tx").expect("transaction cookie"),
+    };
+    let email = "marie.tremblay@example.org";
+    let sent = support::journey::outbox_count(f._dir.path());
+    assert_eq!(
+        browser.post("/login/reset", &[("email", email)]).status(),
+        303
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while support::journey::outbox_count(f._dir.path()) == sent {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reset code was sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let code = support::journey::latest_code(f._dir.path(), email);
+    assert_eq!(
+        browser
+            .post("/login/reset/code", &[("code", &code)])
+            .status(),
+        303
+    );
+    let r = browser.post(
+        "/login/password",
+        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
+    );
+    assert_eq!(r.status(), 303);
+    assert!(
+        location(&r).starts_with(CALLBACK),
+        "signed in: {}",
+        location(&r)
+    );
+
+    // Both portals of the old session hear of its end.
+    both_portals_told(f, &sid);
+    // The old session no longer signs in, and its refresh token is revoked.
+    session_and_tokens_are_gone(f, &http, &session, &refresh_token, &sid, "password_reset");
 }
 
 fn logout_without_a_hint_asks_first(f: &Fixture) {

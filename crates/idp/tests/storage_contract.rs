@@ -800,10 +800,14 @@ fn sso_sessions_lifecycle(db: &TestDb) {
     assert!(sso_sessions::find_live(&mut conn, &s1.id, t)
         .expect("q")
         .is_none());
-    assert_eq!(
-        sso_sessions::end_all_for_user(&mut conn, &user.id, later).expect("end all"),
-        2
-    );
+    let ended = sso_sessions::end_all_for_user(&mut conn, &user.id, later).expect("end all");
+    assert_eq!(ended.len(), 2);
+    assert!(ended
+        .iter()
+        .all(|s| s.user_id == user.id && s.ended_at.is_none()));
+    assert!(sso_sessions::end_all_for_user(&mut conn, &user.id, later)
+        .expect("end all again")
+        .is_empty());
     assert!(sso_sessions::live_for_user(&mut conn, &user.id, t)
         .expect("q")
         .is_empty());
@@ -1046,9 +1050,24 @@ fn refresh_tokens_rotation_and_revocation(db: &TestDb) {
     let last = refresh(&user.id, "portal", &id(), Some("sid-2"));
     refresh_tokens::insert(&mut conn, &last).expect("insert");
     assert_eq!(
-        refresh_tokens::revoke_for_session(&mut conn, "sid-2", t).expect("session"),
+        refresh_tokens::revoke_for_session(&mut conn, &user.id, "sid-2", t).expect("session"),
         1
     );
+    // A password reset revokes the person's tokens of every session, and only theirs.
+    let stranger = add_user(&mut conn, "autre@example.org");
+    let theirs = refresh(&stranger.id, "portal", &id(), Some("sid-9"));
+    refresh_tokens::insert(&mut conn, &theirs).expect("insert");
+    for sid in [Some("sid-3"), Some("sid-4"), None] {
+        refresh_tokens::insert(&mut conn, &refresh(&user.id, "portal", &id(), sid))
+            .expect("insert");
+    }
+    assert_eq!(
+        refresh_tokens::revoke_for_user(&mut conn, &user.id, t).expect("person"),
+        3
+    );
+    assert!(refresh_tokens::find(&mut conn, &theirs.token_hash)
+        .expect("find")
+        .is_some_and(|r| r.revoked_at.is_none()));
 
     let mut expired = refresh(&user.id, "portal", &id(), None);
     expired.expires_at = t - Duration::seconds(1);
@@ -1384,4 +1403,39 @@ fn member_import_is_idempotent(db: &TestDb) {
         .expect("imported");
     assert_eq!(jean.locale, "en");
     assert!(jean.must_reset && jean.password_hash.is_none());
+}
+
+/// Revoking a person's refresh tokens (password reset, logout) reads the index of their
+/// tokens, not the whole table, while it holds SQLite's only write lock.
+#[test]
+fn a_persons_refresh_tokens_are_found_through_an_index() {
+    #[derive(QueryableByName, Debug)]
+    struct Step {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+    let db = TestDb::sqlite();
+    let plans: Vec<Vec<Step>> = match &mut *db.conn() {
+        DbConnection::Sqlite(c) => [
+            "UPDATE refresh_tokens SET revoked_at = '2026-01-01' \
+             WHERE user_id = 'u' AND revoked_at IS NULL",
+            "UPDATE refresh_tokens SET revoked_at = '2026-01-01' \
+             WHERE user_id = 'u' AND session_id = 's' AND revoked_at IS NULL",
+        ]
+        .iter()
+        .map(|sql| {
+            diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                .load(c)
+                .expect("plan")
+        })
+        .collect(),
+        DbConnection::Postgres(_) => panic!("expected SQLite"),
+    };
+    for plan in plans {
+        assert!(
+            plan.iter()
+                .any(|s| s.detail.contains("USING INDEX refresh_tokens_user_id")),
+            "{plan:?}"
+        );
+    }
 }

@@ -220,6 +220,37 @@ async fn current_session(
 /// Ends `session`: the session, its refresh tokens, and back-channel notices to its portals.
 pub async fn end(state: &AppState, session: &Session, how: &str) -> Result<(), Error> {
     let record = session.record.clone();
+    let how = how.to_string();
+    let ended = state
+        .store
+        .run(move |conn| {
+            let at = now();
+            crate::store::write_transaction(conn, |conn| {
+                sso_sessions::end(conn, &record.id, at)?;
+                refresh_tokens::revoke_for_session(conn, &record.user_id, &record.sid, at)?;
+                record_end(conn, record, &how)
+            })
+        })
+        .await?;
+    notify(state, vec![ended]);
+    Ok(())
+}
+
+/// A session that has just ended, and the portals it signed in to that want a back-channel
+/// notice.
+#[derive(Debug)]
+pub struct EndedSession {
+    record: sso_sessions::SsoSessionRecord,
+    portals: Vec<Client>,
+}
+
+/// Inside the transaction that ends `record`: its `logout` event (`how` it ended), and the
+/// portals to notify once that transaction commits ([`notify`]).
+pub fn record_end(
+    conn: &mut crate::store::DbConnection,
+    record: sso_sessions::SsoSessionRecord,
+    how: &str,
+) -> crate::store::StoreResult<EndedSession> {
     let event = NewAuditEvent {
         id: crate::store::audit::new_event_id(),
         occurred_at: now(),
@@ -232,57 +263,60 @@ pub async fn end(state: &AppState, session: &Session, how: &str) -> Result<(), E
         request_id: None,
         detail: json!({ "sid": record.sid, "how": how }).to_string(),
     };
-    let portals = state
-        .store
-        .run(move |conn| {
-            let at = now();
-            crate::store::write_transaction(conn, |conn| {
-                sso_sessions::end(conn, &record.id, at)?;
-                refresh_tokens::revoke_for_session(conn, &record.sid, at)?;
-                audit::append(conn, &event).map(|_| ())
-            })?;
-            let mut portals = Vec::new();
-            for id in sso_sessions::clients_of(conn, &record.sid)? {
-                if let Some(c) = clients::find(conn, &id)? {
-                    if c.enabled && c.backchannel_logout_uri.is_some() {
-                        portals.push(c);
-                    }
-                }
+    audit::append(conn, &event)?;
+    let mut portals = Vec::new();
+    for id in sso_sessions::clients_of(conn, &record.sid)? {
+        if let Some(c) = clients::find(conn, &id)? {
+            if c.enabled && c.backchannel_logout_uri.is_some() {
+                portals.push(c);
             }
-            Ok(portals)
-        })
-        .await?;
-    let issuer = state.settings.issuer();
-    let issued_at = chrono::Utc::now().timestamp();
-    let mut deliveries = Vec::new();
-    for client in portals {
-        let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
-        let token = state.keys.signer(alg)?.sign_jwt(
-            "logout+jwt",
-            &json!({
-                "iss": issuer,
-                "aud": client.id,
-                "iat": issued_at,
-                "exp": issued_at + 120,
-                "jti": uuid::Uuid::new_v4().to_string(),
-                "sub": session.record.user_id,
-                "sid": session.record.sid,
-                "events": { BACKCHANNEL_EVENT: {} },
-            }),
-        )?;
-        if let Some(uri) = client.backchannel_logout_uri {
-            deliveries.push((client.id, uri, token));
         }
     }
-    if !deliveries.is_empty() {
-        tokio::spawn(deliver(
-            state.http.clone(),
-            state.store.clone(),
-            session.record.sid.clone(),
-            deliveries,
-        ));
+    Ok(EndedSession { record, portals })
+}
+
+/// Signs a logout token for each portal of each ended session and posts them in the
+/// background. Never fails: the sessions have ended whatever the portals hear, and a token
+/// that cannot be signed is reported in the log.
+pub fn notify(state: &AppState, ended: Vec<EndedSession>) {
+    let issuer = state.settings.issuer();
+    let issued_at = chrono::Utc::now().timestamp();
+    for EndedSession { record, portals } in ended {
+        let mut deliveries = Vec::new();
+        for client in portals {
+            let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
+            let signed = state.keys.signer(alg).and_then(|signer| {
+                signer.sign_jwt(
+                    "logout+jwt",
+                    &json!({
+                        "iss": issuer,
+                        "aud": client.id,
+                        "iat": issued_at,
+                        "exp": issued_at + 120,
+                        "jti": uuid::Uuid::new_v4().to_string(),
+                        "sub": record.user_id,
+                        "sid": record.sid,
+                        "events": { BACKCHANNEL_EVENT: {} },
+                    }),
+                )
+            });
+            match (signed, client.backchannel_logout_uri) {
+                (Ok(token), Some(uri)) => deliveries.push((client.id, uri, token)),
+                (Err(e), _) => {
+                    tracing::error!(client = %client.id, error = %e, "back-channel logout token not signed")
+                }
+                (Ok(_), None) => {}
+            }
+        }
+        if !deliveries.is_empty() {
+            tokio::spawn(deliver(
+                state.http.clone(),
+                state.store.clone(),
+                record.sid,
+                deliveries,
+            ));
+        }
     }
-    Ok(())
 }
 
 /// Posts each logout token, retrying with growing pauses; records the outcome.

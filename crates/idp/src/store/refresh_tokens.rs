@@ -105,15 +105,34 @@ pub fn revoke_family(
     .execute(conn)?)
 }
 
-/// Revokes every token of a person's session (logout); returns how many.
+/// Revokes every token of a person's session (logout); returns how many. The person narrows
+/// the search to their own tokens (an index).
 pub fn revoke_for_session(
     conn: &mut DbConnection,
+    user_id: &str,
     session_id: &str,
     now: NaiveDateTime,
 ) -> StoreResult<usize> {
     Ok(diesel::update(
         refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
             .filter(refresh_tokens::session_id.eq(session_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Some(now)))
+    .execute(conn)?)
+}
+
+/// Revokes every token of a person, whatever session or grant it came from (a password
+/// reset); returns how many.
+pub fn revoke_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> StoreResult<usize> {
+    Ok(diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
             .filter(refresh_tokens::revoked_at.is_null()),
     )
     .set(refresh_tokens::revoked_at.eq(Some(now)))

@@ -83,19 +83,22 @@ pub fn end(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> StoreResult
     Ok(n == 1)
 }
 
-/// Ends every live session of a person; returns how many.
+/// Ends every session of a person that has not ended, expired ones included (their portals
+/// may still hold sessions of their own); returns them as they were. Run it in a write
+/// transaction, so that the sessions returned are exactly the ones it ended.
 pub fn end_all_for_user(
     conn: &mut DbConnection,
     user_id: &str,
     now: NaiveDateTime,
-) -> StoreResult<usize> {
-    Ok(diesel::update(
-        sso_sessions::table
-            .filter(sso_sessions::user_id.eq(user_id))
-            .filter(sso_sessions::ended_at.is_null()),
-    )
-    .set(sso_sessions::ended_at.eq(Some(now)))
-    .execute(conn)?)
+) -> StoreResult<Vec<SsoSessionRecord>> {
+    let open = sso_sessions::table
+        .filter(sso_sessions::user_id.eq(user_id))
+        .filter(sso_sessions::ended_at.is_null());
+    let records = open.select(SsoSessionRecord::as_select()).load(conn)?;
+    diesel::update(open)
+        .set(sso_sessions::ended_at.eq(Some(now)))
+        .execute(conn)?;
+    Ok(records)
 }
 
 /// A person's live sessions at `now`, most recent first.

@@ -205,14 +205,23 @@ pub async fn submit_new_password(
             crate::store::write_transaction(conn, |conn| {
                 let at = now();
                 if !advance(conn, &tx, next, Some(&user_id), &data)? {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 users::set_password(conn, &user_id, &hash, at)?;
                 // The reset journey always unlocks: a stranger cannot keep someone locked out.
                 let was_locked = attempt_counters::locked_until(conn, &account_key, at)?.is_some();
                 attempt_counters::clear(conn, &account_key)?;
-                // Sessions opened with the old password end.
-                sso_sessions::end_all_for_user(conn, &user_id, at)?;
+                // Whatever the old password opened ends: its sessions, with their portals told
+                // once this commits, and every refresh token of the person.
+                let mut ended = Vec::new();
+                for record in sso_sessions::end_all_for_user(conn, &user_id, at)? {
+                    ended.push(crate::oidc::logout::record_end(
+                        conn,
+                        record,
+                        "password_reset",
+                    )?);
+                }
+                crate::store::refresh_tokens::revoke_for_user(conn, &user_id, at)?;
                 audit::append(
                     conn,
                     &audit_event(
@@ -235,13 +244,14 @@ pub async fn submit_new_password(
                         ),
                     )?;
                 }
-                Ok(true)
+                Ok(Some(ended))
             })
         })
         .await?;
-    if !moved {
+    let Some(ended) = moved else {
         return Ok(JourneyOutcome::Next { notice: None });
-    }
+    };
+    crate::oidc::logout::notify(state, ended);
     if email_proven {
         return finish(state, &loaded, &user, "otp", &submission.origin).await;
     }
