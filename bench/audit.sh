@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Audit chain throughput on SQLite and PostgreSQL: appends (groups of 64, and one per
+# Audit chain throughput on SQLite and PostgreSQL: appends (groups of 4, 16 and 64, and one per
 # transaction) and `verify`, in rows per second.
 #   bench/audit.sh [ROWS]      (default 20000; PostgreSQL: TEST_POSTGRES_URL or the test role)
 set -euo pipefail
