@@ -347,13 +347,45 @@ async fn purge_expired(store: Store, interval: Duration, refresh_grace: chrono::
     }
 }
 
-/// Prepares and serves until SIGTERM or SIGINT, then lets requests in flight finish.
-pub async fn serve(settings: Settings) -> Result<(), Error> {
+/// Prepares and serves until SIGTERM or SIGINT, then lets requests in flight finish. What is
+/// left to stop once the runtime is gone comes back as [`Stopped`].
+pub async fn serve(settings: Settings) -> Result<Stopped, Error> {
     let public_url = settings.public_url.clone();
     let state = AppState::prepare(settings)?;
+    let audit_writer = state.audit.writer_thread();
     let running = bind(state)?;
     tracing::info!(addr = %running.addr, public_url = %public_url, "Guichet is listening");
     running.server.await?;
     tracing::info!("stopped");
-    Ok(())
+    Ok(Stopped { audit_writer })
+}
+
+/// A server that has stopped serving. Its background tasks and their handles on the store end
+/// with the async runtime; [`Stopped::finish`], called after the runtime is dropped, then waits
+/// for the audit writer, the last holder of a database connection. Once every connection has
+/// closed, SQLite folds its write-ahead log back into the database file.
+#[derive(Debug)]
+pub struct Stopped {
+    audit_writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stopped {
+    /// Waits up to `timeout` for the audit writer to commit what it holds and close its
+    /// connection; past it, says so and lets the process exit (SQLite replays the log on the
+    /// next start, and nothing committed is lost).
+    pub fn finish(self, timeout: std::time::Duration) {
+        let Some(writer) = self.audit_writer else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        while !writer.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!("the audit writer did not stop in time; exiting without it");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // It has ended; a panic in it was reported when it happened.
+        let _ = writer.join();
+    }
 }

@@ -261,7 +261,11 @@ fn serve(settings: Settings) -> Result<(), crate::error::Error> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    runtime.block_on(crate::app::serve(settings))
+    let stopped = runtime.block_on(crate::app::serve(settings))?;
+    // Ends the background tasks, and with them every handle on the audit writer.
+    drop(runtime);
+    stopped.finish(std::time::Duration::from_secs(10));
+    Ok(())
 }
 
 fn migrate(settings: &Settings) -> Result<(), crate::error::Error> {

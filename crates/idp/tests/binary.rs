@@ -75,11 +75,83 @@ fn serves_on_sqlite_by_default_with_security_headers() {
 
     let (exit, logs) = server.terminate();
     assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}\n{logs}");
+
     assert!(
         logs.contains("generated a new one"),
         "start-up says the key was generated:\n{logs}"
     );
     assert!(logs.contains("SIGTERM"), "{logs}");
+}
+
+/// After tokens (each with its audit row, written by the audit writer on its own connection),
+/// SIGTERM closes every connection before the process exits: the last one folds the
+/// write-ahead log back into the database, which is one file again, holding every row.
+#[test]
+fn a_stopped_server_leaves_one_database_file_with_every_audit_row() {
+    const SECRET: &str = "c2h1dGRvd24tdGVzdC1zZWNyZXQtdGhhdC1pcy1sb25n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("idp.toml"),
+                // Warnings only: the test reads the server's output after it exits, and a line per
+        // request would fill the pipe first.
+        format!(
+            "log_level = \"warn\"\n[[clients]]\nid = \"batch\"\nname = \"Batch\"\nsecret = \"{SECRET}\"\n\
+             grants = [\"client_credentials\"]\nscopes = [\"members.read\"]\n\
+             id_token_alg = \"ES256\"\n"
+        ),
+    )
+    .expect("config");
+    let server = Server::start(dir.path(), &[("GUICHET_CONFIG", "idp.toml")]);
+    // Tokens are still being asked for when the stop comes.
+    let url = server.url("/token");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let askers: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, stop) = (url.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut issued = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let answer = client()
+                        .post(&url)
+                        .basic_auth("batch", Some(SECRET))
+                        .form(&[("grant_type", "client_credentials")])
+                        .send();
+                    match answer {
+                        Ok(r) if r.status() == 200 => issued += 1,
+                        // Refused or cut off by the stop: not issued.
+                        _ => {}
+                    }
+                }
+                issued
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let db = dir.path().join("data/guichet.db");
+    assert!(
+        dir.path().join("data/guichet.db-wal").exists(),
+        "a running server writes through the WAL"
+    );
+    let (exit, logs) = server.terminate();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: usize = askers.into_iter().map(|a| a.join().expect("asker")).sum();
+    assert!(answered > 20, "{answered} tokens before the stop");
+    assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}\n{logs}");
+    assert!(
+        !dir.path().join("data/guichet.db-wal").exists(),
+        "the WAL is left beside the database after a graceful stop\n{logs}"
+    );
+    let store = support::open_store(idp::store::DatabaseTarget::Sqlite(db));
+    let mut conn = store.connection().expect("conn");
+    let issued = idp::store::audit::recent(&mut conn, 1_000_000)
+        .expect("audit")
+        .iter()
+        .filter(|e| e.event_type == "token.issued")
+        .count();
+    assert!(
+        issued >= answered,
+        "{issued} rows for {answered} tokens answered"
+    );
 }
 
 #[test]
@@ -159,7 +231,17 @@ fn migrate_applies_then_has_nothing_left() {
     ];
     let first = run(dir.path(), &["migrate"], &env);
     assert!(first.status.success(), "{first:?}");
-    assert!(String::from_utf8_lossy(&first.stdout).contains("7 migration(s) applied"));
+    // Every folder of migrations/postgres, once.
+    let folders = std::fs::read_dir(support::browser::repo_root().join("migrations/postgres"))
+        .expect("migrations")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+        .count();
+    assert!(folders >= 8, "{folders} migration folders");
+    let applied = format!("{folders} migration(s) applied");
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains(&applied),
+        "{first:?}"
+    );
     let again = run(dir.path(), &["migrate"], &env);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 

@@ -75,6 +75,8 @@ enum Pending {
 pub struct AuditLog {
     queue: mpsc::Sender<Pending>,
     store: Store,
+    /// The writer thread, until someone takes it to wait for its end ([`Self::writer_thread`]).
+    thread: std::sync::Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -88,10 +90,20 @@ impl AuditLog {
     pub fn start(store: Store) -> std::io::Result<Self> {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let writer_store = store.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || write_groups(&writer_store, receiver))?;
-        Ok(Self { queue, store })
+        Ok(Self {
+            queue,
+            store,
+            thread: std::sync::Arc::new(parking_lot::Mutex::new(Some(thread))),
+        })
+    }
+
+    /// The writer thread, for a stopping server to wait for once every handle is dropped: the
+    /// thread then ends, closing its database connection. Only the first call gets it.
+    pub fn writer_thread(&self) -> Option<std::thread::JoinHandle<()>> {
+        self.thread.lock().take()
     }
 
     /// Appends `event` and returns once it is committed.
