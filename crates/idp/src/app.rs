@@ -198,6 +198,12 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         Duration::from_secs(settings.database.purge_interval_secs),
         chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0)),
     ));
+    if settings.audit.stream_to_log {
+        tokio::spawn(crate::audit::stream::to_log(
+            state.store.clone(),
+            crate::audit::stream::POLL_INTERVAL,
+        ));
+    }
     if settings.audit.checkpoint_interval_secs > 0 {
         tokio::spawn(sign_checkpoints(
             state.store.clone(),

@@ -185,12 +185,17 @@ pub struct AuditSettings {
     /// Seconds between signed checkpoints of the audit chain (0: none, only `idp audit
     /// checkpoint`).
     pub checkpoint_interval_secs: u64,
+    /// Also write every committed audit row to the log, as an `info` event of target
+    /// `audit` (one JSON line each with `log_format = "json"`), for a SIEM. Off by default;
+    /// each instance streams every row of the database from its start.
+    pub stream_to_log: bool,
 }
 
 impl Default for AuditSettings {
     fn default() -> Self {
         Self {
             checkpoint_interval_secs: 3600,
+            stream_to_log: false,
         }
     }
 }

@@ -83,6 +83,33 @@ fn serves_on_sqlite_by_default_with_security_headers() {
     assert!(logs.contains("SIGTERM"), "{logs}");
 }
 
+/// Writes `dir/idp.toml`: `settings`, then the client_credentials client `batch` (ES256)
+/// with `secret`.
+fn write_batch_config(dir: &std::path::Path, secret: &str, settings: &str) {
+    std::fs::write(
+        dir.join("idp.toml"),
+        format!(
+            "{settings}[[clients]]\nid = \"batch\"\nname = \"Batch\"\nsecret = \"{secret}\"\n\
+             grants = [\"client_credentials\"]\nscopes = [\"members.read\"]\n\
+             id_token_alg = \"ES256\"\n"
+        ),
+    )
+    .expect("config");
+}
+
+/// An access token of the client_credentials client `batch`.
+fn batch_token(server: &Server, secret: &str) -> String {
+    let body: serde_json::Value = client()
+        .post(server.url("/token"))
+        .basic_auth("batch", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .expect("POST /token")
+        .json()
+        .expect("json");
+    body["access_token"].as_str().expect("token").to_string()
+}
+
 /// After tokens (each with its audit row, written by the audit writer on its own connection),
 /// SIGTERM closes every connection before the process exits: the last one folds the
 /// write-ahead log back into the database, which is one file again, holding every row.
@@ -90,17 +117,9 @@ fn serves_on_sqlite_by_default_with_security_headers() {
 fn a_stopped_server_leaves_one_database_file_with_every_audit_row() {
     const SECRET: &str = "c2h1dGRvd24tdGVzdC1zZWNyZXQtdGhhdC1pcy1sb25n";
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("idp.toml"),
-                // Warnings only: the test reads the server's output after it exits, and a line per
-        // request would fill the pipe first.
-        format!(
-            "log_level = \"warn\"\n[[clients]]\nid = \"batch\"\nname = \"Batch\"\nsecret = \"{SECRET}\"\n\
-             grants = [\"client_credentials\"]\nscopes = [\"members.read\"]\n\
-             id_token_alg = \"ES256\"\n"
-        ),
-    )
-    .expect("config");
+    // Warnings only: the test reads the server's output after it exits, and a line per
+    // request would fill the pipe first.
+    write_batch_config(dir.path(), SECRET, "log_level = \"warn\"\n");
     let server = Server::start(dir.path(), &[("GUICHET_CONFIG", "idp.toml")]);
     // Tokens are still being asked for when the stop comes.
     let url = server.url("/token");
@@ -152,6 +171,65 @@ fn a_stopped_server_leaves_one_database_file_with_every_audit_row() {
         issued >= answered,
         "{issued} rows for {answered} tokens answered"
     );
+}
+
+/// `audit.stream_to_log`: each committed audit row, including rows written by the command
+/// line beside the server, reaches the log as one JSON line of target `audit`, in chain
+/// order, with its hash; the tokens themselves appear nowhere.
+#[test]
+fn committed_audit_rows_stream_to_the_log_as_json_lines() {
+    const SECRET: &str = "c3RyZWFtLXRlc3Qtc2VjcmV0LXRoYXQtaXMtbG9uZy0x";
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_batch_config(
+        dir.path(),
+        SECRET,
+        "log_level = \"warn,audit=info\"\nlog_format = \"json\"\n[audit]\nstream_to_log = true\n",
+    );
+    let env = [("GUICHET_CONFIG", "idp.toml")];
+    let server = Server::start(dir.path(), &env);
+    let tokens: Vec<String> = (0..3).map(|_| batch_token(&server, SECRET)).collect();
+    // A row the server did not write: a key rotation by the command line.
+    let rotated = run(dir.path(), &["keys", "rotate"], &env);
+    assert!(rotated.status.success(), "{rotated:?}");
+    // The stream looks for new rows every second.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (exit, logs) = server.terminate();
+    assert!(exit.success(), "{logs}");
+    let streamed: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["target"] == "audit")
+        .collect();
+    let types: Vec<&str> = streamed
+        .iter()
+        .map(|l| l["event_type"].as_str().expect("event_type"))
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "token.issued").count(),
+        3,
+        "{types:?}\n{logs}"
+    );
+    assert!(types.contains(&"signing_key.rotated"), "{types:?}");
+    let indexes: Vec<i64> = streamed
+        .iter()
+        .map(|l| l["chain_index"].as_i64().expect("chain_index"))
+        .collect();
+    assert!(
+        indexes.windows(2).all(|w| w[1] == w[0] + 1),
+        "in chain order, no gap: {indexes:?}"
+    );
+    for line in &streamed {
+        assert_eq!(line["row_hash"].as_str().map(str::len), Some(64), "{line}");
+    }
+    let issued = streamed
+        .iter()
+        .find(|l| l["event_type"] == "token.issued")
+        .expect("a token row");
+    assert_eq!(issued["client_id"], "batch");
+    for token in &tokens {
+        assert!(!logs.contains(token.as_str()), "a token is in the log");
+    }
+    assert!(!logs.contains(SECRET), "the client secret is in the log");
 }
 
 #[test]
@@ -522,20 +600,8 @@ fn rotation_reaches_every_instance_of_a_shared_database() {
         Server::start(dir.path(), &env),
         Server::start(dir.path(), &env),
     ];
-    let token = |server: &Server| -> String {
-        let body: serde_json::Value = client()
-            .post(server.url("/token"))
-            .basic_auth(
-                "batch",
-                Some("cm90YXRpb24tdGVzdC1zZWNyZXQtdGhhdC1pcy1sb25n"),
-            )
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .expect("POST /token")
-            .json()
-            .expect("json");
-        body["access_token"].as_str().expect("token").to_string()
-    };
+    let token =
+        |server: &Server| batch_token(server, "cm90YXRpb24tdGVzdC1zZWNyZXQtdGhhdC1pcy1sb25n");
     let kid = |token: &str| -> String {
         jsonwebtoken::decode_header(token)
             .expect("header")

@@ -8,6 +8,7 @@
 
 pub mod chain;
 pub mod console;
+pub mod stream;
 
 use tokio::sync::{mpsc, oneshot};
 
