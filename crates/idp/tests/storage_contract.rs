@@ -804,7 +804,7 @@ fn sso_sessions_lifecycle(db: &TestDb) {
     assert_eq!(ended.len(), 2);
     assert!(ended
         .iter()
-        .all(|s| s.user_id == user.id && s.ended_at.is_none()));
+        .all(|s| s.user_id == user.id && s.ended_at == Some(later)));
     assert!(sso_sessions::end_all_for_user(&mut conn, &user.id, later)
         .expect("end all again")
         .is_empty());

@@ -84,21 +84,22 @@ pub fn end(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> StoreResult
 }
 
 /// Ends every session of a person that has not ended, expired ones included (their portals
-/// may still hold sessions of their own); returns them as they were. Run it in a write
-/// transaction, so that the sessions returned are exactly the ones it ended.
+/// may still hold sessions of their own); returns exactly the sessions it ended, as they are
+/// now (one statement, so a session opened meanwhile is either ended and returned or left
+/// alone).
 pub fn end_all_for_user(
     conn: &mut DbConnection,
     user_id: &str,
     now: NaiveDateTime,
 ) -> StoreResult<Vec<SsoSessionRecord>> {
-    let open = sso_sessions::table
-        .filter(sso_sessions::user_id.eq(user_id))
-        .filter(sso_sessions::ended_at.is_null());
-    let records = open.select(SsoSessionRecord::as_select()).load(conn)?;
-    diesel::update(open)
-        .set(sso_sessions::ended_at.eq(Some(now)))
-        .execute(conn)?;
-    Ok(records)
+    Ok(diesel::update(
+        sso_sessions::table
+            .filter(sso_sessions::user_id.eq(user_id))
+            .filter(sso_sessions::ended_at.is_null()),
+    )
+    .set(sso_sessions::ended_at.eq(Some(now)))
+    .returning(sso_sessions::all_columns)
+    .get_results(conn)?)
 }
 
 /// A person's live sessions at `now`, most recent first.
