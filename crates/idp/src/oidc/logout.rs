@@ -241,7 +241,15 @@ pub async fn end(state: &AppState, session: &Session, how: &str) -> Result<(), E
 #[derive(Debug)]
 pub struct EndedSession {
     record: sso_sessions::SsoSessionRecord,
-    portals: Vec<Client>,
+    portals: Vec<Portal>,
+}
+
+/// A portal to tell: its id, how it verifies our tokens, and where it hears of logouts.
+#[derive(Debug)]
+struct Portal {
+    client_id: String,
+    alg: SigningAlg,
+    uri: String,
 }
 
 /// Inside the transaction that ends `record`: its `logout` event (`how` it ended), and the
@@ -266,57 +274,84 @@ pub fn record_end(
     audit::append(conn, &event)?;
     let mut portals = Vec::new();
     for id in sso_sessions::clients_of(conn, &record.sid)? {
-        if let Some(c) = clients::find(conn, &id)? {
-            if c.enabled && c.backchannel_logout_uri.is_some() {
-                portals.push(c);
-            }
+        let Some(client) = clients::find(conn, &id)?.filter(|c| c.enabled) else {
+            continue;
+        };
+        if let Some(uri) = client.backchannel_logout_uri {
+            portals.push(Portal {
+                alg: SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256),
+                client_id: client.id,
+                uri,
+            });
         }
     }
     Ok(EndedSession { record, portals })
 }
 
-/// Signs a logout token for each portal of each ended session and posts them in the
-/// background. Never fails: the sessions have ended whatever the portals hear, and a token
-/// that cannot be signed is reported in the log.
+/// Tells each ended session's portals, in the background: a logout token signed for each
+/// (on the blocking pool, as an RSA signature takes most of a millisecond), then posted with
+/// retries. Never fails the caller: the sessions have ended whatever the portals hear, and a
+/// token that cannot be signed is reported in the log.
 pub fn notify(state: &AppState, ended: Vec<EndedSession>) {
-    let issuer = state.settings.issuer();
-    let issued_at = chrono::Utc::now().timestamp();
     for EndedSession { record, portals } in ended {
-        let mut deliveries = Vec::new();
-        for client in portals {
-            let alg = SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256);
-            let signed = state.keys.signer(alg).and_then(|signer| {
-                signer.sign_jwt(
-                    "logout+jwt",
-                    &json!({
-                        "iss": issuer,
-                        "aud": client.id,
-                        "iat": issued_at,
-                        "exp": issued_at + 120,
-                        "jti": uuid::Uuid::new_v4().to_string(),
-                        "sub": record.user_id,
-                        "sid": record.sid,
-                        "events": { BACKCHANNEL_EVENT: {} },
-                    }),
-                )
-            });
-            match (signed, client.backchannel_logout_uri) {
-                (Ok(token), Some(uri)) => deliveries.push((client.id, uri, token)),
-                (Err(e), _) => {
-                    tracing::error!(client = %client.id, error = %e, "back-channel logout token not signed")
-                }
-                (Ok(_), None) => {}
+        if portals.is_empty() {
+            continue;
+        }
+        let (keys, issuer) = (state.keys.clone(), state.settings.issuer());
+        let (http, store) = (state.http.clone(), state.store.clone());
+        tokio::spawn(async move {
+            let sid = record.sid.clone();
+            let signed = tokio::task::spawn_blocking(move || {
+                logout_tokens(&keys, &issuer, &record, portals)
+            })
+            .await;
+            match signed {
+                Ok(deliveries) => deliver(http, store, sid, deliveries).await,
+                Err(e) => tracing::error!(error = %e, "back-channel logout tokens not signed"),
+            }
+        });
+    }
+}
+
+/// The logout token of `record` for each portal, with where to post it; a token that cannot be
+/// signed is left out and logged.
+fn logout_tokens(
+    keys: &crate::oidc::keys::SigningKeyRing,
+    issuer: &str,
+    record: &sso_sessions::SsoSessionRecord,
+    portals: Vec<Portal>,
+) -> Vec<(String, String, String)> {
+    let issued_at = chrono::Utc::now().timestamp();
+    let mut deliveries = Vec::new();
+    for Portal {
+        client_id,
+        alg,
+        uri,
+    } in portals
+    {
+        let signed = keys.signer(alg).and_then(|signer| {
+            signer.sign_jwt(
+                "logout+jwt",
+                &json!({
+                    "iss": issuer,
+                    "aud": client_id,
+                    "iat": issued_at,
+                    "exp": issued_at + 120,
+                    "jti": uuid::Uuid::new_v4().to_string(),
+                    "sub": record.user_id,
+                    "sid": record.sid,
+                    "events": { BACKCHANNEL_EVENT: {} },
+                }),
+            )
+        });
+        match signed {
+            Ok(token) => deliveries.push((client_id, uri, token)),
+            Err(e) => {
+                tracing::error!(client = %client_id, error = %e, "back-channel logout token not signed")
             }
         }
-        if !deliveries.is_empty() {
-            tokio::spawn(deliver(
-                state.http.clone(),
-                state.store.clone(),
-                record.sid,
-                deliveries,
-            ));
-        }
     }
+    deliveries
 }
 
 /// Posts each logout token, retrying with growing pauses; records the outcome.

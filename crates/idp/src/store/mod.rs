@@ -319,9 +319,9 @@ impl Store {
     /// Runs a short read `f`: a few point lookups by key, and at most microseconds of other
     /// work (the refresh grant adds an ES256 or EdDSA signature). It must not write. On SQLite
     /// it runs on the calling thread when a connection is idle: in WAL mode such a read takes
-    /// microseconds and does not wait for writers, so the trip to the blocking pool and back would cost more than
-    /// the read itself. Otherwise, and always on PostgreSQL (a network round trip), it runs as
-    /// [`Store::run`] does.
+    /// microseconds and does not wait for writers, so the trip to the blocking pool and back
+    /// would cost more than the read itself. Otherwise, and always on PostgreSQL (a network
+    /// round trip), it runs as [`Store::run`] does.
     pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         F: FnOnce(&mut DbConnection) -> StoreResult<T> + Send + 'static,
