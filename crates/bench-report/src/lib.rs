@@ -249,16 +249,27 @@ impl Report {
                 .map(|f| f.requests_per_s)
         };
         let mut lines = Vec::new();
+        // Two signing bounds: Guichet's own signer (the key kept parsed), and
+        // `jsonwebtoken::encode` (`sign_ALG_jsonwebtoken`), the library whose per-core rates
+        // the goals were stated against, which parses the key at every signature.
         for alg in ["rs256", "es256", "eddsa"] {
             if let (Some(bound), Some(rps)) = (
                 self.bounds.get(&format!("sign_{alg}")),
                 guichet_rps(&format!("client_credentials_{alg}")),
             ) {
-                lines.push(format!(
-                    "- client_credentials, {}: {rps:.0}/s against {bound:.0} signatures/s on every core with nothing else: **{:.0}%** of the signing bound.",
+                let mut line = format!(
+                    "- client_credentials, {}: {rps:.0}/s against {bound:.0} signatures/s of Guichet's own signer on every core with nothing else: **{:.0}%** of that bound",
                     alg.to_uppercase(),
                     100.0 * rps / bound
-                ));
+                );
+                match self.bounds.get(&format!("sign_{alg}_jsonwebtoken")) {
+                    Some(library) => line.push_str(&format!(
+                        "; against {library:.0} signatures/s of `jsonwebtoken::encode` (aws_lc_rs) the same way: **{:.0}%** of that bound.",
+                        100.0 * rps / library
+                    )),
+                    None => line.push('.'),
+                }
+                lines.push(line);
             }
         }
         // Each sign-in run is compared with argon2id measured just before it
@@ -409,7 +420,8 @@ mod tests {
                         guichet\trefresh_es256\t900.0\t40.0\t90.0\t90.0\t1\t1.0000\t12000\t4500\n\
                         guichet\tclient_credentials_rs256\t1600.0\t1\t2\t3\t0\t1\t1\t8000\n\
                         guichet\tjwks on PostgreSQL\t8000.0\t1\t2\t3\t0\t1\t1\t8000\n\
-                        bound\tsign_rs256\t2000.0\t0\t0\t0\t0\t0\t0\t10000\n";
+                        bound\tsign_rs256\t2000.0\t0\t0\t0\t0\t0\t0\t10000\n\
+                        bound\tsign_rs256_jsonwebtoken\t800.0\t0\t0\t0\t0\t0\t0\t4000\n";
 
     #[test]
     fn runs_are_aggregated_per_scenario_with_the_ratio() {
@@ -428,7 +440,7 @@ mod tests {
         assert_eq!(report.bounds.get("sign_rs256"), Some(&2000.0));
         assert!(report
             .markdown("x")
-            .contains("1600/s against 2000 signatures/s on every core with nothing else: **80%**"));
+            .contains("1600/s against 2000 signatures/s of Guichet's own signer on every core with nothing else: **80%** of that bound; against 800 signatures/s of `jsonwebtoken::encode` (aws_lc_rs) the same way: **200%** of that bound."));
         let jwks = &report.scenarios[0];
         let g = jwks.guichet.as_ref().expect("guichet");
         assert_eq!(g.runs, 2);
