@@ -670,6 +670,117 @@ fn one_address_cannot_go_on_guessing_across_accounts(f: &Fixture) {
     );
 }
 
+/// A server behind a trusted proxy (loopback), so each test browser can come from its own
+/// address, with the default 30 s between two codes.
+fn start_behind_proxy(postgres: bool) -> Fixture {
+    start_with(
+        postgres,
+        &[
+            ("GUICHET_HTTP__TRUSTED_PROXIES", "[\"127.0.0.1\"]"),
+            ("GUICHET_SIGN_IN__RESEND_INTERVAL_SECS", "30"),
+        ],
+    )
+}
+
+/// A client whose requests come, through the proxy, from `address`.
+fn http_from(address: &str) -> Http {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-forwarded-for",
+        reqwest::header::HeaderValue::from_str(address).expect("address"),
+    );
+    Http::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// Waits until the outbox holds `count` mails.
+fn wait_for_mails(f: &Fixture, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while outbox_count(f.dir.path()) < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} mails, not {count}",
+            outbox_count(f.dir.path())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn a_stranger_neither_replaces_nor_spends_someone_elses_reset_code(f: &Fixture) {
+    let email = "proprio@example.org";
+    f.add_user(email, Some(PASSWORD), MfaSetting::Email);
+    let (owner_http, stranger_http) = (http_from("198.51.100.4"), http_from("203.0.113.7"));
+    let owner = f.begin(&owner_http, "&ui_locales=en");
+    let stranger = f.begin(&stranger_http, "&ui_locales=en");
+    let before = outbox_count(f.dir.path());
+
+    assert_eq!(
+        owner.post("/login/reset", &[("email", email)]).status(),
+        303
+    );
+    wait_for_mails(f, before + 1);
+    let owners_code = latest_code(f.dir.path(), email);
+    // Right after, from elsewhere, someone types the same email: that address has its own
+    // limits, so the code goes out, and it belongs to that sign-in only.
+    assert_eq!(
+        stranger.post("/login/reset", &[("email", email)]).status(),
+        303
+    );
+    wait_for_mails(f, before + 2);
+    let strangers_code = latest_code(f.dir.path(), email);
+    // The stranger's address now waits its own 30 s.
+    let page = stranger.post("/login/resend", &[]).text().expect("html");
+    assert!(page.contains("seconds"), "{page}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(outbox_count(f.dir.path()), before + 2, "nothing more sent");
+
+    if strangers_code != owners_code {
+        // Random codes may repeat (one chance in a million); otherwise the stranger's code
+        // means nothing in the owner's sign-in...
+        let page = owner
+            .post("/login/reset/code", &[("code", &strangers_code)])
+            .text()
+            .expect("html");
+        assert!(page.contains("Incorrect code"), "{page}");
+    }
+    // ...and the owner's code, older than the stranger's, still works.
+    let r = owner.post("/login/reset/code", &[("code", &owners_code)]);
+    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
+    let r = owner.post(
+        "/login/password",
+        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
+    );
+    assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+    // The stranger's code was never used by the owner, and is no good to the stranger
+    // without the mailbox: it stays what it was, one unused code of another sign-in.
+    let mut conn = f.store.connection().expect("conn");
+    let user_id = users::find_by_email(&mut conn, email)
+        .expect("q")
+        .expect("user")
+        .id;
+    let since = idp::store::now() - chrono::Duration::hours(1);
+    let unused =
+        idp::store::one_time_codes::unused_issued_since(&mut conn, &user_id, "reset", since)
+            .expect("q");
+    assert_eq!(unused.len(), 1, "only the stranger's code is unused");
+    assert!(unused[0]
+        .requested_from
+        .as_deref()
+        .is_some_and(|k| !k.contains("203.0.113.7")));
+}
+
+mod behind_a_proxy {
+    use super::*;
+    on_both_backends!(
+        start_behind_proxy;
+        a_stranger_neither_replaces_nor_spends_someone_elses_reset_code,
+    );
+}
+
 /// A server whose mail queue is a Redis nobody listens on.
 fn start_without_queue(postgres: bool) -> Fixture {
     let port = free_port().to_string();

@@ -105,6 +105,8 @@ fn code(user_id: &str, purpose: &str, created_at: NaiveDateTime) -> OneTimeCodeR
         expires_at: created_at + Duration::minutes(10),
         consumed_at: None,
         superseded_at: None,
+        requested_in: Some("sign-in-1".into()),
+        requested_from: Some("address-1".into()),
     }
 }
 
@@ -152,6 +154,7 @@ on_both_backends!(
     login_transactions_enforce_foreign_keys,
     sso_sessions_lifecycle,
     codes_new_code_supersedes_previous,
+    codes_belong_to_the_sign_in_that_asked,
     codes_attempt_limit,
     codes_attempt_limit_holds_under_concurrency,
     codes_expiry_counting_and_purge,
@@ -847,6 +850,66 @@ fn codes_new_code_supersedes_previous(db: &TestDb) {
         .expect("kept");
     assert_eq!(reset.superseded_at, None, "other purposes untouched");
     assert!(one_time_codes::find(&mut conn, &id()).expect("q").is_none());
+}
+
+fn codes_belong_to_the_sign_in_that_asked(db: &TestDb) {
+    let mut conn = db.conn();
+    let user = add_user(&mut conn, "deux@example.org");
+    let t = now();
+    let owners = code(&user.id, "reset", t);
+    // Someone else asks for a reset code for the same person, from another sign-in and
+    // address, after the owner did.
+    let strangers = OneTimeCodeRecord {
+        requested_in: Some("sign-in-2".into()),
+        requested_from: Some("address-2".into()),
+        ..code(&user.id, "reset", t + Duration::seconds(5))
+    };
+    one_time_codes::issue(&mut conn, &owners).expect("issue");
+    one_time_codes::issue(&mut conn, &strangers).expect("issue");
+    let kept = one_time_codes::find(&mut conn, &owners.id)
+        .expect("q")
+        .expect("kept");
+    assert_eq!(kept.superseded_at, None, "another sign-in's code lives on");
+    let judged = |conn: &mut idp::store::DbConnection, tx: Option<&str>| -> Vec<String> {
+        one_time_codes::recent(conn, &user.id, "reset", tx, 6)
+            .expect("q")
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    assert_eq!(
+        judged(&mut conn, Some("sign-in-1")),
+        vec![owners.id.clone()]
+    );
+    assert_eq!(
+        judged(&mut conn, Some("sign-in-2")),
+        vec![strangers.id.clone()]
+    );
+    assert!(
+        judged(&mut conn, None).is_empty(),
+        "no code outside a sign-in"
+    );
+    // A new code in the owner's sign-in replaces only the owner's.
+    let again = code(&user.id, "reset", t + Duration::seconds(40));
+    one_time_codes::issue(&mut conn, &again).expect("issue");
+    let find = |conn: &mut idp::store::DbConnection, id: &str| {
+        one_time_codes::find(conn, id).expect("q").expect("kept")
+    };
+    assert_eq!(
+        find(&mut conn, &owners.id).superseded_at,
+        Some(again.created_at)
+    );
+    assert_eq!(find(&mut conn, &strangers.id).superseded_at, None);
+    // The resend limits see every sign-in's unused codes, with the address that asked.
+    let mut sent: Vec<(NaiveDateTime, Option<String>)> =
+        one_time_codes::unused_issued_since(&mut conn, &user.id, "reset", t)
+            .expect("q")
+            .into_iter()
+            .map(|s| (s.created_at, s.requested_from))
+            .collect();
+    sent.sort();
+    let at = |c: &OneTimeCodeRecord| (c.created_at, c.requested_from.clone());
+    assert_eq!(sent, vec![at(&owners), at(&strangers), at(&again)]);
 }
 
 fn codes_attempt_limit(db: &TestDb) {

@@ -7,9 +7,15 @@ use rand::Rng;
 
 use crate::authn::sign_in_policy::SignInPolicy;
 use crate::crypto::KeyedHasher;
-use crate::store::one_time_codes::OneTimeCodeRecord;
+use crate::store::one_time_codes::{OneTimeCodeRecord, SentCode};
 
 const CODE_PURPOSE: &str = "one_time_code";
+
+/// How many codes one mailbox may receive per hour for one purpose, from every address
+/// together, as a multiple of one address's hourly budget. Each address has its own budget,
+/// so a stranger who types someone's email cannot spend theirs; this bound keeps the mailbox
+/// from being flooded from many addresses.
+pub const MAILBOX_BUDGET_FACTOR: i64 = 4;
 
 /// Lifetimes and limits, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +168,37 @@ pub fn resend_wait(
     }
 }
 
+/// How long the address `from` (a keyed hash; `None` when unknown) must wait before another
+/// code may be sent, given the person's unused codes of the last hour: the interval and the
+/// hourly budget count only the codes that address asked for, and the mailbox as a whole
+/// takes at most [`MAILBOX_BUDGET_FACTOR`] times the hourly budget. `None` when one may be sent
+/// now.
+pub fn send_wait(
+    policy: &CodePolicy,
+    sent_last_hour: &[SentCode],
+    from: Option<&str>,
+    now: NaiveDateTime,
+) -> Option<Duration> {
+    let from_here: Vec<NaiveDateTime> = sent_last_hour
+        .iter()
+        .filter(|s| s.requested_from.as_deref() == from)
+        .map(|s| s.created_at)
+        .collect();
+    let all: Vec<NaiveDateTime> = sent_last_hour.iter().map(|s| s.created_at).collect();
+    let mailbox = CodePolicy {
+        resend_interval: Duration::zero(),
+        max_per_hour: policy.max_per_hour.saturating_mul(MAILBOX_BUDGET_FACTOR),
+        ..*policy
+    };
+    match (
+        resend_wait(policy, &from_here, now),
+        resend_wait(&mailbox, &all, now),
+    ) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +226,8 @@ mod tests {
             expires_at: created + Duration::minutes(10),
             consumed_at: None,
             superseded_at: None,
+            requested_in: Some("tx".into()),
+            requested_from: Some("ip".into()),
         }
     }
 
@@ -290,5 +329,50 @@ mod tests {
         assert_eq!(resend_wait(&p, four, now), None);
         let stale = [now - Duration::minutes(61)];
         assert_eq!(resend_wait(&p, &stale, now), None);
+    }
+
+    #[test]
+    fn each_address_has_its_own_budget_within_the_mailboxs() {
+        let p = CodePolicy::of(&SignInPolicy::from_settings(
+            &crate::config::SignInSettings::default(),
+        ));
+        let now = t0();
+        let sent = |from: &str, minutes_ago: i64| SentCode {
+            created_at: now - Duration::minutes(minutes_ago),
+            requested_from: Some(from.into()),
+        };
+        // A stranger spent five sends in the last hour, 10 to 50 minutes ago.
+        let mut codes: Vec<SentCode> = (1..=5).map(|m| sent("stranger", m * 10)).collect();
+        assert_eq!(
+            send_wait(&p, &codes, Some("stranger"), now),
+            Some(Duration::minutes(10)),
+            "the stranger waits for the oldest of their five to age"
+        );
+        assert_eq!(
+            send_wait(&p, &codes, Some("owner"), now),
+            None,
+            "the owner, from another address, does not wait"
+        );
+        // An unknown address is an address of its own.
+        assert_eq!(send_wait(&p, &codes, None, now), None);
+        codes.push(SentCode {
+            created_at: now - Duration::seconds(5),
+            requested_from: None,
+        });
+        assert_eq!(
+            send_wait(&p, &codes, None, now),
+            Some(Duration::seconds(25)),
+            "the interval counts that address's own last send"
+        );
+        // Twenty sends from many addresses fill the mailbox's hour, for everyone.
+        let many: Vec<SentCode> = (0..20)
+            .map(|i| sent(&format!("address-{i}"), 50 - i * 2))
+            .collect();
+        assert_eq!(
+            send_wait(&p, &many, Some("owner"), now),
+            Some(Duration::minutes(10)),
+            "the mailbox's budget is four times an address's"
+        );
+        assert_eq!(send_wait(&p, &many[1..], Some("owner"), now), None);
     }
 }

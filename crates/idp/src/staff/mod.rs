@@ -652,6 +652,8 @@ pub fn begin_email_change(
         expires_at: at + policy.ttl,
         consumed_at: None,
         superseded_at: None,
+        requested_in: None,
+        requested_from: None,
     };
     let event = actor.event(
         "email.change_requested",
@@ -690,7 +692,7 @@ pub fn confirm_email_change(
     else {
         return Ok(Err(Refusal::NoPendingChange));
     };
-    let codes = one_time_codes::recent(conn, &change.user_id, PURPOSE_EMAIL_CHANGE, 5)?;
+    let codes = one_time_codes::recent(conn, &change.user_id, PURPOSE_EMAIL_CHANGE, None, 5)?;
     match email_code::judge(hasher, &codes, submitted, at) {
         CodeVerdict::Accept(id) => {
             let Some(user) = users::find_by_id(conn, &change.user_id)? else {

@@ -1,5 +1,7 @@
 //! Six-digit codes sent by email (sign-in, first login / reset, email change), stored only as
-//! keyed hashes. A new code for the same purpose supersedes the previous one.
+//! keyed hashes. A code belongs to the sign-in that asked for it (`requested_in`): a new code
+//! for the same person, purpose and sign-in supersedes the previous one, and only that
+//! sign-in's codes are judged there.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -23,21 +25,40 @@ pub struct OneTimeCodeRecord {
     pub expires_at: NaiveDateTime,
     pub consumed_at: Option<NaiveDateTime>,
     pub superseded_at: Option<NaiveDateTime>,
+    /// The login transaction that asked for it (the hash its cookie refers to); `None` for
+    /// codes issued outside a sign-in (email changes by staff).
+    pub requested_in: Option<String>,
+    /// Keyed hash of the address that asked for it, for the resend limits; `None` when there
+    /// was no address or no sign-in.
+    pub requested_from: Option<String>,
 }
 
-/// Stores `code` and supersedes every earlier unused code of the same person and purpose, in
-/// one transaction: a new code kills the previous one.
+/// When a code that was never used was issued, and whether the same address asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCode {
+    pub created_at: NaiveDateTime,
+    pub requested_from: Option<String>,
+}
+
+/// Stores `code` and supersedes every earlier unused code of the same person, purpose and
+/// sign-in, in one transaction: a new code kills the previous one. Codes another sign-in is
+/// waiting for stay alive.
 pub fn issue(conn: &mut DbConnection, code: &OneTimeCodeRecord) -> StoreResult<()> {
     crate::store::write_transaction(conn, |conn| {
-        diesel::update(
-            one_time_codes::table
-                .filter(one_time_codes::user_id.eq(&code.user_id))
-                .filter(one_time_codes::purpose.eq(&code.purpose))
-                .filter(one_time_codes::consumed_at.is_null())
-                .filter(one_time_codes::superseded_at.is_null()),
-        )
-        .set(one_time_codes::superseded_at.eq(Some(code.created_at)))
-        .execute(conn)?;
+        let unused = one_time_codes::table
+            .filter(one_time_codes::user_id.eq(&code.user_id))
+            .filter(one_time_codes::purpose.eq(&code.purpose))
+            .filter(one_time_codes::consumed_at.is_null())
+            .filter(one_time_codes::superseded_at.is_null());
+        let superseded = one_time_codes::superseded_at.eq(Some(code.created_at));
+        match &code.requested_in {
+            Some(tx) => diesel::update(unused.filter(one_time_codes::requested_in.eq(tx)))
+                .set(superseded)
+                .execute(conn)?,
+            None => diesel::update(unused.filter(one_time_codes::requested_in.is_null()))
+                .set(superseded)
+                .execute(conn)?,
+        };
         diesel::insert_into(one_time_codes::table)
             .values(code)
             .execute(conn)?;
@@ -61,37 +82,52 @@ pub fn latest(
         .optional()?)
 }
 
-/// The person's most recent codes of this purpose, newest first.
+/// The person's most recent codes of this purpose asked for in `requested_in` (`None`:
+/// outside a sign-in), newest first.
 pub fn recent(
     conn: &mut DbConnection,
     user_id: &str,
     purpose: &str,
+    requested_in: Option<&str>,
     limit: i64,
 ) -> StoreResult<Vec<OneTimeCodeRecord>> {
-    Ok(one_time_codes::table
+    let of_person = one_time_codes::table
         .filter(one_time_codes::user_id.eq(user_id))
         .filter(one_time_codes::purpose.eq(purpose))
         .order((one_time_codes::created_at.desc(), one_time_codes::id.desc()))
         .limit(limit)
-        .select(OneTimeCodeRecord::as_select())
-        .load(conn)?)
+        .select(OneTimeCodeRecord::as_select());
+    Ok(match requested_in {
+        Some(tx) => of_person
+            .filter(one_time_codes::requested_in.eq(tx))
+            .load(conn)?,
+        None => of_person
+            .filter(one_time_codes::requested_in.is_null())
+            .load(conn)?,
+    })
 }
 
-/// When the person's codes of this purpose that were never used were issued since `since`
-/// (resend limits: a code that signed someone in was not wasted).
+/// The person's codes of this purpose that were never used, issued since `since`, from every
+/// sign-in (resend limits: a code that signed someone in was not wasted).
 pub fn unused_issued_since(
     conn: &mut DbConnection,
     user_id: &str,
     purpose: &str,
     since: NaiveDateTime,
-) -> StoreResult<Vec<NaiveDateTime>> {
+) -> StoreResult<Vec<SentCode>> {
     Ok(one_time_codes::table
         .filter(one_time_codes::user_id.eq(user_id))
         .filter(one_time_codes::purpose.eq(purpose))
         .filter(one_time_codes::created_at.ge(since))
         .filter(one_time_codes::consumed_at.is_null())
-        .select(one_time_codes::created_at)
-        .load(conn)?)
+        .select((one_time_codes::created_at, one_time_codes::requested_from))
+        .load::<(NaiveDateTime, Option<String>)>(conn)?
+        .into_iter()
+        .map(|(created_at, requested_from)| SentCode {
+            created_at,
+            requested_from,
+        })
+        .collect())
 }
 
 /// The code with this id.

@@ -111,6 +111,8 @@ diesel::table! {
         expires_at -> Timestamp,
         consumed_at -> Nullable<Timestamp>,
         superseded_at -> Nullable<Timestamp>,
+        requested_in -> Nullable<Text>,
+        requested_from -> Nullable<Text>,
     }
 }
 

@@ -34,8 +34,9 @@ fn mail_template(purpose: &str) -> mail_queue::Template {
     }
 }
 
-/// Issues a new code of `purpose` for `user` (killing the previous one) and queues the mail,
-/// unless the resend limits say to wait.
+/// Issues a new code of `purpose` for `user` in the login transaction `transaction` (killing
+/// the previous one of that transaction) and queues the mail, unless the resend limits of the
+/// requesting address say to wait.
 pub(super) async fn send_code(
     state: &AppState,
     user: &User,
@@ -43,11 +44,17 @@ pub(super) async fn send_code(
     lang: Lang,
     origin: &RequestOrigin,
     client_id: &str,
+    transaction: &str,
 ) -> Result<Sent, Error> {
     let code_policy = CodePolicy::of(&state.policy.get());
     let code = email_code::generate();
     let hash = email_code::hash(&state.hasher, &user.id, &code);
     let user_id = user.id.clone();
+    let requested_in = transaction.to_string();
+    let requested_from = origin
+        .ip
+        .as_deref()
+        .map(|ip| crate::authn::lockout::ip_key(&state.hasher, ip));
     let event = audit_event(
         origin,
         "code.sent",
@@ -65,7 +72,9 @@ pub(super) async fn send_code(
                 purpose,
                 at - Duration::hours(1),
             )?;
-            if let Some(wait) = email_code::resend_wait(&code_policy, &sent, at) {
+            if let Some(wait) =
+                email_code::send_wait(&code_policy, &sent, requested_from.as_deref(), at)
+            {
                 return Ok(Err(wait.num_seconds().max(1)));
             }
             crate::store::write_transaction(conn, |conn| {
@@ -82,6 +91,8 @@ pub(super) async fn send_code(
                         expires_at: at + code_policy.ttl,
                         consumed_at: None,
                         superseded_at: None,
+                        requested_in: Some(requested_in.clone()),
+                        requested_from: requested_from.clone(),
                     },
                 )?;
                 audit::append(conn, &event)
@@ -160,6 +171,7 @@ pub async fn resend(
         loaded.lang,
         &submission.origin,
         &client_id,
+        &loaded.tx.id,
     )
     .await?
     {

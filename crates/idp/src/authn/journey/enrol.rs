@@ -71,6 +71,7 @@ pub async fn submit_enrol_choice(
                 loaded.lang,
                 &submission.origin,
                 &client_id,
+                &loaded.tx.id,
             )
             .await?;
             Ok(JourneyOutcome::Next {
@@ -160,7 +161,9 @@ pub async fn submit_enrol_email(
     let Some(user) = loaded.user.clone() else {
         return Ok(JourneyOutcome::Next { notice: None });
     };
-    if let Err(error) = check_email_code(state, &user.id, PURPOSE_ENROL, &form.code).await? {
+    if let Err(error) =
+        check_email_code(state, &user.id, PURPOSE_ENROL, &loaded.tx.id, &form.code).await?
+    {
         return Ok(screen(
             state,
             &loaded,

@@ -180,6 +180,7 @@ pub async fn submit_password(
             loaded.lang,
             &origin,
             &client_id,
+            &loaded.tx.id,
         )
         .await?;
         return Ok(JourneyOutcome::Next {

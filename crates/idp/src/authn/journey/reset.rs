@@ -52,9 +52,18 @@ pub async fn submit_reset_email(
         let origin = submission.origin.clone();
         let client_id = loaded.tx.request.client_id.clone();
         let lang = loaded.lang;
+        let transaction = loaded.tx.id.clone();
         tokio::spawn(async move {
-            if let Err(e) = send_code(&state, &user, PURPOSE_RESET, lang, &origin, &client_id).await
-            {
+            let sent = send_code(
+                &state,
+                &user,
+                PURPOSE_RESET,
+                lang,
+                &origin,
+                &client_id,
+                &transaction,
+            );
+            if let Err(e) = sent.await {
                 tracing::warn!(error = %e, "could not send a reset code");
             }
         });
@@ -105,7 +114,7 @@ pub async fn submit_reset_code(
             Notice::plain("code-too-many")
         }));
     };
-    match check_email_code(state, &user.id, PURPOSE_RESET, &form.code).await? {
+    match check_email_code(state, &user.id, PURPOSE_RESET, &loaded.tx.id, &form.code).await? {
         Err(error) => {
             let event = audit_event(
                 &submission.origin,

@@ -52,7 +52,7 @@ pub async fn submit_second_factor(
     }
     let verdict = match kind {
         CodeKind::Totp => check_totp(state, &user, &form.code).await?,
-        _ => check_email_code(state, &user.id, PURPOSE_SIGN_IN, &form.code).await?,
+        _ => check_email_code(state, &user.id, PURPOSE_SIGN_IN, &loaded.tx.id, &form.code).await?,
     };
     let client_id = loaded.tx.request.client_id.clone();
     match verdict {
@@ -145,21 +145,25 @@ async fn check_totp(
     }
 }
 
-/// Judges an emailed code, consuming it when right and counting a wrong try otherwise.
+/// Judges an emailed code among those sent in the login transaction `transaction`, consuming
+/// it when right and counting a wrong try otherwise.
 pub(super) async fn check_email_code(
     state: &AppState,
     user_id: &str,
     purpose: &'static str,
+    transaction: &str,
     code: &str,
 ) -> Result<Result<(), Notice>, Error> {
     let hasher = state.hasher.clone();
     let user_id = user_id.to_string();
+    let transaction = transaction.to_string();
     let code = code.to_string();
     Ok(state
         .store
         .run(move |conn| {
             let at = now();
-            let codes = one_time_codes::recent(conn, &user_id, purpose, CODES_JUDGED)?;
+            let codes =
+                one_time_codes::recent(conn, &user_id, purpose, Some(&transaction), CODES_JUDGED)?;
             Ok(match email_code::judge(&hasher, &codes, &code, at) {
                 CodeVerdict::Accept(id) => {
                     if one_time_codes::consume(conn, &id, at)? {
