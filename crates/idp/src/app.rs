@@ -36,8 +36,8 @@ pub struct AppState {
     pub mail: crate::mail::MailQueue,
     /// Whether the public URL is https (secure `__Host-` cookies, HSTS).
     pub https: bool,
-    /// The discovery document, serialised once.
-    pub discovery: Arc<str>,
+    /// The discovery document, serialised once; each answer shares these bytes.
+    pub discovery: actix_web::web::Bytes,
     /// Outgoing HTTP (back-channel logout): short timeouts, no redirects.
     pub http: reqwest::Client,
 }
@@ -122,8 +122,9 @@ impl AppState {
             .map(redis::Client::open)
             .transpose()?;
         let https = settings.public_url()?.scheme() == "https";
-        let discovery: Arc<str> =
-            Arc::from(crate::oidc::service::discovery_document(&settings.issuer()).to_string());
+        let discovery = actix_web::web::Bytes::from(
+            crate::oidc::service::discovery_document(&settings.issuer()).to_string(),
+        );
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let passwords = crate::authn::password::Passwords::new(
             settings.sign_in.argon2_m_cost_kib,

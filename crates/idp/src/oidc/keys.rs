@@ -362,8 +362,8 @@ struct RingState {
     signers: BTreeMap<SigningAlg, Arc<SigningKey>>,
     /// Parsed keys by kid, kept across reloads so keys are parsed once.
     parsed: BTreeMap<String, Arc<SigningKey>>,
-    /// The JWKS document, serialised once per reload.
-    jwks: Arc<str>,
+    /// The JWKS document, serialised once per reload; each answer shares these bytes.
+    jwks: actix_web::web::Bytes,
 }
 
 /// The keys this instance signs with and publishes, reloaded from the database.
@@ -393,7 +393,7 @@ impl SigningKeyRing {
             state: RwLock::new(Arc::new(RingState {
                 signers: BTreeMap::new(),
                 parsed: BTreeMap::new(),
-                jwks: Arc::from("{\"keys\":[]}"),
+                jwks: actix_web::web::Bytes::from_static(b"{\"keys\":[]}"),
             })),
         };
         ring.reload(conn, now)?;
@@ -473,7 +473,7 @@ impl SigningKeyRing {
                 .map(|(alg, (_, key))| (alg, key))
                 .collect(),
             parsed,
-            jwks: Arc::from(jwks),
+            jwks: actix_web::web::Bytes::from(jwks),
         });
         match self.state.write() {
             Ok(mut guard) => *guard = next,
@@ -522,8 +522,8 @@ impl SigningKeyRing {
         self.current().parsed.contains_key(kid)
     }
 
-    /// The JWKS document (public keys only).
-    pub fn jwks_json(&self) -> Arc<str> {
+    /// The JWKS document (public keys only), as JSON text.
+    pub fn jwks_json(&self) -> actix_web::web::Bytes {
         self.current().jwks.clone()
     }
 }

@@ -257,5 +257,5 @@ pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(header::ContentType::json())
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .body(state.discovery.to_string())
+        .body(state.discovery.clone())
 }

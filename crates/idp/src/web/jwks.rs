@@ -1,6 +1,6 @@
 //! `GET /jwks`: the public signing keys (RFC 7517), pre-serialised at each key reload.
 
-use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
+use actix_web::http::header::{self, ContentType};
 use actix_web::{web, HttpResponse};
 
 use crate::app::AppState;
@@ -10,9 +10,6 @@ use crate::app::AppState;
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(ContentType::json())
-        .insert_header(CacheControl(vec![
-            CacheDirective::Public,
-            CacheDirective::MaxAge(60),
-        ]))
-        .body(state.keys.jwks_json().to_string())
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .body(state.keys.jwks_json())
 }
