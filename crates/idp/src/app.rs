@@ -40,6 +40,8 @@ pub struct AppState {
     pub discovery: actix_web::web::Bytes,
     /// Outgoing HTTP (back-channel logout): short timeouts, no redirects.
     pub http: reqwest::Client,
+    /// Wakes the back-channel logout deliveries.
+    pub backchannel: crate::oidc::backchannel::DeliveryQueue,
 }
 
 impl AppState {
@@ -156,6 +158,7 @@ impl AppState {
             master_key,
             hasher,
             keys: Arc::new(keys),
+            backchannel: crate::oidc::backchannel::DeliveryQueue::default(),
         })
     }
 }
@@ -199,6 +202,7 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         Duration::from_secs(settings.database.purge_interval_secs),
         chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0)),
     ));
+    tokio::spawn(crate::oidc::backchannel::run(state.clone()));
     if settings.audit.stream_to_log {
         tokio::spawn(crate::audit::stream::to_log(
             state.store.clone(),

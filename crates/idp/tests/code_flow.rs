@@ -285,6 +285,7 @@ on_both_backends!(
     userinfo_answers_bearer_tokens_by_scope,
     revocation_and_introspection,
         logout_ends_the_session_everywhere,
+        a_notice_left_in_the_queue_is_delivered,
     a_password_reset_ends_every_session_and_its_tokens,
     logout_without_a_hint_asks_first,
     consent_is_asked_once_for_a_third_party_portal,
@@ -1072,6 +1073,59 @@ fn session_and_tokens_are_gone(
             && serde_json::from_str::<Value>(&e.detail).ok().as_ref() == Some(&detail)),
         "no logout event for {sid} ({how})"
     );
+}
+
+/// A back-channel notice queued in the database, as a server stopped before delivering it (or
+/// another instance) leaves it, is delivered by the running server, then leaves the queue with
+/// its audit row.
+fn a_notice_left_in_the_queue_is_delivered(f: &Fixture) {
+    use idp::store::backchannel_deliveries::{self, Delivery};
+    let sid = uuid::Uuid::new_v4().to_string();
+    let at = idp::store::now();
+    backchannel_deliveries::enqueue(
+        &mut f.store.connection().expect("conn"),
+        &Delivery {
+            id: uuid::Uuid::new_v4().to_string(),
+            client_id: "atip".into(),
+            user_id: f.user_id.clone(),
+            sid: sid.clone(),
+            // One attempt was made, and its lease is over.
+            attempts: 1,
+            next_attempt_at: at - chrono::Duration::seconds(1),
+            created_at: at - chrono::Duration::seconds(40),
+        },
+    )
+    .expect("queue");
+    let (path, body) = f
+        .backchannel
+        .received
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .expect("the queued notice arrives");
+    assert_eq!(path, "/bcl/atip");
+    let token = query_param(&format!("http://x/?{body}"), "logout_token").expect("logout_token");
+    let claims = verify_id_token(f, &token, "atip");
+    assert_eq!(claims["sid"], sid.as_str());
+    assert_eq!(claims["sub"], f.user_id.as_str());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut conn = f.store.connection().expect("conn");
+        let queued = backchannel_deliveries::count(&mut conn).expect("count");
+        let events = audit::recent(&mut conn, 20).expect("audit");
+        let sent = events.iter().any(|e| {
+            e.event_type == "logout.backchannel_sent"
+                && e.client_id.as_deref() == Some("atip")
+                && serde_json::from_str::<Value>(&e.detail).ok()
+                    == Some(serde_json::json!({ "sid": sid, "attempts": 2 }))
+        });
+        if queued == 0 && sent {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{queued} notices still queued; sent recorded: {sent}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Waits for the back-channel logout tokens of both portals and checks them: typed, signed

@@ -155,6 +155,7 @@ on_both_backends!(
     sso_sessions_lifecycle,
     codes_new_code_supersedes_previous,
     codes_belong_to_the_sign_in_that_asked,
+    backchannel_deliveries_are_taken_once,
     codes_attempt_limit,
     codes_attempt_limit_holds_under_concurrency,
     codes_expiry_counting_and_purge,
@@ -910,6 +911,74 @@ fn codes_belong_to_the_sign_in_that_asked(db: &TestDb) {
     sent.sort();
     let at = |c: &OneTimeCodeRecord| (c.created_at, c.requested_from.clone());
     assert_eq!(sent, vec![at(&owners), at(&strangers), at(&again)]);
+}
+
+fn backchannel_deliveries_are_taken_once(db: &TestDb) {
+    use idp::store::backchannel_deliveries::{self, Delivery};
+    let mut conn = db.conn();
+    let t = now();
+    let first = Delivery {
+        id: id(),
+        client_id: "portal".into(),
+        user_id: id(),
+        sid: id(),
+        attempts: 0,
+        next_attempt_at: t,
+        created_at: t,
+    };
+    let later = Delivery {
+        id: id(),
+        next_attempt_at: t + Duration::seconds(10),
+        ..first.clone()
+    };
+    backchannel_deliveries::enqueue(&mut conn, &first).expect("queue");
+    backchannel_deliveries::enqueue(&mut conn, &later).expect("queue");
+    let due = |conn: &mut DbConnection, at| -> Vec<String> {
+        backchannel_deliveries::due(conn, at, 10)
+            .expect("due")
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    };
+    assert_eq!(due(&mut conn, t), vec![first.id.clone()]);
+    let lease = t + Duration::seconds(30);
+    assert!(backchannel_deliveries::claim(&mut conn, &first, t, lease).expect("claim"));
+    assert!(
+        !backchannel_deliveries::claim(&mut conn, &first, t, lease).expect("claim"),
+        "taken once"
+    );
+    assert_eq!(
+        due(&mut conn, t + Duration::seconds(20)),
+        vec![later.id.clone()],
+        "leased, not due"
+    );
+    assert_eq!(
+        due(&mut conn, t + Duration::seconds(31)),
+        vec![later.id.clone(), first.id.clone()],
+        "due again once the lease is over"
+    );
+    backchannel_deliveries::reschedule(&mut conn, &first.id, 1, t + Duration::seconds(60))
+        .expect("reschedule");
+    assert!(
+        !backchannel_deliveries::claim(&mut conn, &first, t + Duration::seconds(61), lease)
+            .expect("claim"),
+        "a claim of an earlier attempt takes nothing"
+    );
+    let rescheduled = Delivery {
+        attempts: 1,
+        next_attempt_at: t + Duration::seconds(60),
+        ..first.clone()
+    };
+    assert!(backchannel_deliveries::claim(
+        &mut conn,
+        &rescheduled,
+        t + Duration::seconds(61),
+        t + Duration::seconds(91)
+    )
+    .expect("claim"));
+    assert!(backchannel_deliveries::remove(&mut conn, &first.id).expect("remove"));
+    assert!(!backchannel_deliveries::remove(&mut conn, &first.id).expect("remove"));
+    assert_eq!(backchannel_deliveries::count(&mut conn).expect("count"), 1);
 }
 
 fn codes_attempt_limit(db: &TestDb) {

@@ -1,11 +1,10 @@
 //! RP-Initiated Logout 1.0 (`/end_session`) and Back-Channel Logout 1.0.
 //!
 //! Ending a session: the SSO session ends, its refresh tokens are revoked, and every portal it
-//! signed in to that registered a back-channel URI receives a signed logout token. Deliveries
-//! run in the background with retries and never hold up the person.
+//! signed in to that registered a back-channel URI receives a signed logout token. The notices
+//! are queued with the logout and delivered in the background ([`crate::oidc::backchannel`]).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -15,15 +14,11 @@ use crate::app::AppState;
 use crate::error::Error;
 use crate::oidc::authorize::{parse_parameters, redirect_with, AuthorizeError};
 use crate::oidc::flow::{find_session, Session};
-use crate::oidc::keys::SigningAlg;
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::clients::{self, Client};
-use crate::store::{now, refresh_tokens, sso_sessions, Store};
+use crate::store::{backchannel_deliveries, now, refresh_tokens, sso_sessions};
 
 const LOGOUT_CSRF_PURPOSE: &str = "logout_csrf";
-const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-/// Attempts per back-channel delivery.
-const DELIVERY_ATTEMPTS: u32 = 3;
 
 /// What `/end_session` answers.
 #[derive(Debug)]
@@ -236,32 +231,25 @@ pub async fn end(state: &AppState, session: &Session, how: &str) -> Result<(), E
     Ok(())
 }
 
-/// A session that has just ended, and the portals it signed in to that want a back-channel
-/// notice.
+/// A session that has just ended, with how many back-channel notices its ending queued.
 #[derive(Debug)]
 pub struct EndedSession {
-    record: sso_sessions::SsoSessionRecord,
-    portals: Vec<Portal>,
+    notices: usize,
 }
 
-/// A portal to tell: its id, how it verifies our tokens, and where it hears of logouts.
-#[derive(Debug)]
-struct Portal {
-    client_id: String,
-    alg: SigningAlg,
-    uri: String,
-}
-
-/// Inside the transaction that ends `record`: its `logout` event (`how` it ended), and the
-/// portals to notify once that transaction commits ([`notify`]).
+/// Inside the transaction that ends `record`: its `logout` event (`how` it ended), and a
+/// queued back-channel notice for each portal it signed in to that registered a URI, so the
+/// notices commit or roll back with the logout. [`notify`] starts their delivery once the
+/// transaction has committed.
 pub fn record_end(
     conn: &mut crate::store::DbConnection,
     record: sso_sessions::SsoSessionRecord,
     how: &str,
 ) -> crate::store::StoreResult<EndedSession> {
+    let at = now();
     let event = NewAuditEvent {
         id: crate::store::audit::new_event_id(),
-        occurred_at: now(),
+        occurred_at: at,
         event_type: "logout".into(),
         actor: Some(record.user_id.clone()),
         subject: Some(record.user_id.clone()),
@@ -272,137 +260,33 @@ pub fn record_end(
         detail: json!({ "sid": record.sid, "how": how }).to_string(),
     };
     audit::append(conn, &event)?;
-    let mut portals = Vec::new();
+    let mut notices = 0;
     for id in sso_sessions::clients_of(conn, &record.sid)? {
-        let Some(client) = clients::find(conn, &id)?.filter(|c| c.enabled) else {
-            continue;
-        };
-        if let Some(uri) = client.backchannel_logout_uri {
-            portals.push(Portal {
-                alg: SigningAlg::parse(&client.id_token_alg).unwrap_or(SigningAlg::Rs256),
-                client_id: client.id,
-                uri,
-            });
+        let wants_notice = clients::find(conn, &id)?
+            .is_some_and(|c| c.enabled && c.backchannel_logout_uri.is_some());
+        if wants_notice {
+            backchannel_deliveries::enqueue(
+                conn,
+                &backchannel_deliveries::Delivery {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    client_id: id,
+                    user_id: record.user_id.clone(),
+                    sid: record.sid.clone(),
+                    attempts: 0,
+                    next_attempt_at: at,
+                    created_at: at,
+                },
+            )?;
+            notices += 1;
         }
     }
-    Ok(EndedSession { record, portals })
+    Ok(EndedSession { notices })
 }
 
-/// Tells each ended session's portals, in the background: a logout token signed for each
-/// (on the blocking pool, as an RSA signature takes most of a millisecond), then posted with
-/// retries. Never fails the caller: the sessions have ended whatever the portals hear, and a
-/// token that cannot be signed is reported in the log.
+/// Once the transaction that ended these sessions has committed: wakes the delivery task for
+/// their queued notices ([`crate::oidc::backchannel`]).
 pub fn notify(state: &AppState, ended: Vec<EndedSession>) {
-    for EndedSession { record, portals } in ended {
-        if portals.is_empty() {
-            continue;
-        }
-        let (keys, issuer) = (state.keys.clone(), state.settings.issuer());
-        let (http, store) = (state.http.clone(), state.store.clone());
-        tokio::spawn(async move {
-            let sid = record.sid.clone();
-            let signed = tokio::task::spawn_blocking(move || {
-                logout_tokens(&keys, &issuer, &record, portals)
-            })
-            .await;
-            match signed {
-                Ok(deliveries) => deliver(http, store, sid, deliveries).await,
-                Err(e) => tracing::error!(error = %e, "back-channel logout tokens not signed"),
-            }
-        });
-    }
-}
-
-/// The logout token of `record` for each portal, with where to post it; a token that cannot be
-/// signed is left out and logged.
-fn logout_tokens(
-    keys: &crate::oidc::keys::SigningKeyRing,
-    issuer: &str,
-    record: &sso_sessions::SsoSessionRecord,
-    portals: Vec<Portal>,
-) -> Vec<(String, String, String)> {
-    let issued_at = chrono::Utc::now().timestamp();
-    let mut deliveries = Vec::new();
-    for Portal {
-        client_id,
-        alg,
-        uri,
-    } in portals
-    {
-        let signed = keys.signer(alg).and_then(|signer| {
-            signer.sign_jwt(
-                "logout+jwt",
-                &json!({
-                    "iss": issuer,
-                    "aud": client_id,
-                    "iat": issued_at,
-                    "exp": issued_at + 120,
-                    "jti": uuid::Uuid::new_v4().to_string(),
-                    "sub": record.user_id,
-                    "sid": record.sid,
-                    "events": { BACKCHANNEL_EVENT: {} },
-                }),
-            )
-        });
-        match signed {
-            Ok(token) => deliveries.push((client_id, uri, token)),
-            Err(e) => {
-                tracing::error!(client = %client_id, error = %e, "back-channel logout token not signed")
-            }
-        }
-    }
-    deliveries
-}
-
-/// Posts each logout token, retrying with growing pauses; records the outcome.
-async fn deliver(
-    http: reqwest::Client,
-    store: Store,
-    sid: String,
-    deliveries: Vec<(String, String, String)>,
-) {
-    for (client_id, uri, token) in deliveries {
-        let mut delivered = false;
-        for attempt in 0..DELIVERY_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
-            }
-            let sent = http
-                .post(&uri)
-                .form(&[("logout_token", token.as_str())])
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => {
-                    delivered = true;
-                    break;
-                }
-                Ok(r) => {
-                    tracing::warn!(client = %client_id, status = r.status().as_u16(), attempt, "back-channel logout refused")
-                }
-                Err(e) => {
-                    tracing::warn!(client = %client_id, error = %e, attempt, "back-channel logout failed")
-                }
-            }
-        }
-        let event = NewAuditEvent {
-            id: crate::store::audit::new_event_id(),
-            occurred_at: now(),
-            event_type: if delivered {
-                "logout.backchannel_sent".into()
-            } else {
-                "logout.backchannel_failed".into()
-            },
-            actor: None,
-            subject: None,
-            client_id: Some(client_id),
-            ip: None,
-            user_agent: None,
-            request_id: None,
-            detail: json!({ "sid": sid }).to_string(),
-        };
-        if let Err(e) = store.run(move |conn| audit::append(conn, &event)).await {
-            tracing::warn!(error = %e, "could not record a back-channel logout");
-        }
+    if ended.iter().any(|e| e.notices > 0) {
+        state.backchannel.wake();
     }
 }

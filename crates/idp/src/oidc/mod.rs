@@ -2,6 +2,7 @@
 //! clients, the token endpoint's grants, discovery.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod clients;
 pub mod consent;
 pub mod error;

@@ -17,6 +17,7 @@
 pub mod attempt_counters;
 pub mod audit;
 pub mod authorization_codes;
+pub mod backchannel_deliveries;
 pub mod client_assertions;
 pub mod clients;
 pub mod consents;

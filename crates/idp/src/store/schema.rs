@@ -100,6 +100,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    backchannel_deliveries (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        sid -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     one_time_codes (id) {
         id -> Text,
         user_id -> Text,
@@ -217,6 +229,7 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    backchannel_deliveries,
     consents,
     attempt_counters,
     client_assertions,
