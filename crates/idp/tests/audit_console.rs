@@ -208,3 +208,54 @@ fn audit_api_answers_auditors_only() {
     let r = export(format!("guichet_account={auditor_token}"));
     assert_eq!(r.status(), 303);
 }
+
+/// An export larger than one page streams every matching row, newest first, each page
+/// following the last; the export is recorded with the newest row it could hold.
+#[test]
+fn an_export_streams_every_matching_row_newest_first() {
+    let (d, base, _, member) = deployment();
+    // Three pages and a half of the member's events at the file portal, beside the others.
+    seed(&d, &member, "file-portal", 3_500);
+    let newest = audit::last_seq(&mut d.store.connection().expect("conn"))
+        .expect("q")
+        .expect("rows");
+    let (token, session) = console_sign_in(&d, &base, AUDITOR);
+    let http = no_redirects();
+    let r = http
+        .get(format!(
+            "{base}/audit/export.csv?subject={MEMBER}&client=file-portal"
+        ))
+        .header("Cookie", format!("guichet_account={token}; {session}"))
+        .send()
+        .expect("export");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = r.text().expect("body");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        reader.headers().expect("header").get(0),
+        Some("seq"),
+        "one header line"
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 3_503, "every matching row, across pages");
+    let seqs: Vec<i64> = rows.iter().map(|r| r[0].parse().expect("seq")).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no row twice"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| &r[6] == member.as_str() && &r[7] == "file-portal"));
+    let events = audit::recent(&mut d.store.connection().expect("conn"), 20).expect("audit");
+    let exported = events
+        .iter()
+        .find(|e| e.event_type == "audit.exported")
+        .expect("the export is recorded");
+    let detail: serde_json::Value = serde_json::from_str(&exported.detail).expect("json");
+    assert_eq!(detail["format"], "csv");
+    assert!(
+        detail["through_seq"].as_i64().expect("through_seq") >= newest,
+        "{detail}"
+    );
+}

@@ -15,8 +15,23 @@ use crate::store::users;
 
 /// Events per console page.
 pub const PAGE_SIZE: i64 = 50;
-/// Most rows one export holds; narrow the filter for more.
-pub const EXPORT_LIMIT: usize = 100_000;
+/// Rows read and formatted at a time by an export: it streams, so its memory stays the size of
+/// one page whatever the export holds.
+pub const EXPORT_PAGE: i64 = 1_000;
+
+/// The body of an export on its way, page by page.
+pub struct ExportStream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+
+impl futures_core::Stream for ExportStream {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
 
 /// The filter form as typed (every field optional).
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
@@ -195,53 +210,71 @@ const CSV_HEADER: [&str; 13] = [
     "row_hash",
 ];
 
-/// Every event matching `filter` (newest first, at most [`EXPORT_LIMIT`]) in `format`; the
-/// export is recorded as an `audit.exported` event with the filter and the row count.
+/// Every event matching `filter` that exists when the export is asked for, newest first, in
+/// `format`. The export is recorded first, as an `audit.exported` event with the format, the
+/// filter and `through_seq` (the newest row it can hold), so no export leaves unrecorded; then
+/// the rows stream out page by page ([`EXPORT_PAGE`]), each page read and formatted on the
+/// blocking pool. A page that cannot be read ends the body with an error, so a truncated file
+/// is never taken for a whole one.
 pub async fn export(
     state: &AppState,
     holder: &AccountHolder,
     filter: AuditFilter,
     format: ExportFormat,
     origin: &RequestOrigin,
-) -> Result<Vec<u8>, Error> {
-    let query = filter.clone();
-    let rows = state
-        .store
-        .run(move |conn| {
-            let mut all = Vec::new();
-            let mut before = None;
-            loop {
-                let page = audit::search(conn, &query, before, 5000)?;
-                let Some(last) = page.last() else { break };
-                before = Some(last.seq);
-                all.extend(page);
-                if all.len() >= EXPORT_LIMIT {
-                    all.truncate(EXPORT_LIMIT);
-                    break;
-                }
-            }
-            Ok(all)
-        })
-        .await?;
-    // Formatting up to EXPORT_LIMIT rows is CPU work: off the request threads.
-    let (body, count) =
-        tokio::task::spawn_blocking(move || render(&rows, format).map(|body| (body, rows.len())))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))??;
+) -> Result<ExportStream, Error> {
+    let through = state.store.run(audit::last_seq).await?;
     let event = origin.event(
         "audit.exported",
         Some(holder.access.sub.clone()),
         None,
         None,
-        &serde_json::json!({ "format": format.name(), "rows": count, "filter": filter }),
+        &serde_json::json!({ "format": format.name(), "filter": filter, "through_seq": through }),
     );
     state.audit.record(event).await?;
-    Ok(body)
+    let (pages, body) = tokio::sync::mpsc::channel(2);
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if format == ExportFormat::Csv {
+            let header = render(&[], format, true).map_err(std::io::Error::other);
+            if pages.send(header).await.is_err() {
+                return;
+            }
+        }
+        // Rows older than `before`: the first page starts just above the newest row.
+        let mut before = through.map(|seq| seq + 1);
+        while let Some(seq) = before {
+            let query = filter.clone();
+            let page = store
+                .run(move |conn| {
+                    let rows = audit::search(conn, &query, Some(seq), EXPORT_PAGE)?;
+                    let chunk = render(&rows, format, false)
+                        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+                    Ok((chunk, rows.last().map(|r| r.seq)))
+                })
+                .await;
+            let chunk = match page {
+                Ok((chunk, last)) => {
+                    before = last;
+                    chunk
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit export cut short");
+                    let _ = pages.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            if !chunk.is_empty() && pages.send(Ok(chunk)).await.is_err() {
+                return; // the auditor went away
+            }
+        }
+    });
+    Ok(ExportStream(body))
 }
 
-/// The export file of `rows` in `format`.
-fn render(rows: &[AuditEvent], format: ExportFormat) -> Result<Vec<u8>, Error> {
-    Ok(match format {
+/// `rows` in `format`, with the CSV header line first when `header` is set.
+fn render(rows: &[AuditEvent], format: ExportFormat, header: bool) -> Result<bytes::Bytes, Error> {
+    Ok(bytes::Bytes::from(match format {
         ExportFormat::JsonLines => {
             let mut out = Vec::new();
             for row in rows {
@@ -253,7 +286,9 @@ fn render(rows: &[AuditEvent], format: ExportFormat) -> Result<Vec<u8>, Error> {
         ExportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(Vec::new());
             let csv_error = |e: csv::Error| Error::Io(std::io::Error::other(e.to_string()));
-            writer.write_record(CSV_HEADER).map_err(csv_error)?;
+            if header {
+                writer.write_record(CSV_HEADER).map_err(csv_error)?;
+            }
             for e in rows {
                 let hash = e
                     .row_hash
@@ -285,5 +320,5 @@ fn render(rows: &[AuditEvent], format: ExportFormat) -> Result<Vec<u8>, Error> {
                 .into_inner()
                 .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?
         }
-    })
+    }))
 }

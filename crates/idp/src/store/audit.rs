@@ -584,6 +584,13 @@ pub struct AuditFilter {
     pub ip: Option<String>,
 }
 
+/// The `seq` of the newest row, if any.
+pub fn last_seq(conn: &mut DbConnection) -> StoreResult<Option<i64>> {
+    Ok(audit_events::table
+        .select(diesel::dsl::max(audit_events::seq))
+        .get_result(conn)?)
+}
+
 /// Events matching `filter`, newest first, older than `before_seq` when given.
 pub fn search(
     conn: &mut DbConnection,

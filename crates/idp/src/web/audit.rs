@@ -168,7 +168,7 @@ async fn export(
                 format.name()
             ),
         ))
-        .body(body))
+        .streaming(body))
 }
 
 /// `GET /audit/export.csv`.
