@@ -254,6 +254,7 @@ fn an_export_streams_every_matching_row_newest_first() {
         .expect("the export is recorded");
     let detail: serde_json::Value = serde_json::from_str(&exported.detail).expect("json");
     assert_eq!(detail["format"], "csv");
+    assert_eq!(detail["rows"], 3_503, "{detail}");
     assert!(
         detail["through_seq"].as_i64().expect("through_seq") >= newest,
         "{detail}"

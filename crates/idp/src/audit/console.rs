@@ -212,7 +212,8 @@ const CSV_HEADER: [&str; 13] = [
 
 /// Every event matching `filter` that exists when the export is asked for, newest first, in
 /// `format`. The export is recorded first, as an `audit.exported` event with the format, the
-/// filter and `through_seq` (the newest row it can hold), so no export leaves unrecorded; then
+/// filter, `rows` (how many it holds) and `through_seq` (the newest row it can hold), so no
+/// export leaves unrecorded; then
 /// the rows stream out page by page ([`EXPORT_PAGE`]), each page read and formatted on the
 /// blocking pool. A page that cannot be read ends the body with an error, so a truncated file
 /// is never taken for a whole one.
@@ -223,13 +224,29 @@ pub async fn export(
     format: ExportFormat,
     origin: &RequestOrigin,
 ) -> Result<ExportStream, Error> {
-    let through = state.store.run(audit::last_seq).await?;
+    let query = filter.clone();
+    let (through, rows) = state
+        .store
+        .run(move |conn| {
+            let through = audit::last_seq(conn)?;
+            let rows = match through {
+                Some(seq) => audit::count_matching(conn, &query, seq)?,
+                None => 0,
+            };
+            Ok((through, rows))
+        })
+        .await?;
     let event = origin.event(
         "audit.exported",
         Some(holder.access.sub.clone()),
         None,
         None,
-        &serde_json::json!({ "format": format.name(), "filter": filter, "through_seq": through }),
+        &serde_json::json!({
+            "format": format.name(),
+            "filter": filter,
+            "rows": rows,
+            "through_seq": through,
+        }),
     );
     state.audit.record(event).await?;
     let (pages, body) = tokio::sync::mpsc::channel(2);

@@ -598,6 +598,33 @@ pub fn search(
     before_seq: Option<i64>,
     limit: i64,
 ) -> StoreResult<Vec<AuditEvent>> {
+    let mut query = matching(filter);
+    if let Some(before) = before_seq {
+        query = query.filter(audit_events::seq.lt(before));
+    }
+    Ok(query
+        .order(audit_events::seq.desc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?)
+}
+
+/// How many events match `filter` up to the row `through_seq` included.
+pub fn count_matching(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    through_seq: i64,
+) -> StoreResult<i64> {
+    Ok(matching(filter)
+        .filter(audit_events::seq.le(through_seq))
+        .count()
+        .get_result(conn)?)
+}
+
+/// The events `filter` selects, as a query to narrow further.
+fn matching(
+    filter: &AuditFilter,
+) -> audit_events::BoxedQuery<'static, <DbConnection as diesel::Connection>::Backend> {
     let mut query = audit_events::table.into_boxed();
     if let Some(from) = filter.from {
         query = query.filter(audit_events::occurred_at.ge(from));
@@ -617,14 +644,7 @@ pub fn search(
     if let Some(ip) = &filter.ip {
         query = query.filter(audit_events::ip.eq(ip.clone()));
     }
-    if let Some(before) = before_seq {
-        query = query.filter(audit_events::seq.lt(before));
-    }
-    Ok(query
-        .order(audit_events::seq.desc())
-        .limit(limit)
-        .select(AuditEvent::as_select())
-        .load(conn)?)
+    query
 }
 
 /// The end of the longest start of the chain whose events all occurred before `before`: the
