@@ -63,8 +63,13 @@ struct Backchannel {
 }
 
 fn backchannel() -> Backchannel {
+    backchannel_on(0)
+}
+
+/// A portal's back-channel logout receiver on `port` (0: any free port).
+fn backchannel_on(port: u16) -> Backchannel {
     use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (tx, received) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -1616,4 +1621,107 @@ mod grace_window {
             "{events:?}"
         );
     }
+}
+
+/// A back-channel notice whose portal is down when the session ends waits in the database
+/// through a stop of the server, and the server started again on the same database delivers
+/// it once the portal is back.
+fn notices_outlive_a_restart(postgres: bool) {
+    use support::journey::{authorize_and_sign_in, cookie_pair, unverified_claims};
+    let portal_port = free_port(); // nothing listens there yet
+    let config = CLIENTS.replace("BCL_PORT", &portal_port.to_string());
+    let port = free_port();
+    let Deployment {
+        server,
+        master_key,
+        store,
+        dir,
+        postgres,
+    } = Deployment::start(&config, postgres, port, &[]);
+    let base = server.base.clone();
+    let email = "depart@example.org";
+    support::server::person_with_emailed_codes(&store, email, PASSWORD, None);
+    let http = http();
+    let r = authorize_and_sign_in(
+        &http,
+        &base,
+        "/authorize?client_id=file-portal&redirect_uri=http%3A%2F%2Flocalhost%3A9000%2Fcallback\
+         &response_type=code&scope=openid&state=s&nonce=n",
+        dir.path(),
+        email,
+        PASSWORD,
+    );
+    let session = cookie_pair(&r, "guichet_session").expect("session");
+    let code = query_param(&location(&r), "code").expect("code");
+    let tokens: Value = http
+        .post(format!("{base}/token"))
+        .basic_auth("file-portal", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+        ])
+        .send()
+        .expect("token")
+        .json()
+        .expect("json");
+    let id_token = tokens["id_token"].as_str().expect("id token").to_string();
+    let sid = unverified_claims(&id_token)["sid"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+
+    let r = http
+        .get(format!("{base}/end_session?id_token_hint={id_token}"))
+        .header("Cookie", &session)
+        .send()
+        .expect("end_session");
+    assert!(r.status().is_success(), "{}", r.status());
+    let queued = || {
+        idp::store::backchannel_deliveries::count(&mut store.connection().expect("conn"))
+            .expect("count")
+    };
+    assert_eq!(queued(), 1, "the notice is queued with the logout");
+    // The first attempt finds the portal down; the server stops before the last one.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+    assert_eq!(queued(), 1, "the stop loses nothing");
+
+    // The portal is back; the server starts again on the same database and delivers.
+    let portal = backchannel_on(portal_port);
+    let key = master_key.to_base64();
+    let mut env = vec![
+        ("GUICHET_CONFIG", "idp.toml"),
+        ("GUICHET_MASTER_KEY", key.as_str()),
+        ("GUICHET_SIGN_IN__ARGON2_M_COST_KIB", "1024"),
+        ("GUICHET_SIGN_IN__ARGON2_T_COST", "1"),
+    ];
+    if let Some(pg) = &postgres {
+        env.push(("GUICHET_DATABASE_URL", pg.url.as_str()));
+    }
+    let _restarted = Server::start_on(dir.path(), port, &env);
+    // A stop in the middle of an attempt leaves the notice leased for 30 s.
+    let (path, body) = portal
+        .received
+        .recv_timeout(std::time::Duration::from_secs(45))
+        .expect("the notice arrives after the restart");
+    assert_eq!(path, "/bcl/file-portal");
+    let token = query_param(&format!("http://x/?{body}"), "logout_token").expect("logout_token");
+    assert_eq!(unverified_claims(&token)["sid"], sid.as_str());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while queued() != 0 {
+        assert!(std::time::Instant::now() < deadline, "still queued");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sqlite_notices_outlive_a_restart() {
+    notices_outlive_a_restart(false);
+}
+
+#[test]
+fn postgres_notices_outlive_a_restart() {
+    notices_outlive_a_restart(true);
 }

@@ -7,7 +7,6 @@
 #[macro_use]
 mod support;
 
-use base64::Engine;
 use idp::store::users::{self, MfaSetting, NewUser};
 use idp::store::{audit, Store};
 use reqwest::blocking::Client as Http;
@@ -170,14 +169,7 @@ fn tokens(f: &Fixture, http: &Http, redirect: &str) -> Value {
         .expect("token");
     assert_eq!(r.status(), 200);
     let body: Value = r.json().expect("json");
-    let id_token = body["id_token"].as_str().expect("id_token");
-    let payload = id_token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .expect("b64"),
-    )
-    .expect("claims")
+    support::journey::unverified_claims(body["id_token"].as_str().expect("id_token"))
 }
 
 /// The key shown in `#totp-secret`, decoded.

@@ -210,3 +210,16 @@ pub fn file_portal_access_token(
         .expect("access token")
         .to_string()
 }
+
+/// The claims of a JWT, read without checking its signature (the tests that rely on a
+/// signature check it against the JWKS).
+pub fn unverified_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64"),
+    )
+    .expect("claims")
+}
