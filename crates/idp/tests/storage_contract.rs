@@ -976,6 +976,17 @@ fn backchannel_deliveries_are_taken_once(db: &TestDb) {
         t + Duration::seconds(91)
     )
     .expect("claim"));
+    // Reading the queue takes what is due, once: the later notice; the first is leased.
+    let take = |conn: &mut DbConnection| -> Vec<String> {
+        let at = t + Duration::seconds(70);
+        backchannel_deliveries::take_due(conn, at, at + Duration::seconds(30), 10)
+            .expect("take")
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    };
+    assert_eq!(take(&mut conn), vec![later.id.clone()]);
+    assert!(take(&mut conn).is_empty(), "taken once");
     assert!(backchannel_deliveries::remove(&mut conn, &first.id).expect("remove"));
     assert!(!backchannel_deliveries::remove(&mut conn, &first.id).expect("remove"));
     assert_eq!(backchannel_deliveries::count(&mut conn).expect("count"), 1);

@@ -20,9 +20,9 @@ use crate::store::backchannel_deliveries::{self, Delivery};
 use crate::store::{clients, now};
 
 /// The `events` member of a logout token.
-pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Attempts per notice: the pauses between them grow from 1 s to 8 s.
-pub const ATTEMPTS: i32 = 5;
+const ATTEMPTS: i32 = 5;
 /// How long an attempt may take before another instance (or this one, restarted) takes the
 /// notice over.
 const LEASE_SECS: i64 = 30;
@@ -57,36 +57,21 @@ pub async fn run(state: AppState) {
             () = state.backchannel.wake.notified() => {}
             () = tokio::time::sleep(POLL) => {}
         }
-        let due = state
+        let taken = state
             .store
-            .run(|conn| backchannel_deliveries::due(conn, now(), BATCH))
+            .run(|conn| {
+                let at = now();
+                let lease = at + chrono::Duration::seconds(LEASE_SECS);
+                backchannel_deliveries::take_due(conn, at, lease, BATCH)
+            })
             .await;
-        let due = match due {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the back-channel logout queue");
-                continue;
-            }
-        };
-        for delivery in due {
-            let taken = {
-                let delivery = delivery.clone();
-                state
-                    .store
-                    .run(move |conn| {
-                        let at = now();
-                        let lease = at + chrono::Duration::seconds(LEASE_SECS);
-                        backchannel_deliveries::claim(conn, &delivery, at, lease)
-                    })
-                    .await
-            };
-            match taken {
-                Ok(true) => {
+        match taken {
+            Ok(deliveries) => {
+                for delivery in deliveries {
                     tokio::spawn(attempt(state.clone(), delivery));
                 }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not take a back-channel logout"),
             }
+            Err(e) => tracing::warn!(error = %e, "could not read the back-channel logout queue"),
         }
     }
 }

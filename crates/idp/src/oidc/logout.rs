@@ -216,36 +216,30 @@ async fn current_session(
 pub async fn end(state: &AppState, session: &Session, how: &str) -> Result<(), Error> {
     let record = session.record.clone();
     let how = how.to_string();
-    let ended = state
+    state
         .store
         .run(move |conn| {
             let at = now();
             crate::store::write_transaction(conn, |conn| {
                 sso_sessions::end(conn, &record.id, at)?;
                 refresh_tokens::revoke_for_session(conn, &record.user_id, &record.sid, at)?;
-                record_end(conn, record, &how)
+                record_end(conn, &record, &how)
             })
         })
         .await?;
-    notify(state, vec![ended]);
+    state.backchannel.wake();
     Ok(())
-}
-
-/// A session that has just ended, with how many back-channel notices its ending queued.
-#[derive(Debug)]
-pub struct EndedSession {
-    notices: usize,
 }
 
 /// Inside the transaction that ends `record`: its `logout` event (`how` it ended), and a
 /// queued back-channel notice for each portal it signed in to that registered a URI, so the
-/// notices commit or roll back with the logout. [`notify`] starts their delivery once the
-/// transaction has committed.
+/// notices commit or roll back with the logout. Once the transaction has committed, the
+/// caller wakes the delivery task (`state.backchannel.wake()`).
 pub fn record_end(
     conn: &mut crate::store::DbConnection,
-    record: sso_sessions::SsoSessionRecord,
+    record: &sso_sessions::SsoSessionRecord,
     how: &str,
-) -> crate::store::StoreResult<EndedSession> {
+) -> crate::store::StoreResult<()> {
     let at = now();
     let event = NewAuditEvent {
         id: crate::store::audit::new_event_id(),
@@ -260,7 +254,6 @@ pub fn record_end(
         detail: json!({ "sid": record.sid, "how": how }).to_string(),
     };
     audit::append(conn, &event)?;
-    let mut notices = 0;
     for id in sso_sessions::clients_of(conn, &record.sid)? {
         let wants_notice = clients::find(conn, &id)?
             .is_some_and(|c| c.enabled && c.backchannel_logout_uri.is_some());
@@ -277,16 +270,7 @@ pub fn record_end(
                     created_at: at,
                 },
             )?;
-            notices += 1;
         }
     }
-    Ok(EndedSession { notices })
-}
-
-/// Once the transaction that ended these sessions has committed: wakes the delivery task for
-/// their queued notices ([`crate::oidc::backchannel`]).
-pub fn notify(state: &AppState, ended: Vec<EndedSession>) {
-    if ended.iter().any(|e| e.notices > 0) {
-        state.backchannel.wake();
-    }
+    Ok(())
 }

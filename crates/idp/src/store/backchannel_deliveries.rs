@@ -63,6 +63,23 @@ pub fn claim(
     Ok(taken == 1)
 }
 
+/// Up to `limit` deliveries due at `now`, each taken ([`claim`]) until `lease_until`; those
+/// another instance took first are left out.
+pub fn take_due(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> StoreResult<Vec<Delivery>> {
+    let mut taken = Vec::new();
+    for delivery in due(conn, now, limit)? {
+        if claim(conn, &delivery, now, lease_until)? {
+            taken.push(delivery);
+        }
+    }
+    Ok(taken)
+}
+
 /// Records a failed attempt: `attempts` made, the next one at `at`.
 pub fn reschedule(
     conn: &mut DbConnection,

@@ -214,7 +214,7 @@ pub async fn submit_new_password(
             crate::store::write_transaction(conn, |conn| {
                 let at = now();
                 if !advance(conn, &tx, next, Some(&user_id), &data)? {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 users::set_password(conn, &user_id, &hash, at)?;
                 // The reset journey always unlocks: a stranger cannot keep someone locked out.
@@ -222,13 +222,8 @@ pub async fn submit_new_password(
                 attempt_counters::clear(conn, &account_key)?;
                 // Whatever the old password opened ends: its sessions, with their portals told
                 // once this commits, and every refresh token of the person.
-                let mut ended = Vec::new();
                 for record in sso_sessions::end_all_for_user(conn, &user_id, at)? {
-                    ended.push(crate::oidc::logout::record_end(
-                        conn,
-                        record,
-                        "password_reset",
-                    )?);
+                    crate::oidc::logout::record_end(conn, &record, "password_reset")?;
                 }
                 crate::store::refresh_tokens::revoke_for_user(conn, &user_id, at)?;
                 audit::append(
@@ -253,14 +248,15 @@ pub async fn submit_new_password(
                         ),
                     )?;
                 }
-                Ok(Some(ended))
+                Ok(true)
             })
         })
         .await?;
-    let Some(ended) = moved else {
+    if !moved {
         return Ok(JourneyOutcome::Next { notice: None });
-    };
-    crate::oidc::logout::notify(state, ended);
+    }
+    // The sessions' back-channel notices were queued with the new password.
+    state.backchannel.wake();
     if email_proven {
         return finish(state, &loaded, &user, "otp", &submission.origin).await;
     }
