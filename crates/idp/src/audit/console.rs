@@ -211,12 +211,11 @@ const CSV_HEADER: [&str; 13] = [
 ];
 
 /// Every event matching `filter` that exists when the export is asked for, newest first, in
-/// `format`. The export is recorded first, as an `audit.exported` event with the format, the
-/// filter, `rows` (how many it holds) and `through_seq` (the newest row it can hold), so no
-/// export leaves unrecorded; then
-/// the rows stream out page by page ([`EXPORT_PAGE`]), each page read and formatted on the
-/// blocking pool. A page that cannot be read ends the body with an error, so a truncated file
-/// is never taken for a whole one.
+/// `format`. The export is recorded first, so none leaves unrecorded: an `audit.exported`
+/// event with the format, the filter, `rows` (how many it holds) and `through_seq` (the newest
+/// row it can hold). Then the rows stream out page by page ([`EXPORT_PAGE`]), each page read
+/// and formatted on the blocking pool. A page that cannot be read ends the body with an error,
+/// so a truncated file is never taken for a whole one.
 pub async fn export(
     state: &AppState,
     holder: &AccountHolder,

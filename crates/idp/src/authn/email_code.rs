@@ -162,10 +162,7 @@ pub fn resend_wait(
     let hourly_wait = (recent.len() >= budget)
         .then(|| recent[recent.len() - budget] + Duration::hours(1) - now)
         .filter(|d| *d > Duration::zero());
-    match (interval_wait, hourly_wait) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+    interval_wait.max(hourly_wait)
 }
 
 /// How long the address `from` (a keyed hash; `None` when unknown) must wait before another
@@ -190,13 +187,8 @@ pub fn send_wait(
         max_per_hour: policy.max_per_hour.saturating_mul(MAILBOX_BUDGET_FACTOR),
         ..*policy
     };
-    match (
-        resend_wait(policy, &from_here, now),
-        resend_wait(&mailbox, &all, now),
-    ) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
+    // `None` (no wait) orders below every wait: the longer wait wins.
+    resend_wait(policy, &from_here, now).max(resend_wait(&mailbox, &all, now))
 }
 
 #[cfg(test)]

@@ -33,7 +33,8 @@ pub struct OneTimeCodeRecord {
     pub requested_from: Option<String>,
 }
 
-/// When a code that was never used was issued, and whether the same address asked for it.
+/// When a code that was never used was issued, and the keyed hash of the address that asked
+/// for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentCode {
     pub created_at: NaiveDateTime,
