@@ -363,7 +363,7 @@ struct RingState {
     /// Parsed keys by kid, kept across reloads so keys are parsed once.
     parsed: BTreeMap<String, Arc<SigningKey>>,
     /// The JWKS document, serialised once per reload; each answer shares these bytes.
-    jwks: actix_web::web::Bytes,
+    jwks: bytes::Bytes,
 }
 
 /// The keys this instance signs with and publishes, reloaded from the database.
@@ -393,7 +393,7 @@ impl SigningKeyRing {
             state: RwLock::new(Arc::new(RingState {
                 signers: BTreeMap::new(),
                 parsed: BTreeMap::new(),
-                jwks: actix_web::web::Bytes::from_static(b"{\"keys\":[]}"),
+                jwks: bytes::Bytes::from_static(b"{\"keys\":[]}"),
             })),
         };
         ring.reload(conn, now)?;
@@ -473,7 +473,7 @@ impl SigningKeyRing {
                 .map(|(alg, (_, key))| (alg, key))
                 .collect(),
             parsed,
-            jwks: actix_web::web::Bytes::from(jwks),
+            jwks: bytes::Bytes::from(jwks),
         });
         match self.state.write() {
             Ok(mut guard) => *guard = next,
@@ -523,7 +523,7 @@ impl SigningKeyRing {
     }
 
     /// The JWKS document (public keys only), as JSON text.
-    pub fn jwks_json(&self) -> actix_web::web::Bytes {
+    pub fn jwks_json(&self) -> bytes::Bytes {
         self.current().jwks.clone()
     }
 }
