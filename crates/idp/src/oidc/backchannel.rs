@@ -21,8 +21,11 @@ use crate::store::{clients, now};
 
 /// The `events` member of a logout token.
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-/// Attempts per notice: the pauses between them grow from 1 s to 8 s.
-const ATTEMPTS: i32 = 5;
+/// Attempts per notice: the pauses between them double from 1 s up to [`LONGEST_PAUSE_SECS`],
+/// so a portal down for most of an hour (a deployment, a restart) still hears of the logout.
+const ATTEMPTS: i32 = 15;
+/// The longest pause between two attempts.
+const LONGEST_PAUSE_SECS: i64 = 600;
 /// How long an attempt may take before another instance (or this one, restarted) takes the
 /// notice over.
 const LEASE_SECS: i64 = 30;
@@ -45,9 +48,9 @@ impl DeliveryQueue {
     }
 }
 
-/// The pause after `attempts` failed attempts: 1 s, 2 s, 4 s, 8 s.
+/// The pause after `attempts` failed attempts: 1 s, 2 s, 4 s... up to ten minutes.
 fn pause_after(attempts: i32) -> chrono::Duration {
-    chrono::Duration::milliseconds(500 << attempts.clamp(1, 4))
+    chrono::Duration::seconds((1_i64 << (attempts.clamp(1, 11) - 1)).min(LONGEST_PAUSE_SECS))
 }
 
 /// Delivers queued notices for as long as the server runs.
@@ -221,10 +224,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pauses_grow_from_one_to_eight_seconds() {
+    fn pauses_double_from_one_second_to_ten_minutes_over_about_an_hour() {
         let pauses: Vec<i64> = (1..ATTEMPTS)
-            .map(|a| pause_after(a).num_milliseconds())
+            .map(|a| pause_after(a).num_seconds())
             .collect();
-        assert_eq!(pauses, vec![1_000, 2_000, 4_000, 8_000]);
+        assert_eq!(
+            pauses,
+            vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600, 600, 600]
+        );
+        let total: i64 = pauses.iter().sum();
+        assert!((3_000..=3_600).contains(&total), "{total} s");
     }
 }
