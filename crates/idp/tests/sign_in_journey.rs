@@ -765,11 +765,100 @@ fn a_stranger_neither_replaces_nor_spends_someone_elses_reset_code(f: &Fixture) 
         .is_some_and(|k| !k.contains("203.0.113.7")));
 }
 
+/// Behind the proxy, with one code per address per hour (so four per mailbox) and no interval.
+fn start_behind_proxy_one_code_an_hour(postgres: bool) -> Fixture {
+    start_with(
+        postgres,
+        &[
+            ("GUICHET_HTTP__TRUSTED_PROXIES", "[\"127.0.0.1\"]"),
+            ("GUICHET_SIGN_IN__RESEND_INTERVAL_SECS", "0"),
+            ("GUICHET_SIGN_IN__RESEND_MAX_PER_HOUR", "1"),
+        ],
+    )
+}
+
+fn strangers_from_many_addresses_cannot_hold_off_the_owners_reset_code(f: &Fixture) {
+    let email = "assiege@example.org";
+    f.add_user(email, Some(PASSWORD), MfaSetting::Email);
+    // The owner signed in once in their own browser, which now knows them.
+    let home = http_from("198.51.100.4");
+    let b = f.begin(&home, "");
+    let r = support::journey::password_and_email_code(&b, f.dir.path(), email, PASSWORD);
+    assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+    let known = support::journey::cookie_pair(&r, "guichet_known").expect("known-device cookie");
+    let set_cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("guichet_known="))
+        .expect("set-cookie")
+        .to_string();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+
+    // Four strangers' addresses spend the mailbox's hour of reset codes...
+    let before = outbox_count(f.dir.path());
+    for (i, address) in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"]
+        .iter()
+        .enumerate()
+    {
+        let http = http_from(address);
+        let stranger = f.begin(&http, "");
+        assert_eq!(
+            stranger.post("/login/reset", &[("email", email)]).status(),
+            303
+        );
+        wait_for_mails(f, before + i + 1);
+    }
+    // ...so a fifth address gets nothing, even with a made-up known-device cookie.
+    let fifth = http_from("203.0.113.5");
+    let mut stranger = f.begin(&fifth, "");
+    stranger.tx = format!("{}; guichet_known={}", stranger.tx, "ab".repeat(16));
+    assert_eq!(
+        stranger.post("/login/reset", &[("email", email)]).status(),
+        303
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        outbox_count(f.dir.path()),
+        before + 4,
+        "the mailbox is full"
+    );
+
+    // The owner's own browser, from yet another address (say, on the road), still gets its
+    // code, and the reset goes through.
+    let road = http_from("198.51.100.77");
+    let mut owner = f.begin(&road, "&ui_locales=en");
+    owner.tx = format!("{}; {known}", owner.tx);
+    assert_eq!(
+        owner.post("/login/reset", &[("email", email)]).status(),
+        303
+    );
+    wait_for_mails(f, before + 5);
+    let code = latest_code(f.dir.path(), email);
+    let r = owner.post("/login/reset/code", &[("code", &code)]);
+    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
+    let r = owner.post(
+        "/login/password",
+        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
+    );
+    assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+}
+
 mod behind_a_proxy {
     use super::*;
     on_both_backends!(
         start_behind_proxy;
         a_stranger_neither_replaces_nor_spends_someone_elses_reset_code,
+    );
+}
+
+mod behind_a_proxy_one_code_an_hour {
+    use super::*;
+    on_both_backends!(
+        start_behind_proxy_one_code_an_hour;
+        strangers_from_many_addresses_cannot_hold_off_the_owners_reset_code,
     );
 }
 

@@ -168,12 +168,14 @@ pub fn resend_wait(
 /// How long the address `from` (a keyed hash; `None` when unknown) must wait before another
 /// code may be sent, given the person's unused codes of the last hour: the interval and the
 /// hourly budget count only the codes that address asked for, and the mailbox as a whole
-/// takes at most [`MAILBOX_BUDGET_FACTOR`] times the hourly budget. `None` when one may be sent
-/// now.
+/// takes at most [`MAILBOX_BUDGET_FACTOR`] times the hourly budget, unless the browser asking
+/// is `known` (it completed a sign-in as this person: [`crate::authn::known_device`]), so
+/// strangers cannot hold off that person's own codes. `None` when one may be sent now.
 pub fn send_wait(
     policy: &CodePolicy,
     sent_last_hour: &[SentCode],
     from: Option<&str>,
+    known: bool,
     now: NaiveDateTime,
 ) -> Option<Duration> {
     let from_here: Vec<NaiveDateTime> = sent_last_hour
@@ -187,8 +189,12 @@ pub fn send_wait(
         max_per_hour: policy.max_per_hour.saturating_mul(MAILBOX_BUDGET_FACTOR),
         ..*policy
     };
+    let own = resend_wait(policy, &from_here, now);
+    if known {
+        return own;
+    }
     // `None` (no wait) orders below every wait: the longer wait wins.
-    resend_wait(policy, &from_here, now).max(resend_wait(&mailbox, &all, now))
+    own.max(resend_wait(&mailbox, &all, now))
 }
 
 #[cfg(test)]
@@ -336,23 +342,23 @@ mod tests {
         // A stranger spent five sends in the last hour, 10 to 50 minutes ago.
         let mut codes: Vec<SentCode> = (1..=5).map(|m| sent("stranger", m * 10)).collect();
         assert_eq!(
-            send_wait(&p, &codes, Some("stranger"), now),
+            send_wait(&p, &codes, Some("stranger"), false, now),
             Some(Duration::minutes(10)),
             "the stranger waits for the oldest of their five to age"
         );
         assert_eq!(
-            send_wait(&p, &codes, Some("owner"), now),
+            send_wait(&p, &codes, Some("owner"), false, now),
             None,
             "the owner, from another address, does not wait"
         );
         // An unknown address is an address of its own.
-        assert_eq!(send_wait(&p, &codes, None, now), None);
+        assert_eq!(send_wait(&p, &codes, None, false, now), None);
         codes.push(SentCode {
             created_at: now - Duration::seconds(5),
             requested_from: None,
         });
         assert_eq!(
-            send_wait(&p, &codes, None, now),
+            send_wait(&p, &codes, None, false, now),
             Some(Duration::seconds(25)),
             "the interval counts that address's own last send"
         );
@@ -361,10 +367,19 @@ mod tests {
             .map(|i| sent(&format!("address-{i}"), 50 - i * 2))
             .collect();
         assert_eq!(
-            send_wait(&p, &many, Some("owner"), now),
+            send_wait(&p, &many, Some("owner"), false, now),
             Some(Duration::minutes(10)),
             "the mailbox's budget is four times an address's"
         );
-        assert_eq!(send_wait(&p, &many[1..], Some("owner"), now), None);
+        assert_eq!(send_wait(&p, &many[1..], Some("owner"), false, now), None);
+        // A browser that signed in as this person is not held off by strangers...
+        assert_eq!(send_wait(&p, &many, Some("owner"), true, now), None);
+        // ...but keeps the limits of its own address.
+        let mut own = many.clone();
+        own.push(sent("owner", 0));
+        assert_eq!(
+            send_wait(&p, &own, Some("owner"), true, now),
+            Some(Duration::seconds(30))
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod email_code;
 pub mod journey;
+pub mod known_device;
 pub mod lockout;
 pub mod password;
 pub mod policy;

@@ -14,6 +14,8 @@ pub const ACCOUNT: &str = "guichet_account";
 pub const ACCOUNT_LOGIN: &str = "guichet_account_login";
 /// The email change confirmation form's CSRF binding (a random value).
 pub const EMAIL_CHANGE: &str = "guichet_email_change";
+/// The people who completed a sign-in in this browser (`authn::known_device`).
+pub const KNOWN_DEVICE: &str = "guichet_known";
 /// The language chosen with the FR/EN switch.
 pub const LANG: &str = "guichet_lang";
 

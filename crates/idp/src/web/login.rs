@@ -239,17 +239,22 @@ fn respond(outcome: JourneyOutcome, https: bool, switch_next: &str) -> HttpRespo
             Some(n) => see_other(&format!("/login?notice={n}")).finish(),
             None => see_other("/login").finish(),
         },
-        JourneyOutcome::Consent { session_token } => see_other("/consent")
+        JourneyOutcome::Consent {
+            session_token,
+            known_device,
+        } => see_other("/consent")
             .cookie(cookies::build(
                 cookies::SESSION,
                 session_token,
                 https,
                 SSO_SESSION_TTL.num_seconds(),
             ))
+            .cookie(known_device_cookie(known_device, https))
             .finish(),
         JourneyOutcome::Done {
             response,
             session_token,
+            known_device,
         } => answer_client(
             &response,
             vec![
@@ -259,10 +264,20 @@ fn respond(outcome: JourneyOutcome, https: bool, switch_next: &str) -> HttpRespo
                     https,
                     SSO_SESSION_TTL.num_seconds(),
                 ),
+                known_device_cookie(known_device, https),
                 cookies::removal(cookies::TRANSACTION, https),
             ],
         ),
     }
+}
+
+fn known_device_cookie(value: String, https: bool) -> actix_web::cookie::Cookie<'static> {
+    cookies::build(
+        cookies::KNOWN_DEVICE,
+        value,
+        https,
+        crate::authn::known_device::LIFETIME_SECS,
+    )
 }
 
 fn transaction(req: &HttpRequest, https: bool) -> Option<String> {
@@ -286,6 +301,7 @@ fn submission(req: &HttpRequest, csrf: String, https: bool) -> Submission {
         csrf,
         origin: request_origin(req),
         hints: lang_hints(req, https),
+        known_device: cookies::value(req, cookies::KNOWN_DEVICE, https),
     }
 }
 

@@ -34,19 +34,37 @@ fn mail_template(purpose: &str) -> mail_queue::Template {
     }
 }
 
+/// Who asks for a code: the address, for the audit log and the per-address limits, and the
+/// browser's known-device cookie ([`known_device`]).
+pub(super) struct Requester<'a> {
+    pub origin: &'a RequestOrigin,
+    pub known_device: Option<&'a str>,
+}
+
+impl Submission {
+    pub(super) fn requester(&self) -> Requester<'_> {
+        Requester {
+            origin: &self.origin,
+            known_device: self.known_device.as_deref(),
+        }
+    }
+}
+
 /// Issues a new code of `purpose` for `user` in the login transaction `transaction` (killing
 /// the previous one of that transaction) and queues the mail, unless the resend limits of the
-/// requesting address say to wait.
+/// requesting address (or, for the mailbox's, browser) say to wait.
 pub(super) async fn send_code(
     state: &AppState,
     user: &User,
     purpose: &'static str,
     lang: Lang,
-    origin: &RequestOrigin,
+    requester: Requester<'_>,
     client_id: &str,
     transaction: &str,
 ) -> Result<Sent, Error> {
     let code_policy = CodePolicy::of(&state.policy.get());
+    let origin = requester.origin;
+    let known = known_device::vouches_for(&state.hasher, requester.known_device, &user.id);
     let code = email_code::generate();
     let hash = email_code::hash(&state.hasher, &user.id, &code);
     let user_id = user.id.clone();
@@ -73,7 +91,7 @@ pub(super) async fn send_code(
                 at - Duration::hours(1),
             )?;
             if let Some(wait) =
-                email_code::send_wait(&code_policy, &sent, requested_from.as_deref(), at)
+                email_code::send_wait(&code_policy, &sent, requested_from.as_deref(), known, at)
             {
                 return Ok(Err(wait.num_seconds().max(1)));
             }
@@ -169,7 +187,7 @@ pub async fn resend(
         user,
         purpose,
         loaded.lang,
-        &submission.origin,
+        submission.requester(),
         &client_id,
         &loaded.tx.id,
     )

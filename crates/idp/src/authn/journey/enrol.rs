@@ -69,7 +69,7 @@ pub async fn submit_enrol_choice(
                 &user,
                 PURPOSE_ENROL,
                 loaded.lang,
-                &submission.origin,
+                submission.requester(),
                 &client_id,
                 &loaded.tx.id,
             )
@@ -144,7 +144,7 @@ pub async fn submit_enrol_totp(
     }
     let mut user = user;
     user.mfa_method = MfaMethod::Totp;
-    finish(state, &loaded, &user, "otp", &submission.origin).await
+    finish(state, &loaded, &user, "otp", &submission).await
 }
 
 /// The first emailed code: it activates email as the person's one method.
@@ -189,7 +189,7 @@ pub async fn submit_enrol_email(
     }
     let mut user = user;
     user.mfa_method = MfaMethod::Email;
-    finish(state, &loaded, &user, "otp", &submission.origin).await
+    finish(state, &loaded, &user, "otp", &submission).await
 }
 
 /// Stores the person's one second factor, only if they still have none (two tabs cannot

@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::audit::RequestOrigin;
 use crate::authn::email_code::{self, CodePolicy, CodeVerdict};
+use crate::authn::known_device;
 use crate::authn::lockout::{self, Gate, LockoutPolicy};
 use crate::authn::policy;
 use crate::authn::totp::{self, Authenticator, Enrolment, TotpCheck};
@@ -42,7 +43,7 @@ pub use password::{submit_password, PasswordForm};
 pub use reset::{submit_new_password, submit_reset_code, submit_reset_email, NewPasswordForm};
 pub use second_factor::{submit_second_factor, CodeForm};
 
-use codes::send_code;
+use codes::{send_code, Requester};
 use enrol::pending_enrolment;
 use second_factor::check_email_code;
 
@@ -201,11 +202,17 @@ pub enum JourneyOutcome {
     /// The step moved on: show `/login` (with a one-shot notice).
     Next { notice: Option<&'static str> },
     /// The person must agree to share first: session cookie, then the consent page.
-    Consent { session_token: String },
+    Consent {
+        session_token: String,
+        /// The browser's new known-device cookie value ([`known_device::remember`]).
+        known_device: String,
+    },
     /// Signed in: session cookie, transaction cookie removed, back to the portal.
     Done {
         response: ClientResponse,
         session_token: String,
+        /// The browser's new known-device cookie value ([`known_device::remember`]).
+        known_device: String,
     },
 }
 
@@ -223,6 +230,8 @@ pub struct Submission {
     pub csrf: String,
     pub origin: RequestOrigin,
     pub hints: LangHints,
+    /// The known-device cookie the browser sent, if any ([`known_device`]).
+    pub known_device: Option<String>,
 }
 
 /// The language of a page outside any transaction.
@@ -525,8 +534,9 @@ async fn finish(
     loaded: &Loaded,
     user: &User,
     second_factor: &'static str,
-    origin: &RequestOrigin,
+    submission: &Submission,
 ) -> Result<JourneyOutcome, Error> {
+    let origin = &submission.origin;
     let Some(client) = state
         .store
         .run({
@@ -595,12 +605,18 @@ async fn finish(
             })
         })
         .await?;
+    let known_device =
+        known_device::remember(&state.hasher, submission.known_device.as_deref(), &user.id);
     Ok(match done {
         None => JourneyOutcome::Next { notice: None },
-        Some(Finished::Consent(session_token)) => JourneyOutcome::Consent { session_token },
+        Some(Finished::Consent(session_token)) => JourneyOutcome::Consent {
+            session_token,
+            known_device,
+        },
         Some(Finished::Code(session_token, code)) => JourneyOutcome::Done {
             response: code_response(&loaded.tx.request, code, &state.settings.issuer()),
             session_token,
+            known_device,
         },
     })
 }

@@ -178,7 +178,7 @@ pub async fn submit_password(
             &user,
             PURPOSE_SIGN_IN,
             loaded.lang,
-            &origin,
+            submission.requester(),
             &client_id,
             &loaded.tx.id,
         )

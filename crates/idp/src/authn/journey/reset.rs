@@ -50,6 +50,7 @@ pub async fn submit_reset_email(
         // answer more slowly than an unknown one.
         let state = state.clone();
         let origin = submission.origin.clone();
+        let known_device = submission.known_device.clone();
         let client_id = loaded.tx.request.client_id.clone();
         let lang = loaded.lang;
         let transaction = loaded.tx.id.clone();
@@ -59,7 +60,10 @@ pub async fn submit_reset_email(
                 &user,
                 PURPOSE_RESET,
                 lang,
-                &origin,
+                Requester {
+                    origin: &origin,
+                    known_device: known_device.as_deref(),
+                },
                 &client_id,
                 &transaction,
             );
@@ -258,7 +262,7 @@ pub async fn submit_new_password(
     // The sessions' back-channel notices were queued with the new password.
     state.backchannel.wake();
     if email_proven {
-        return finish(state, &loaded, &user, "otp", &submission.origin).await;
+        return finish(state, &loaded, &user, "otp", &submission).await;
     }
     Ok(JourneyOutcome::Next { notice: None })
 }

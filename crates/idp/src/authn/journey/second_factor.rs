@@ -56,7 +56,7 @@ pub async fn submit_second_factor(
     };
     let client_id = loaded.tx.request.client_id.clone();
     match verdict {
-        Ok(()) => finish(state, &loaded, &user, kind_amr(kind), &submission.origin).await,
+        Ok(()) => finish(state, &loaded, &user, kind_amr(kind), &submission).await,
         Err(error) => {
             let origin = submission.origin.clone();
             let method = if kind == CodeKind::Totp {
