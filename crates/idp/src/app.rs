@@ -42,6 +42,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Wakes the back-channel logout deliveries.
     pub backchannel: crate::oidc::backchannel::DeliveryQueue,
+    /// The time zone pages show times in (`time_zone`).
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 impl AppState {
@@ -124,6 +126,7 @@ impl AppState {
             .map(redis::Client::open)
             .transpose()?;
         let https = settings.public_url()?.scheme() == "https";
+        let time_zone = settings.display_time_zone()?;
         let discovery = actix_web::web::Bytes::from(
             crate::oidc::service::discovery_document(&settings.issuer()).to_string(),
         );
@@ -159,6 +162,7 @@ impl AppState {
             hasher,
             keys: Arc::new(keys),
             backchannel: crate::oidc::backchannel::DeliveryQueue::default(),
+            time_zone,
         })
     }
 }

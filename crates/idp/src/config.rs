@@ -45,6 +45,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A `tracing` filter: `info`, `debug`, `idp=debug,actix_web=info`, ...
     pub log_level: String,
+    /// The IANA time zone in which pages show times to people (their sign-ins and sessions,
+    /// the helpdesk's view of an account). Stored times stay UTC.
+    pub time_zone: String,
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub keys: KeySettings,
@@ -69,6 +72,7 @@ impl Default for Settings {
             dev_mode: false,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            time_zone: "America/Toronto".into(),
             database: DatabaseSettings::default(),
             http: HttpSettings::default(),
             keys: KeySettings::default(),
@@ -728,10 +732,24 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The time zone of `time_zone`.
+    pub fn display_time_zone(&self) -> Result<jiff::tz::TimeZone, ConfigError> {
+        jiff::tz::TimeZone::get(&self.time_zone).map_err(|_| {
+            ConfigError::invalid(
+                "time_zone",
+                format!(
+                    "unknown time zone `{}`; use an IANA name such as America/Toronto or UTC",
+                    self.time_zone
+                ),
+            )
+        })
+    }
+
     /// Checks values that parse but are unusable or insecure.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
         self.public_url()?;
+        self.display_time_zone()?;
         let target = self.database_target()?;
         if let Some(redis) = &self.redis_url {
             let url = Url::parse(redis)
@@ -1053,6 +1071,22 @@ mod tests {
     }
 
     #[test]
+    fn the_time_zone_is_an_iana_name() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GUICHET_TIME_ZONE", "Europe/Paris");
+            let settings = load_in(jail, None).expect("loads");
+            assert_eq!(
+                settings.display_time_zone().expect("zone").iana_name(),
+                Some("Europe/Paris")
+            );
+            jail.set_env("GUICHET_TIME_ZONE", "EST5EDT-nonsense");
+            let err = load_in(jail, None).expect_err("must fail").to_string();
+            assert!(err.contains("time_zone"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn wrong_type_names_the_key() {
         Jail::expect_with(|jail| {
             jail.set_env("GUICHET_DATABASE__POOL_SIZE", "many");
@@ -1117,6 +1151,13 @@ mod tests {
                     ..Settings::default()
                 },
                 "database.pool_size",
+            ),
+            (
+                Settings {
+                    time_zone: "Mars/Olympus_Mons".into(),
+                    ..Settings::default()
+                },
+                "time_zone",
             ),
         ];
         for (settings, key) in cases {

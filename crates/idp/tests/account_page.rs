@@ -87,6 +87,12 @@ fn account_page(postgres: bool) {
         assert!(html.contains(expected), "{expected} missing:\n{html}");
     }
     assert!(html.contains("id=\"account-sign-ins\""), "{html}");
+    // Times are shown in the deployment's zone (America/Toronto by default), not UTC.
+    assert!(
+        html.contains(" EST<") || html.contains(" EDT<"),
+        "local times:\n{html}"
+    );
+    assert!(!html.contains(" UTC<"), "{html}");
 
     // The access token alone, or the session alone, is not enough.
     let (status, to, _) = page(&first.account);

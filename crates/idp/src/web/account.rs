@@ -54,12 +54,15 @@ struct AccountPage<'a> {
     sessions: Vec<SessionRow>,
 }
 
-fn when(at: chrono::NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-fn render(lang: Lang, view: &AccountView, csrf: &str, notice: Option<String>) -> HttpResponse {
+fn render(
+    lang: Lang,
+    zone: &jiff::tz::TimeZone,
+    view: &AccountView,
+    csrf: &str,
+    notice: Option<String>,
+) -> HttpResponse {
     let t = Tr(lang);
+    let when = |at| super::local_time(zone, at);
     let unknown = || t.get("account-unknown");
     let page = AccountPage {
         t,
@@ -161,7 +164,13 @@ pub async fn page(
         Some("ended") => Some(Tr(lang).get("account-session-ended")),
         _ => None,
     };
-    Ok(render(lang, &view, &holder.csrf(&state), notice))
+    Ok(render(
+        lang,
+        &state.time_zone,
+        &view,
+        &holder.csrf(&state),
+        notice,
+    ))
 }
 
 /// `GET /account/callback`: the end of the account page's sign-in.

@@ -124,3 +124,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(token::method_not_allowed)),
         );
 }
+
+/// `at` (UTC, as stored) as people read it: in `zone`, to the minute, with the zone's
+/// abbreviation (`2026-12-04 09:05 EST`).
+pub(crate) fn local_time(zone: &jiff::tz::TimeZone, at: chrono::NaiveDateTime) -> String {
+    match jiff::Timestamp::from_second(at.and_utc().timestamp()) {
+        Ok(t) => t
+            .to_zoned(zone.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+        Err(_) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_in_the_deployments_zone_with_its_abbreviation() {
+        let at =
+            |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("time");
+        let toronto = jiff::tz::TimeZone::get("America/Toronto").expect("zone");
+        assert_eq!(
+            local_time(&toronto, at("2026-12-04 14:05:59")),
+            "2026-12-04 09:05 EST"
+        );
+        assert_eq!(
+            local_time(&toronto, at("2026-07-01 03:30:00")),
+            "2026-06-30 23:30 EDT",
+            "summer time, and the day before"
+        );
+        assert_eq!(
+            local_time(&jiff::tz::TimeZone::UTC, at("2026-12-04 14:05:00")),
+            "2026-12-04 14:05 UTC"
+        );
+    }
+}

@@ -233,10 +233,6 @@ struct PersonPage {
     sign_ins: Vec<SignInRow>,
 }
 
-fn when(at: chrono::NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 fn person_page(
     lang: Lang,
     member: &StaffMember,
@@ -247,6 +243,7 @@ fn person_page(
 ) -> HttpResponse {
     let t = Tr(lang);
     let u = &s.user;
+    let when = |at| super::local_time(&state.time_zone, at);
     let page = PersonPage {
         t,
         title: format!("{} {}", u.given_name, u.family_name),
