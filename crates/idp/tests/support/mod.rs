@@ -177,10 +177,21 @@ impl Drop for EmptyPostgres {
     }
 }
 
-/// A free loopback port (bound then released; the child binds it right after).
+/// A free loopback port (bound then released; the child binds it right after), never one
+/// already handed to another test of this process: the kernel may give a released port out
+/// again, and two servers started at once on one port would have both tests talk to the
+/// one that bound it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }

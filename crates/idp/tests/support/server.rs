@@ -39,12 +39,19 @@ impl Server {
         loop {
             if let Ok(r) = client().get(server.url("/health/live")).send() {
                 if r.status() == 200 {
-                    return server;
+                    break;
                 }
             }
             assert!(Instant::now() < deadline, "idp serve did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Another process answering on the port would be taken for this server: this one
+        // must still be running.
+        let mut server = server;
+        if let Ok(Some(exit)) = server.child.try_wait() {
+            panic!("idp serve exited ({exit}) while something else answered on {port}");
+        }
+        server
     }
 
     pub fn url(&self, path: &str) -> String {
