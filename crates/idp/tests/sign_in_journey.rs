@@ -844,6 +844,28 @@ fn strangers_from_many_addresses_cannot_hold_off_the_owners_reset_code(f: &Fixtu
         &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
     );
     assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+    // The audit log says which code went out past the mailbox's bound, and why.
+    let mut conn = f.store.connection().expect("conn");
+    let known: Vec<bool> = audit::recent(&mut conn, 1_000)
+        .expect("audit")
+        .iter()
+        .filter(|e| e.event_type == "code.sent")
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.detail).expect("detail")["known_browser"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("known_browser in {}", e.detail))
+        })
+        .collect();
+    assert_eq!(
+        known.iter().filter(|k| **k).count(),
+        1,
+        "only the owner's reset code: {known:?}"
+    );
+    assert_eq!(
+        known.len(),
+        6,
+        "one sign-in code, four strangers', the owner's"
+    );
 }
 
 mod behind_a_proxy {

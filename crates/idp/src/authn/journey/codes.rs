@@ -78,7 +78,7 @@ pub(super) async fn send_code(
         "code.sent",
         Some(&user.id),
         client_id,
-        json!({ "purpose": purpose, "channel": "email" }),
+        json!({ "purpose": purpose, "channel": "email", "known_browser": known }),
     );
     let issued = state
         .store
