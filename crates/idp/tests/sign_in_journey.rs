@@ -405,18 +405,8 @@ fn the_fifth_wrong_password_locks_and_the_reset_unlocks(f: &Fixture) {
     // The reset journey always unlocks.
     let r = b.post("/login/reset", &[("email", email)]);
     assert_eq!(r.status(), 303);
-    let code = latest_code(f.dir.path(), email);
-    assert_eq!(
-        b.post("/login/reset/code", &[("code", &code)]).status(),
-        303
-    );
-    let r = b.post(
-        "/login/password",
-        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
-    );
     // An email-code holder proved the mailbox with the reset code: signed in.
-    assert_eq!(r.status(), 303);
-    assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+    reset_to_the_portal(&b, &latest_code(f.dir.path(), email));
     assert_eq!(f.audit_count("account.unlocked", None), 1);
     let b = f.begin(&http, "");
     let r = support::journey::password_and_email_code(&b, f.dir.path(), email, NEW_PASSWORD);
@@ -689,6 +679,18 @@ fn http_from(address: &str) -> Http {
         .expect("client")
 }
 
+/// Types the reset `code`, then the new password, and expects to land on the portal (an
+/// emailed-code holder proved the mailbox with the code).
+fn reset_to_the_portal(browser: &Browser, code: &str) {
+    let r = browser.post("/login/reset/code", &[("code", code)]);
+    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
+    let r = browser.post(
+        "/login/password",
+        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
+    );
+    assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+}
+
 /// Waits until the outbox holds `count` mails.
 fn wait_for_mails(f: &Fixture, count: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -740,13 +742,7 @@ fn a_stranger_neither_replaces_nor_spends_someone_elses_reset_code(f: &Fixture) 
         assert!(page.contains("Incorrect code"), "{page}");
     }
     // ...and the owner's code, older than the stranger's, still works.
-    let r = owner.post("/login/reset/code", &[("code", &owners_code)]);
-    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
-    let r = owner.post(
-        "/login/password",
-        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
-    );
-    assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+    reset_to_the_portal(&owner, &owners_code);
     // The stranger's code was never used by the owner, and is no good to the stranger
     // without the mailbox: it stays what it was, one unused code of another sign-in.
     let mut conn = f.store.connection().expect("conn");
@@ -836,14 +832,7 @@ fn strangers_from_many_addresses_cannot_hold_off_the_owners_reset_code(f: &Fixtu
         303
     );
     wait_for_mails(f, before + 5);
-    let code = latest_code(f.dir.path(), email);
-    let r = owner.post("/login/reset/code", &[("code", &code)]);
-    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
-    let r = owner.post(
-        "/login/password",
-        &[("password", NEW_PASSWORD), ("confirmation", NEW_PASSWORD)],
-    );
-    assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+    reset_to_the_portal(&owner, &latest_code(f.dir.path(), email));
     // The audit log says which code went out past the mailbox's bound, and why.
     let mut conn = f.store.connection().expect("conn");
     let known: Vec<bool> = audit::recent(&mut conn, 1_000)
