@@ -18,7 +18,7 @@ pub const LIFETIME_SECS: i64 = 400 * 24 * 3_600;
 const MARKER_BYTES: usize = 16;
 
 /// The marker of `user_id`.
-pub fn marker(hasher: &KeyedHasher, user_id: &str) -> String {
+fn marker(hasher: &KeyedHasher, user_id: &str) -> String {
     hex(&hasher.hash(PURPOSE, user_id.as_bytes())[..MARKER_BYTES])
 }
 
@@ -46,8 +46,7 @@ pub fn vouches_for(hasher: &KeyedHasher, cookie: Option<&str>, user_id: &str) ->
 /// The cookie value after a sign-in as `user_id` completed in a browser that carried
 /// `cookie`: that person first, then up to [`MAX_PEOPLE`] - 1 others it already knew.
 pub fn remember(hasher: &KeyedHasher, cookie: Option<&str>, user_id: &str) -> String {
-    let newest = marker(hasher, user_id);
-    let mut kept = vec![newest.clone()];
+    let mut kept = vec![marker(hasher, user_id)];
     for m in cookie.into_iter().flat_map(markers) {
         if kept.len() == MAX_PEOPLE {
             break;

@@ -93,12 +93,13 @@ pub enum PasswordError {
 }
 
 impl Passwords {
-    /// With the given cost; `in_flight` bounds concurrent hashes (use the core count).
+    /// With the given cost, hashed on `threads` threads, which bounds the hashes in flight and
+    /// their memory (use the core count).
     pub fn new(
         m_cost_kib: u32,
         t_cost: u32,
         p_cost: u32,
-        in_flight: usize,
+        threads: usize,
     ) -> Result<Self, PasswordError> {
         let params = Params::new(m_cost_kib, t_cost, p_cost, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
@@ -107,7 +108,7 @@ impl Passwords {
         let dummy_hash = hash_with(&params, "not a password: equalises timing", &mut Vec::new())?;
         Ok(Self {
             params,
-            threads: Arc::new(HashingThreads::start(in_flight)?),
+            threads: Arc::new(HashingThreads::start(threads)?),
             dummy_hash: Arc::from(dummy_hash),
         })
     }
