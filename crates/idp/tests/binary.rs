@@ -73,14 +73,46 @@ fn serves_on_sqlite_by_default_with_security_headers() {
         "unsafe incoming ids are replaced: {id}"
     );
 
+    // Requests the HTTP library cannot parse get a 4xx, and write no error line: the client
+    // caused them, and anyone could send them.
+    let port = server.base.rsplit(':').next().expect("port").to_string();
+    for head in [
+        format!(
+            "GET /login HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(40_000)
+        ),
+        "GET /login HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_string(),
+    ] {
+        let status = raw_status_line(&port, head.as_bytes());
+        assert!(status.starts_with("HTTP/1.1 4"), "{status}");
+    }
+
     let (exit, logs) = server.terminate();
     assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}\n{logs}");
+    assert!(!logs.contains("ERROR"), "no error line:\n{logs}");
 
     assert!(
         logs.contains("generated a new one"),
         "start-up says the key was generated:\n{logs}"
     );
     assert!(logs.contains("SIGTERM"), "{logs}");
+}
+
+/// The status line answered to `request`, sent as raw bytes to the server on `port`.
+fn raw_status_line(port: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    stream.write_all(request).expect("send");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Writes `dir/idp.toml`: `settings`, then the client_credentials client `batch` (ES256)
