@@ -287,6 +287,7 @@ on_both_backends!(
     public_client_needs_pkce_and_no_secret,
     unregistered_redirect_uris_never_redirect,
     refresh_tokens_rotate_and_reuse_revokes_the_family,
+    a_disabled_persons_refresh_token_is_refused_until_enabled,
     userinfo_answers_bearer_tokens_by_scope,
     revocation_and_introspection,
         logout_ends_the_session_everywhere,
@@ -656,6 +657,41 @@ fn refresh(
     }
     let r = request.form(&form).send().expect("refresh");
     (r.status().as_u16(), r.json().expect("json"))
+}
+
+/// A person disabled by the helpdesk gets no new tokens from a refresh token issued before;
+/// the refusal spends nothing, so the token works again once the person is enabled.
+fn a_disabled_persons_refresh_token_is_refused_until_enabled(f: &Fixture) {
+    let http = http();
+    let portal = ("file-portal", Some(SECRET));
+    let (redirect, _) = sign_in(f, &http);
+    let code = query_param(&redirect, "code").expect("code");
+    let (_, first) = exchange(f, &http, &code, VERIFIER);
+    let token = first["refresh_token"].as_str().expect("refresh token");
+    let set_disabled = |disabled| {
+        let mut conn = f.store.connection().expect("conn");
+        assert!(idp::store::users::set_disabled(
+            &mut conn,
+            &f.user_id,
+            disabled,
+            idp::store::now()
+        )
+        .expect("set_disabled"));
+    };
+
+    set_disabled(true);
+    let (status, refused) = refresh(f, &http, portal, token, None);
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{refused}"
+    );
+    set_disabled(false);
+    let (status, renewed) = refresh(f, &http, portal, token, None);
+    assert_eq!(status, 200, "{renewed}");
+    assert!(renewed["refresh_token"]
+        .as_str()
+        .is_some_and(|t| t != token));
 }
 
 fn refresh_tokens_rotate_and_reuse_revokes_the_family(f: &Fixture) {

@@ -540,7 +540,7 @@ async fn refresh_token(
     let on_worker = !signs_with_rsa(&client);
     let check = move |conn: &mut crate::store::DbConnection| {
         let at = now();
-        let Some(old) = refresh_tokens::find(conn, &old_hash)? else {
+        let Some((old, holder_active)) = refresh_tokens::find_with_holder(conn, &old_hash)? else {
             return Ok(Ok(RefreshOutcome::Invalid));
         };
         if old.client_id != signing_client.id || old.revoked_at.is_some() || old.expires_at <= at {
@@ -593,10 +593,7 @@ async fn refresh_token(
             }
             None => old.scope.clone(),
         };
-        if users::find_by_id(conn, &old.user_id)?
-            .filter(|u| !u.disabled)
-            .is_none()
-        {
+        if !holder_active {
             return Ok(Ok(RefreshOutcome::Invalid));
         }
         // The successor keeps the original grant's scope, so a narrower access token now

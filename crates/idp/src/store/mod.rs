@@ -473,6 +473,20 @@ where
     }
 }
 
+/// Whether `conn` is inside a transaction (or a savepoint of one).
+pub(crate) fn in_transaction(conn: &mut DbConnection) -> bool {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let depth = match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+        }
+        DbConnection::Postgres(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()
+        }
+    };
+    matches!(depth, Ok(Some(_)))
+}
+
 /// Applies pending migrations of the connection's backend; returns how many ran.
 ///
 /// On PostgreSQL an advisory lock makes concurrent starts of several instances take turns.

@@ -210,6 +210,7 @@ diesel::table! {
 diesel::joinable!(login_transactions -> clients (client_id));
 diesel::joinable!(sso_sessions -> users (user_id));
 diesel::joinable!(one_time_codes -> users (user_id));
+diesel::joinable!(refresh_tokens -> users (user_id));
 
 diesel::table! {
     consents (user_id, client_id) {
