@@ -161,6 +161,7 @@ on_both_backends!(
     codes_expiry_counting_and_purge,
     authorization_codes_single_use,
     refresh_tokens_rotation_and_revocation,
+    refresh_tokens_rotate_once_under_concurrency,
     audit_append_and_read,
     audit_rows_cannot_be_changed,
         revoked_access_tokens_are_remembered_until_expiry,
@@ -1141,6 +1142,59 @@ fn authorization_codes_single_use(db: &TestDb) {
         authorization_codes::purge_expired(&mut conn, t + Duration::seconds(61)).expect("purge"),
         2
     );
+}
+
+/// Eight connections rotate one token at once, each with its own successor: exactly one
+/// succeeds, and only its successor is stored.
+fn refresh_tokens_rotate_once_under_concurrency(db: &TestDb) {
+    let mut conn = db.conn();
+    add_client(&mut conn, "portal");
+    let user = add_user(&mut conn, "race@example.org");
+    let family = id();
+    let first = refresh(&user.id, "portal", &family, None);
+    refresh_tokens::insert(&mut conn, &first).expect("insert");
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let old = first.token_hash.clone();
+            let successor = refresh(&user.id, "portal", &family, None);
+            std::thread::spawn(move || {
+                // After the barrier: the pool may hold fewer connections than threads.
+                barrier.wait();
+                let mut conn = store.connection().expect("connection");
+                let rotated = idp::store::write_transaction(&mut conn, |conn| {
+                    refresh_tokens::rotate(conn, &old, &successor, None, now())
+                })
+                .expect("rotate");
+                (rotated, successor.token_hash)
+            })
+        })
+        .collect();
+    let outcomes: Vec<(bool, Vec<u8>)> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let winners: Vec<&Vec<u8>> = outcomes
+        .iter()
+        .filter(|(rotated, _)| *rotated)
+        .map(|(_, hash)| hash)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one rotation wins");
+    for (rotated, hash) in &outcomes {
+        let stored = refresh_tokens::find(&mut conn, hash).expect("find");
+        assert_eq!(
+            stored.is_some(),
+            *rotated,
+            "only the winner's successor is stored"
+        );
+    }
+    let old = refresh_tokens::find(&mut conn, &first.token_hash)
+        .expect("find")
+        .expect("old token");
+    assert!(old.rotated_at.is_some());
 }
 
 fn refresh_tokens_rotation_and_revocation(db: &TestDb) {

@@ -132,10 +132,36 @@ impl AuditLog {
         F: FnOnce(&mut DbConnection) -> StoreResult<(T, Option<NewAuditEvent>)> + Send + 'static,
         T: Send + 'static,
     {
+        self.write_in(job, true).await
+    }
+
+    /// Like [`write`](Self::write), for a job whose writes are one statement, atomic by itself
+    /// (it may read, or find that nothing is to be written, before it). On PostgreSQL the job
+    /// then runs without a transaction around it, which saves the `BEGIN` and `COMMIT` round
+    /// trips; on SQLite this is [`write`](Self::write).
+    pub async fn write_statement<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut DbConnection) -> StoreResult<(T, Option<NewAuditEvent>)> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.write_in(job, false).await
+    }
+
+    async fn write_in<T, F>(&self, job: F, transaction: bool) -> StoreResult<T>
+    where
+        F: FnOnce(&mut DbConnection) -> StoreResult<(T, Option<NewAuditEvent>)> + Send + 'static,
+        T: Send + 'static,
+    {
         if !matches!(self.store.target(), DatabaseTarget::Sqlite(_)) {
             let (value, event) = self
                 .store
-                .run(move |conn| crate::store::write_transaction(conn, job))
+                .run(move |conn| {
+                    if transaction {
+                        crate::store::write_transaction(conn, job)
+                    } else {
+                        job(conn)
+                    }
+                })
                 .await?;
             if let Some(event) = event {
                 self.record(event).await?;

@@ -678,9 +678,11 @@ async fn refresh_token(
                 serde_json::json!({ "jti": answer.jti, "kid": kid, "family": family, "scope": answer.scope }),
             );
             let reused = reused_event(user_id, &family);
+            // One statement on PostgreSQL (the rotation); when it finds the token spent,
+            // the family's revocation is the only write.
             let rotated = state
                 .audit
-                .write(move |conn| {
+                .write_statement(move |conn| {
                     if refresh_tokens::rotate(conn, &old_hash, &successor, sealed.as_deref(), at)? {
                         return Ok((true, Some(refreshed)));
                     }

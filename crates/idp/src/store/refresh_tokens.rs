@@ -62,9 +62,11 @@ pub fn find_with_holder(
 
 /// Marks `old_hash` as rotated and stores its successor, atomically; `retry_response_enc` is
 /// kept on the old row for a retry within the grace window. Returns false (and stores nothing)
-/// if the old token was already rotated, revoked or expired. Inside a caller's transaction it
-/// runs in that transaction, whose rollback on error keeps it atomic: a savepoint of its own
-/// would cost PostgreSQL two more round trips on every refresh.
+/// if the old token was already rotated, revoked or expired.
+///
+/// On PostgreSQL it is one statement, atomic by itself, so it needs no transaction: each
+/// statement is a round trip, and they were most of a refresh's cost there. On SQLite, inside
+/// a caller's transaction it runs in that transaction, whose rollback on error keeps it atomic.
 pub fn rotate(
     conn: &mut DbConnection,
     old_hash: &[u8],
@@ -72,6 +74,16 @@ pub fn rotate(
     retry_response_enc: Option<&[u8]>,
     now: NaiveDateTime,
 ) -> StoreResult<bool> {
+    if let DbConnection::Postgres(pg) = conn {
+        let stored = postgres_rotation::Rotate {
+            old_hash,
+            successor,
+            retry_response_enc,
+            now,
+        }
+        .execute(pg)?;
+        return Ok(stored == 1);
+    }
     let rotate = |conn: &mut DbConnection| {
         let n = diesel::update(
             refresh_tokens::table
@@ -98,6 +110,75 @@ pub fn rotate(
     } else {
         crate::store::write_transaction(conn, rotate)
     }
+}
+
+/// The rotation as one PostgreSQL statement: the successor is inserted only from the row the
+/// update spent. A concurrent rotation of the same token waits for the row's lock, then finds
+/// it rotated and stores nothing. A fixed text with a static query id, so each connection
+/// prepares it once.
+mod postgres_rotation {
+    use chrono::NaiveDateTime;
+    use diesel::pg::Pg;
+    use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+    use diesel::sql_types::{Binary, Nullable, Text, Timestamp};
+    use diesel::QueryResult;
+
+    use super::RefreshTokenRecord;
+
+    pub(super) struct Rotate<'a> {
+        pub old_hash: &'a [u8],
+        pub successor: &'a RefreshTokenRecord,
+        pub retry_response_enc: Option<&'a [u8]>,
+        pub now: NaiveDateTime,
+    }
+
+    impl QueryId for Rotate<'_> {
+        type QueryId = Rotate<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl QueryFragment<Pg> for Rotate<'_> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            let next = self.successor;
+            // Diesel writes each placeholder as it binds the value.
+            out.push_sql("WITH spent AS (UPDATE refresh_tokens SET rotated_at = ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(", retry_response_enc = ");
+            out.push_bind_param::<Nullable<Binary>, _>(&self.retry_response_enc)?;
+            out.push_sql(" WHERE token_hash = ");
+            out.push_bind_param::<Binary, _>(&self.old_hash)?;
+            out.push_sql(" AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(
+                " RETURNING 1) INSERT INTO refresh_tokens (token_hash, family_id, client_id, \
+                 user_id, session_id, scope, created_at, expires_at, rotated_at, revoked_at, \
+                 retry_response_enc) SELECT ",
+            );
+            out.push_bind_param::<Binary, _>(&next.token_hash)?;
+            for text in [&next.family_id, &next.client_id, &next.user_id] {
+                out.push_sql(", ");
+                out.push_bind_param::<Text, _>(text)?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&next.session_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&next.scope)?;
+            for time in [&next.created_at, &next.expires_at] {
+                out.push_sql(", ");
+                out.push_bind_param::<Timestamp, _>(time)?;
+            }
+            for time in [&next.rotated_at, &next.revoked_at] {
+                out.push_sql(", ");
+                out.push_bind_param::<Nullable<Timestamp>, _>(time)?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Binary>, _>(&next.retry_response_enc)?;
+            out.push_sql(" FROM spent");
+            Ok(())
+        }
+    }
+
+    impl diesel::RunQueryDsl<diesel::PgConnection> for Rotate<'_> {}
 }
 
 /// Revokes one token; returns whether it was not revoked before.
