@@ -1,7 +1,7 @@
 //! The token endpoint's service: parameter parsing, client authentication, the grants.
 //!
-//! This version serves `authorization_code` (with PKCE) and `client_credentials`; other grants
-//! answer `unsupported_grant_type`.
+//! It serves `authorization_code` (with PKCE), `refresh_token` and `client_credentials`; other
+//! grants answer `unsupported_grant_type`.
 
 use std::collections::BTreeMap;
 
