@@ -2,6 +2,7 @@
 # Refresh on PostgreSQL, two idp binaries in turn: each serves the refresh grant (ES256, wrk
 # on loopback, every request spends its refresh token and sends the new one next) on a fresh
 # database, ROUNDS times, and the idp's and PostgreSQL's CPU per refresh are read from /proc.
+# BACKEND=sqlite runs the same on a fresh SQLite file instead.
 #   bench/refresh-pg-ab.sh IDP_A IDP_B [ROUNDS]  (DURATION=8; TEST_POSTGRES_URL or the test role)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,10 +19,17 @@ ticks() { awk '{ s += $14 + $15 } END { print s }' "$@" 2>/dev/null; }
 postgres_ticks() { ticks $(pgrep -u postgres | sed 's|.*|/proc/&/stat|'); }
 run() { # run LABEL BINARY
   local db="guichet_refresh_ab_$$" port key url pid
-  psql "$admin" -qc "CREATE DATABASE $db"
-  port=$(free_port); key=$("$2" gen-master-key); url="${admin%/*}/$db"
-  (cd "$work" && GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$port" GUICHET_DATABASE_URL="$url" \
-    GUICHET_MASTER_KEY="$key" exec "$2" serve >"$work/idp.log" 2>&1) &
+  port=$(free_port); key=$("$2" gen-master-key)
+  local database=()
+  if [ "${BACKEND:-postgres}" = sqlite ]; then
+    # The default database, ./data/guichet.db, with its generated master key beside it.
+    rm -rf "$work/data"; url="$work/data/guichet.db"
+  else
+    psql "$admin" -qc "CREATE DATABASE $db"; url="${admin%/*}/$db"
+    database=(GUICHET_DATABASE_URL="$url" GUICHET_MASTER_KEY="$key")
+  fi
+  (cd "$work" && exec env GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$port" "${database[@]}" \
+    "$2" serve >"$work/idp.log" 2>&1) &
   pid=$!
   wait_ready "http://127.0.0.1:$port/health/ready"
   GUICHET_MASTER_KEY="$key" "$token_load" "http://127.0.0.1:$port" "$url" refresh-tokens bench-code-es256 "$secret" 0 128 >"$work/refresh.txt"
@@ -35,7 +43,7 @@ run() { # run LABEL BINARY
   awk -v l="$1" -v r="$rps" -v i=$((i1 - i0)) -v p=$((p1 - p0)) -v d="$duration" -v hz="$(getconf CLK_TCK)" \
     'BEGIN { printf "| %s | %.0f | %.0f µs | %.0f µs |\n", l, r, 1e6 * i / hz / (r * d), 1e6 * p / hz / (r * d) }'
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+  [ "${BACKEND:-postgres}" = sqlite ] || psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 }
 echo "| build | refreshes/s | idp CPU per refresh | PostgreSQL CPU per refresh |"
 echo "|---|---|---|---|"
