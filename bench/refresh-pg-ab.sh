@@ -31,6 +31,7 @@ run() { # run LABEL BINARY
   (cd "$work" && exec env GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$port" "${database[@]}" \
     "$2" serve >"$work/idp.log" 2>&1) &
   pid=$!
+  pids+=("$pid")
   wait_ready "http://127.0.0.1:$port/health/ready"
   GUICHET_MASTER_KEY="$key" "$token_load" "http://127.0.0.1:$port" "$url" refresh-tokens bench-code-es256 "$secret" 0 128 >"$work/refresh.txt"
   local i0 p0 i1 p1 out rps

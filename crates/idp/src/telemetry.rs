@@ -16,13 +16,11 @@ pub fn init(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let filter = if filter.to_string().contains("actix_http") {
-        filter
-    } else {
-        match CLIENT_PARSE_ERRORS.parse() {
-            Ok(directive) => filter.add_directive(directive),
-            Err(_) => filter,
+    let filter = match CLIENT_PARSE_ERRORS.parse() {
+        Ok(directive) if !filter.to_string().contains("actix_http") => {
+            filter.add_directive(directive)
         }
+        _ => filter,
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

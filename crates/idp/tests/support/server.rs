@@ -31,7 +31,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let child = cmd.spawn().expect("spawn idp serve");
-        let server = Self {
+        let mut server = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
@@ -47,7 +47,6 @@ impl Server {
         }
         // Another process answering on the port would be taken for this server: this one
         // must still be running.
-        let mut server = server;
         if let Ok(Some(exit)) = server.child.try_wait() {
             panic!("idp serve exited ({exit}) while something else answered on {port}");
         }
