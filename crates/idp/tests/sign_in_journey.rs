@@ -456,6 +456,64 @@ fn fifty_concurrent_guesses_get_at_most_five_checks(f: &Fixture) {
     );
 }
 
+fn fifty_concurrent_code_guesses_get_at_most_five_checks(f: &Fixture) {
+    let (_, secret) = f.add_totp_user("rafale-code@example.org");
+    let http = http();
+    let b = f.begin(&http, "");
+    let r = b.post(
+        "/login",
+        &[("email", "rafale-code@example.org"), ("password", PASSWORD)],
+    );
+    assert_eq!(r.status(), 303);
+    let csrf = b.csrf();
+    // Fifty codes none of which the app could show now (the drift window included).
+    let now = unix_now();
+    let right: Vec<String> = [now - 30, now, now + 30, now + 60]
+        .iter()
+        .map(|&t| totp_code(&secret, t))
+        .collect();
+    let guesses: Vec<String> = (0..)
+        .map(|i| format!("{:06}", 100_003 + i * 7_919))
+        .filter(|c| !right.contains(c))
+        .take(50)
+        .collect();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let handles: Vec<_> = guesses
+        .into_iter()
+        .map(|guess| {
+            let url = f.server.url("/login/second-factor");
+            let (tx, csrf, barrier) = (b.tx.clone(), csrf.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let client = self::http();
+                barrier.wait();
+                client
+                    .post(url)
+                    .header("Cookie", tx)
+                    .form(&[("csrf", csrf.as_str()), ("code", guess.as_str())])
+                    .send()
+                    .expect("guess")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().expect("thread"), 200);
+    }
+    let checked = f.audit_count("signin.second_factor_failed", None);
+    assert!(checked <= 5, "{checked} codes were checked");
+    assert!(checked >= 1, "no code was checked");
+    assert_eq!(f.audit_count("account.locked", None), 1);
+    // Locked: even the right code is refused now.
+    let r = b.post(
+        "/login/second-factor",
+        &[("code", &totp_code(&secret, unix_now()))],
+    );
+    assert_eq!(r.status(), 200);
+    assert!(r.text().expect("html").contains("Trop de codes incorrects"));
+    assert_eq!(f.audit_count("signin.succeeded", None), 0);
+}
+
 fn registered_and_unknown_emails_get_the_same_answers(f: &Fixture) {
     f.add_user("connu@example.org", Some(PASSWORD), MfaSetting::Email);
     let http = http();
@@ -1027,6 +1085,7 @@ mod default_settings {
         a_new_email_code_replaces_the_previous_one,
         the_fifth_wrong_password_locks_and_the_reset_unlocks,
         fifty_concurrent_guesses_get_at_most_five_checks,
+        fifty_concurrent_code_guesses_get_at_most_five_checks,
         registered_and_unknown_emails_get_the_same_answers,
         language_follows_ui_locales_then_the_switch_then_the_browser,
     );

@@ -50,7 +50,8 @@ pub async fn authorize(
         Err(e) => return Ok(refused(e, &issuer)),
     };
     let client = match params.get("client_id").cloned() {
-        Some(id) => state.store.run(move |c| clients::find(c, &id)).await?,
+        // A point lookup: a short read, on the calling thread when it can be.
+        Some(id) => state.store.read(move |c| clients::find(c, &id)).await?,
         None => None,
     };
     let request = match validate(&params, client.as_ref()) {

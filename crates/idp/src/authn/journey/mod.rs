@@ -27,9 +27,10 @@ use crate::oidc::flow::{
 use crate::oidc::service::code_response;
 use crate::store::attempt_counters::{self, Counter};
 use crate::store::audit::{self, NewAuditEvent};
+use crate::store::clients::{self, Client};
 use crate::store::one_time_codes::{self, OneTimeCodeRecord};
 use crate::store::users::{self, MfaMethod, MfaSetting, User};
-use crate::store::{clients, login_transactions, now, sso_sessions, DbConnection, StoreResult};
+use crate::store::{login_transactions, now, sso_sessions, DbConnection, StoreResult};
 
 mod codes;
 mod enrol;
@@ -248,7 +249,8 @@ pub fn page_lang(hints: &LangHints) -> Lang {
 struct Loaded {
     tx: LoginTransaction,
     data: JourneyData,
-    portal: String,
+    /// The portal that sent the person (gone if deleted since).
+    client: Option<Client>,
     user: Option<User>,
     lang: Lang,
 }
@@ -262,23 +264,22 @@ async fn load(
         return Ok(None);
     };
     let hasher = state.hasher.clone();
+    // Three point lookups: a short read, on the calling thread when it can be.
     let found = state
         .store
-        .run(move |conn| {
+        .read(move |conn| {
             let Some(tx) = find_login(conn, &hasher, &token, now())? else {
                 return Ok(None);
             };
-            let portal = clients::find(conn, &tx.request.client_id)?
-                .map(|c| c.name)
-                .unwrap_or_default();
+            let client = clients::find(conn, &tx.request.client_id)?;
             let user = match &tx.user_id {
                 Some(id) => users::find_by_id(conn, id)?,
                 None => None,
             };
-            Ok(Some((tx, portal, user)))
+            Ok(Some((tx, client, user)))
         })
         .await?;
-    Ok(found.map(|(tx, portal, user)| {
+    Ok(found.map(|(tx, client, user)| {
         let data = JourneyData::parse(&tx.data);
         let lang = negotiate(
             data.lang,
@@ -289,7 +290,7 @@ async fn load(
         Loaded {
             tx,
             data,
-            portal,
+            client,
             user,
             lang,
         }
@@ -301,7 +302,11 @@ fn screen(state: &AppState, loaded: &Loaded, page: Page) -> JourneyOutcome {
     JourneyOutcome::Show(Box::new(Screen {
         lang: loaded.lang,
         csrf: csrf_token(&state.hasher, &loaded.tx.id),
-        portal: loaded.portal.clone(),
+        portal: loaded
+            .client
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or_default(),
         issuer: state.settings.sign_in.totp_issuer.clone(),
         code_minutes: policy.code_minutes(),
         password_min_length: policy.password_min_length,
@@ -527,87 +532,107 @@ fn audit_event(
     )
 }
 
-/// Opens the SSO session and answers the portal (or asks for consent). The transaction is
-/// spent in the same database transaction, so a second submission cannot sign in twice.
-async fn finish(
+/// What finishing a sign-in stored: the session's cookie value, and the code for the portal
+/// unless the person must consent first.
+enum Finished {
+    Code(String, String),
+    Consent(String),
+}
+
+/// Finishing a sign-in: what opening the SSO session and answering the portal needs, ready to
+/// run inside a database transaction (its own, or the second factor's check).
+struct Completion {
+    client: Client,
+    auth: Authentication,
+    succeeded: NewAuditEvent,
+    tx: LoginTransaction,
+    account_key: String,
+}
+
+impl Completion {
+    /// `None` when the portal is gone.
+    fn new(
+        state: &AppState,
+        loaded: &Loaded,
+        user: &User,
+        second_factor: &'static str,
+        origin: &RequestOrigin,
+    ) -> Option<Self> {
+        let client = loaded.client.clone()?;
+        let amr = vec![
+            "pwd".to_string(),
+            second_factor.to_string(),
+            "mfa".to_string(),
+        ];
+        let succeeded = audit_event(
+            origin,
+            "signin.succeeded",
+            Some(&user.id),
+            &client.id,
+            json!({ "amr": amr, "method": user.mfa_method.as_str() }),
+        );
+        Some(Self {
+            client,
+            auth: Authentication {
+                user_id: user.id.clone(),
+                amr,
+                acr: crate::oidc::flow::ACR_MFA.into(),
+                ip: origin.ip.clone(),
+                user_agent: origin.user_agent.clone(),
+            },
+            succeeded,
+            tx: loaded.tx.clone(),
+            account_key: lockout::account_key(&state.hasher, &user.email),
+        })
+    }
+
+    /// Spends the transaction, clears the lockout counters, opens the session and issues the
+    /// code. `None` when another submission spent the transaction first.
+    fn run(
+        &self,
+        conn: &mut DbConnection,
+        hasher: &crate::crypto::KeyedHasher,
+    ) -> StoreResult<Option<Finished>> {
+        let at = now();
+        let user_id = &self.auth.user_id;
+        let request = &self.tx.request;
+        let consent = consent_needed(conn, &self.client, user_id, request)?;
+        let spent = if consent {
+            advance(
+                conn,
+                &self.tx,
+                STEP_CONSENT,
+                Some(user_id),
+                &JourneyData::default(),
+            )?
+        } else {
+            login_transactions::delete(conn, &self.tx.id)?
+        };
+        if !spent {
+            return Ok(None);
+        }
+        attempt_counters::clear(conn, &self.account_key)?;
+        let (session_token, session) = create_session(conn, hasher, &self.auth, at)?;
+        audit::append(conn, &self.succeeded)?;
+        if consent {
+            return Ok(Some(Finished::Consent(session_token)));
+        }
+        let code = issue_code(conn, hasher, request, &session, at)?;
+        Ok(Some(Finished::Code(session_token, code)))
+    }
+}
+
+/// The answer to a finished sign-in (`None`: another submission finished it first).
+fn finished(
     state: &AppState,
     loaded: &Loaded,
     user: &User,
-    second_factor: &'static str,
     submission: &Submission,
-) -> Result<JourneyOutcome, Error> {
-    let origin = &submission.origin;
-    let Some(client) = state
-        .store
-        .run({
-            let id = loaded.tx.request.client_id.clone();
-            move |conn| clients::find(conn, &id)
-        })
-        .await?
-    else {
-        return Ok(expired(Some(loaded), &LangHints::default()));
-    };
-    let amr = vec![
-        "pwd".to_string(),
-        second_factor.to_string(),
-        "mfa".to_string(),
-    ];
-    let auth = Authentication {
-        user_id: user.id.clone(),
-        amr: amr.clone(),
-        acr: crate::oidc::flow::ACR_MFA.into(),
-        ip: origin.ip.clone(),
-        user_agent: origin.user_agent.clone(),
-    };
-    let succeeded = audit_event(
-        origin,
-        "signin.succeeded",
-        Some(&user.id),
-        &client.id,
-        json!({ "amr": amr, "method": user.mfa_method.as_str() }),
-    );
-    let hasher = state.hasher.clone();
-    let request = loaded.tx.request.clone();
-    let tx = loaded.tx.clone();
-    let account_key = lockout::account_key(&state.hasher, &user.email);
-    enum Finished {
-        Code(String, String),
-        Consent(String),
-    }
-    let done = state
-        .store
-        .run(move |conn| {
-            crate::store::write_transaction(conn, |conn| {
-                let at = now();
-                let consent = consent_needed(conn, &client, &auth.user_id, &request)?;
-                let spent = if consent {
-                    advance(
-                        conn,
-                        &tx,
-                        STEP_CONSENT,
-                        Some(&auth.user_id),
-                        &JourneyData::default(),
-                    )?
-                } else {
-                    login_transactions::delete(conn, &tx.id)?
-                };
-                if !spent {
-                    return Ok(None);
-                }
-                attempt_counters::clear(conn, &account_key)?;
-                let (session_token, session) = create_session(conn, &hasher, &auth, at)?;
-                audit::append(conn, &succeeded)?;
-                if consent {
-                    return Ok(Some(Finished::Consent(session_token)));
-                }
-                let code = issue_code(conn, &hasher, &request, &session, at)?;
-                Ok(Some(Finished::Code(session_token, code)))
-            })
-        })
-        .await?;
+    done: Option<Finished>,
+) -> JourneyOutcome {
     let known_device =
         known_device::remember(&state.hasher, submission.known_device.as_deref(), &user.id);
-    Ok(match done {
+    match done {
         None => JourneyOutcome::Next { notice: None },
         Some(Finished::Consent(session_token)) => JourneyOutcome::Consent {
             session_token,
@@ -618,5 +643,28 @@ async fn finish(
             session_token,
             known_device,
         },
-    })
+    }
+}
+
+/// Opens the SSO session and answers the portal (or asks for consent). The transaction is
+/// spent in the same database transaction, so a second submission cannot sign in twice.
+async fn finish(
+    state: &AppState,
+    loaded: &Loaded,
+    user: &User,
+    second_factor: &'static str,
+    submission: &Submission,
+) -> Result<JourneyOutcome, Error> {
+    let Some(completion) = Completion::new(state, loaded, user, second_factor, &submission.origin)
+    else {
+        return Ok(expired(Some(loaded), &LangHints::default()));
+    };
+    let hasher = state.hasher.clone();
+    let done = state
+        .store
+        .run(move |conn| {
+            crate::store::write_transaction(conn, |conn| completion.run(conn, &hasher))
+        })
+        .await?;
+    Ok(finished(state, loaded, user, submission, done))
 }
