@@ -413,39 +413,51 @@ fn the_fifth_wrong_password_locks_and_the_reset_unlocks(f: &Fixture) {
     assert!(location(&r).starts_with(CALLBACK));
 }
 
-fn fifty_concurrent_guesses_get_at_most_five_checks(f: &Fixture) {
-    let email = "rafale@example.org";
-    f.add_user(email, Some(PASSWORD), MfaSetting::Email);
-    let http = http();
-    let b = f.begin(&http, "");
-    let csrf = b.csrf();
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
-    let handles: Vec<_> = (0..50)
-        .map(|i| {
-            let url = f.server.url("/login");
-            let tx = b.tx.clone();
-            let csrf = csrf.clone();
-            let barrier = barrier.clone();
+/// Posts every form to `url` with the transaction cookie `tx`, all at once (one thread each,
+/// released together); answers their statuses.
+fn post_at_once(url: &str, tx: &str, forms: Vec<Vec<(&'static str, String)>>) -> Vec<u16> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(forms.len()));
+    let handles: Vec<_> = forms
+        .into_iter()
+        .map(|form| {
+            let (url, tx, barrier) = (url.to_string(), tx.to_string(), barrier.clone());
             std::thread::spawn(move || {
                 let client = self::http();
                 barrier.wait();
                 client
                     .post(url)
                     .header("Cookie", tx)
-                    .form(&[
-                        ("csrf", csrf.as_str()),
-                        ("email", email),
-                        ("password", &format!("Wrong-Guess-{i}")),
-                    ])
+                    .form(&form)
                     .send()
-                    .expect("guess")
+                    .expect("post")
                     .status()
                     .as_u16()
             })
         })
         .collect();
-    for h in handles {
-        assert_eq!(h.join().expect("thread"), 200);
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect()
+}
+
+fn fifty_concurrent_guesses_get_at_most_five_checks(f: &Fixture) {
+    let email = "rafale@example.org";
+    f.add_user(email, Some(PASSWORD), MfaSetting::Email);
+    let http = http();
+    let b = f.begin(&http, "");
+    let csrf = b.csrf();
+    let forms = (0..50)
+        .map(|i| {
+            vec![
+                ("csrf", csrf.clone()),
+                ("email", email.to_string()),
+                ("password", format!("Wrong-Guess-{i}")),
+            ]
+        })
+        .collect();
+    for status in post_at_once(&f.server.url("/login"), &b.tx, forms) {
+        assert_eq!(status, 200);
     }
     let checked = f.audit_count("signin.failed", Some("bad_password"));
     assert!(checked <= 5, "{checked} guesses were checked");
@@ -477,28 +489,12 @@ fn fifty_concurrent_code_guesses_get_at_most_five_checks(f: &Fixture) {
         .filter(|c| !right.contains(c))
         .take(50)
         .collect();
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
-    let handles: Vec<_> = guesses
+    let forms = guesses
         .into_iter()
-        .map(|guess| {
-            let url = f.server.url("/login/second-factor");
-            let (tx, csrf, barrier) = (b.tx.clone(), csrf.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                let client = self::http();
-                barrier.wait();
-                client
-                    .post(url)
-                    .header("Cookie", tx)
-                    .form(&[("csrf", csrf.as_str()), ("code", guess.as_str())])
-                    .send()
-                    .expect("guess")
-                    .status()
-                    .as_u16()
-            })
-        })
+        .map(|guess| vec![("csrf", csrf.clone()), ("code", guess)])
         .collect();
-    for h in handles {
-        assert_eq!(h.join().expect("thread"), 200);
+    for status in post_at_once(&f.server.url("/login/second-factor"), &b.tx, forms) {
+        assert_eq!(status, 200);
     }
     let checked = f.audit_count("signin.second_factor_failed", None);
     assert!(checked <= 5, "{checked} codes were checked");
