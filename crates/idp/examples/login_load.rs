@@ -87,6 +87,22 @@ fn argon2_alone(hash: &str, duration: Duration) -> Vec<u32> {
         .collect()
 }
 
+/// CPU time this process has used, user and system, in seconds (`/proc/self/stat`, in the
+/// kernel's fixed 100 ticks a second).
+fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name, which ends with the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields[i].parse::<f64>().expect("ticks");
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// The people and the server that every round of sign-ins works through.
 struct SignIns {
     emails: Arc<Vec<String>>,
@@ -228,12 +244,17 @@ fn main() {
     let (mut hashes, mut sign_ins, mut errors, mut rounds) = (vec![], vec![], vec![], vec![]);
     // Each measure is divided by the time it really took, until its last operation ended.
     let (mut hashing_time, mut signing_in_time) = (Duration::ZERO, Duration::ZERO);
+    // This generator's own CPU time during the sign-in rounds (its argon2 threads have ended
+    // by then): what it takes from the cores the server would otherwise have.
+    let mut generator_cpu = 0.0;
     for _ in 0..ROUNDS {
         let started = Instant::now();
         let alone = argon2_alone(&hash, phase);
         let hashing = started.elapsed();
         let started = Instant::now();
+        let cpu_before = process_cpu_secs();
         let (latencies, failures) = runtime.block_on(people_to_sign_in.run(phase, concurrency));
+        generator_cpu += process_cpu_secs() - cpu_before;
         let signing_in = started.elapsed();
         let (hash_rate, sign_in_rate) = (
             alone.len() as f64 / hashing.as_secs_f64(),
@@ -283,6 +304,10 @@ fn main() {
     println!(
         "| each round: sign-ins/s / verifications/s | {} | | | |",
         rounds.join(", ")
+    );
+    println!(
+        "| load generator CPU per sign-in (same cores) | {:.2} ms | | | |",
+        1000.0 * generator_cpu / sign_ins.len().max(1) as f64
     );
     if let Some(first) = errors.first() {
         eprintln!("first error: {first}");
