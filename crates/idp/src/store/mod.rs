@@ -615,21 +615,26 @@ pub(crate) fn decode_list(column: &str, text: &str) -> StoreResult<Vec<String>> 
 mod tests {
     use super::*;
 
+    /// A store on the SQLite file `path` with a pool of `max_size` connections.
+    fn open_sqlite(path: PathBuf, max_size: u32, busy_timeout_ms: u32) -> Store {
+        Store::open(
+            DatabaseTarget::Sqlite(path),
+            &PoolOptions {
+                max_size,
+                connect_timeout: Duration::from_secs(5),
+                sqlite_busy_timeout_ms: busy_timeout_ms,
+            },
+        )
+        .expect("store")
+    }
+
     /// A megabyte written in one commit stays in the WAL (under the commits' own threshold)
     /// until the checkpointer copies it into the database file.
     #[test]
     fn the_checkpointer_copies_the_wal_into_the_database_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("checkpoint.db");
-        let store = Store::open(
-            DatabaseTarget::Sqlite(path.clone()),
-            &PoolOptions {
-                max_size: 2,
-                connect_timeout: Duration::from_secs(5),
-                sqlite_busy_timeout_ms: 5_000,
-            },
-        )
-        .expect("store");
+        let store = open_sqlite(path.clone(), 2, 5_000);
         let before = std::fs::metadata(&path).expect("database file").len();
         store
             .connection()
@@ -660,15 +665,7 @@ mod tests {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bounded.db");
-        let store = Store::open(
-            DatabaseTarget::Sqlite(path.clone()),
-            &PoolOptions {
-                max_size: 10,
-                connect_timeout: Duration::from_secs(5),
-                sqlite_busy_timeout_ms: 5_000,
-            },
-        )
-        .expect("store");
+        let store = open_sqlite(path.clone(), 10, 5_000);
         store
             .connection()
             .expect("connection")
@@ -727,15 +724,7 @@ mod tests {
     #[test]
     fn concurrent_write_transactions_take_turns_instead_of_meeting_a_locked_database() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(
-            DatabaseTarget::Sqlite(dir.path().join("turns.db")),
-            &PoolOptions {
-                max_size: 8,
-                connect_timeout: Duration::from_secs(5),
-                sqlite_busy_timeout_ms: 0,
-            },
-        )
-        .expect("store");
+        let store = open_sqlite(dir.path().join("turns.db"), 8, 0);
         store
             .connection()
             .expect("connection")
