@@ -47,6 +47,26 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The client `id`: from the client cache when it was read in the last few seconds,
+    /// otherwise read (a short read) and remembered. An unknown id is read again each time.
+    pub async fn client(
+        &self,
+        id: &str,
+    ) -> crate::store::StoreResult<Option<crate::store::clients::Client>> {
+        if let Some(client) = self.client_cache.get(id) {
+            return Ok(Some(client));
+        }
+        let id = id.to_string();
+        let found = self
+            .store
+            .read(move |conn| crate::store::clients::find(conn, &id))
+            .await?;
+        if let Some(client) = &found {
+            self.client_cache.put(client);
+        }
+        Ok(found)
+    }
+
     /// Resolves the master key, opens the store (applying migrations) and the Redis client.
     pub fn prepare(settings: Settings) -> Result<Self, Error> {
         let (master_key, source) = MasterKey::resolve(

@@ -12,7 +12,7 @@ use crate::oidc::authorize::{
 use crate::oidc::flow::{
     consent_needed, find_session, issue_code, level_satisfies, start_consent, start_login,
 };
-use crate::store::{clients, now};
+use crate::store::now;
 
 /// What `/authorize` answers.
 #[derive(Debug)]
@@ -50,8 +50,7 @@ pub async fn authorize(
         Err(e) => return Ok(refused(e, &issuer)),
     };
     let client = match params.get("client_id").cloned() {
-        // A point lookup: a short read, on the calling thread when it can be.
-        Some(id) => state.store.read(move |c| clients::find(c, &id)).await?,
+        Some(id) => state.client(&id).await?,
         None => None,
     };
     let request = match validate(&params, client.as_ref()) {

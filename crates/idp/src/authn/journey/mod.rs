@@ -27,7 +27,7 @@ use crate::oidc::flow::{
 use crate::oidc::service::code_response;
 use crate::store::attempt_counters::{self, Counter};
 use crate::store::audit::{self, NewAuditEvent};
-use crate::store::clients::{self, Client};
+use crate::store::clients::Client;
 use crate::store::one_time_codes::{self, OneTimeCodeRecord};
 use crate::store::users::{self, MfaMethod, MfaSetting, User};
 use crate::store::{login_transactions, now, sso_sessions, DbConnection, StoreResult};
@@ -264,21 +264,27 @@ async fn load(
         return Ok(None);
     };
     let hasher = state.hasher.clone();
-    // Three point lookups: a short read, on the calling thread when it can be.
+    // Two point lookups: a short read, on the calling thread when it can be.
     let found = state
         .store
         .read(move |conn| {
             let Some(tx) = find_login(conn, &hasher, &token, now())? else {
                 return Ok(None);
             };
-            let client = clients::find(conn, &tx.request.client_id)?;
             let user = match &tx.user_id {
                 Some(id) => users::find_by_id(conn, id)?,
                 None => None,
             };
-            Ok(Some((tx, client, user)))
+            Ok(Some((tx, user)))
         })
         .await?;
+    let found = match found {
+        Some((tx, user)) => {
+            let client = state.client(&tx.request.client_id).await?;
+            Some((tx, client, user))
+        }
+        None => None,
+    };
     Ok(found.map(|(tx, client, user)| {
         let data = JourneyData::parse(&tx.data);
         let lang = negotiate(
