@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::attempt_counters;
-use super::{DbConnection, StoreResult};
+use super::{fixed, on_backend, DbConnection, StoreResult};
 
 /// Which counter an attempt moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,10 @@ pub enum Counted {
 
 /// Counts an attempt before it is checked, so that concurrent attempts can never be checked
 /// more often than the limit allows. Failures older than `window_start` are forgotten first.
+///
+/// One statement (an upsert that starts a stale window over and adds the attempt, unless the
+/// key is locked): concurrent attempts on both backends take turns on the row, and on
+/// PostgreSQL it needs no transaction of its own.
 pub fn count_attempt(
     conn: &mut DbConnection,
     key: &str,
@@ -46,78 +50,113 @@ pub fn count_attempt(
     window_start: NaiveDateTime,
     now: NaiveDateTime,
 ) -> StoreResult<Counted> {
-    // One transaction: one commit instead of three, and no half-counted attempt.
-    crate::store::write_transaction(conn, |conn| {
-        let row = (
-            attempt_counters::key.eq(key),
-            attempt_counters::window_started_at.eq(now),
-            attempt_counters::updated_at.eq(now),
-        );
-        // Upserts are per backend: the multi-backend connection has no ON CONFLICT.
-        match conn {
-            DbConnection::Sqlite(c) => diesel::insert_into(attempt_counters::table)
-                .values(row)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-            DbConnection::Postgres(c) => diesel::insert_into(attempt_counters::table)
-                .values(row)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-        };
-        // A stale window starts over; the condition makes this idempotent under concurrency.
-        diesel::update(
-            attempt_counters::table
-                .find(key)
-                .filter(attempt_counters::window_started_at.lt(window_start))
-                .filter(
-                    attempt_counters::locked_until
-                        .is_null()
-                        .or(attempt_counters::locked_until.le(now)),
-                ),
-        )
-        .set((
-            attempt_counters::password_failures.eq(0),
-            attempt_counters::second_factor_failures.eq(0),
-            attempt_counters::window_started_at.eq(now),
-        ))
-        .execute(conn)?;
-        let open = attempt_counters::table.find(key).filter(
-            attempt_counters::locked_until
-                .is_null()
-                .or(attempt_counters::locked_until.le(now)),
-        );
-        let counted = match counter {
-            Counter::Password => diesel::update(open)
-                .set((
-                    attempt_counters::password_failures.eq(attempt_counters::password_failures + 1),
-                    attempt_counters::updated_at.eq(now),
-                ))
-                .returning((
-                    attempt_counters::password_failures,
-                    attempt_counters::lock_count,
-                ))
-                .get_result::<(i32, i32)>(conn)
-                .optional()?,
-            Counter::SecondFactor => diesel::update(open)
-                .set((
-                    attempt_counters::second_factor_failures
-                        .eq(attempt_counters::second_factor_failures + 1),
-                    attempt_counters::updated_at.eq(now),
-                ))
-                .returning((
-                    attempt_counters::second_factor_failures,
-                    attempt_counters::lock_count,
-                ))
-                .get_result::<(i32, i32)>(conn)
-                .optional()?,
-        };
-        match counted {
-            Some((count, lock_count)) => Ok(Counted::Failures { count, lock_count }),
-            None => Ok(Counted::Locked(
-                locked_until(conn, key, now)?.unwrap_or(now),
-            )),
+    let statement = counting::CountAttempt {
+        key,
+        password: i32::from(counter == Counter::Password),
+        second_factor: i32::from(counter == Counter::SecondFactor),
+        window_start,
+        now,
+    };
+    let counted = crate::store::write_statement(conn, |conn| match conn {
+        DbConnection::Sqlite(c) => statement.get_result::<(i32, i32, i32)>(c).optional(),
+        DbConnection::Postgres(c) => statement.get_result::<(i32, i32, i32)>(c).optional(),
+    })?;
+    match counted {
+        Some((password, second_factor, lock_count)) => Ok(Counted::Failures {
+            count: match counter {
+                Counter::Password => password,
+                Counter::SecondFactor => second_factor,
+            },
+            lock_count,
+        }),
+        None => Ok(Counted::Locked(
+            locked_until(conn, key, now)?.unwrap_or(now),
+        )),
+    }
+}
+
+/// The counting upsert as a fixed text with a static query id: each connection prepares it
+/// once (diesel builds and prepares its own upserts with updates again at every execution).
+mod counting {
+    use chrono::NaiveDateTime;
+    use diesel::backend::Backend;
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::serialize::ToSql;
+    use diesel::sql_types::{HasSqlType, Integer, Text, Timestamp};
+    use diesel::QueryResult;
+
+    pub(super) struct CountAttempt<'a> {
+        pub key: &'a str,
+        /// What the attempt adds to each counter: 1 to the one it counts, 0 to the other.
+        pub password: i32,
+        pub second_factor: i32,
+        pub window_start: NaiveDateTime,
+        pub now: NaiveDateTime,
+    }
+
+    impl QueryId for CountAttempt<'_> {
+        type QueryId = CountAttempt<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl Query for CountAttempt<'_> {
+        type SqlType = (Integer, Integer, Integer);
+    }
+
+    impl<DB> QueryFragment<DB> for CountAttempt<'_>
+    where
+        DB: Backend + HasSqlType<Text> + HasSqlType<Integer> + HasSqlType<Timestamp>,
+        str: ToSql<Text, DB>,
+        i32: ToSql<Integer, DB>,
+        NaiveDateTime: ToSql<Timestamp, DB>,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+            // Diesel writes each placeholder as it binds the value (`?` or `$n`).
+            out.push_sql(
+                "INSERT INTO attempt_counters (key, password_failures, second_factor_failures, \
+                 lock_count, window_started_at, updated_at) VALUES (",
+            );
+            out.push_bind_param::<Text, _>(self.key)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Integer, _>(&self.password)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Integer, _>(&self.second_factor)?;
+            out.push_sql(", 0, ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            // A stale window starts over; a lock in force leaves the row as it is and returns
+            // nothing.
+            out.push_sql(
+                ") ON CONFLICT (key) DO UPDATE SET password_failures = CASE WHEN \
+                 attempt_counters.window_started_at < ",
+            );
+            out.push_bind_param::<Timestamp, _>(&self.window_start)?;
+            out.push_sql(" THEN 0 ELSE attempt_counters.password_failures END + ");
+            out.push_bind_param::<Integer, _>(&self.password)?;
+            out.push_sql(
+                ", second_factor_failures = CASE WHEN attempt_counters.window_started_at < ",
+            );
+            out.push_bind_param::<Timestamp, _>(&self.window_start)?;
+            out.push_sql(" THEN 0 ELSE attempt_counters.second_factor_failures END + ");
+            out.push_bind_param::<Integer, _>(&self.second_factor)?;
+            out.push_sql(", window_started_at = CASE WHEN attempt_counters.window_started_at < ");
+            out.push_bind_param::<Timestamp, _>(&self.window_start)?;
+            out.push_sql(" THEN ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(" ELSE attempt_counters.window_started_at END, updated_at = ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(
+                " WHERE attempt_counters.locked_until IS NULL OR attempt_counters.locked_until <= ",
+            );
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(" RETURNING password_failures, second_factor_failures, lock_count");
+            Ok(())
         }
-    })
+    }
+
+    impl diesel::RunQueryDsl<diesel::SqliteConnection> for CountAttempt<'_> {}
+    impl diesel::RunQueryDsl<diesel::PgConnection> for CountAttempt<'_> {}
 }
 
 /// Adds one failure without a lock check (IP addresses count failures only); returns the count
@@ -140,13 +179,14 @@ pub fn locked_until(
     key: &str,
     now: NaiveDateTime,
 ) -> StoreResult<Option<NaiveDateTime>> {
-    Ok(attempt_counters::table
+    let query = attempt_counters::table
         .find(key)
-        .select(attempt_counters::locked_until)
-        .get_result::<Option<NaiveDateTime>>(conn)
-        .optional()?
-        .flatten()
-        .filter(|until| *until > now))
+        .select(attempt_counters::locked_until);
+    Ok(
+        on_backend!(conn, c => query.get_result::<Option<NaiveDateTime>>(c).optional())?
+            .flatten()
+            .filter(|until| *until > now),
+    )
 }
 
 /// Locks `key` until `until`, counts the lock and starts the counters afresh. Returns false if
@@ -184,20 +224,25 @@ pub fn reset_counter(
     counter: Counter,
     now: NaiveDateTime,
 ) -> StoreResult<()> {
+    // Two texts, one per counter: each is named as a statement of its own.
+    struct ResetPassword;
+    struct ResetSecondFactor;
     let target = attempt_counters::table.find(key);
     match counter {
-        Counter::Password => diesel::update(target)
-            .set((
+        Counter::Password => on_backend!(conn, c => fixed::<ResetPassword, _>(
+            diesel::update(target).set((
                 attempt_counters::password_failures.eq(0),
                 attempt_counters::updated_at.eq(now),
             ))
-            .execute(conn)?,
-        Counter::SecondFactor => diesel::update(target)
-            .set((
+        )
+        .execute(c))?,
+        Counter::SecondFactor => on_backend!(conn, c => fixed::<ResetSecondFactor, _>(
+            diesel::update(target).set((
                 attempt_counters::second_factor_failures.eq(0),
                 attempt_counters::updated_at.eq(now),
             ))
-            .execute(conn)?,
+        )
+        .execute(c))?,
     };
     Ok(())
 }
@@ -205,7 +250,7 @@ pub fn reset_counter(
 /// Removes `key`'s counters and lock entirely: a completed sign-in, a completed reset (which
 /// always unlocks) or a helpdesk unlock.
 pub fn clear(conn: &mut DbConnection, key: &str) -> StoreResult<bool> {
-    Ok(diesel::delete(attempt_counters::table.find(key)).execute(conn)? == 1)
+    Ok(on_backend!(conn, c => diesel::delete(attempt_counters::table.find(key)).execute(c))? == 1)
 }
 
 /// The row of `key`, for tools and tests.

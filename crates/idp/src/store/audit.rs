@@ -145,10 +145,10 @@ impl AuditEvent {
 pub fn append(conn: &mut DbConnection, event: &NewAuditEvent) -> StoreResult<i64> {
     super::write_transaction(conn, |conn| {
         let rows = chain(conn, std::slice::from_ref(event))?;
-        let seq = diesel::insert_into(audit_events::table)
+        let seq = super::on_backend!(conn, c => diesel::insert_into(audit_events::table)
             .values(&rows[0])
             .returning(audit_events::seq)
-            .get_result(conn)?;
+            .get_result(c))?;
         Ok::<_, StoreError>(seq)
     })
 }
@@ -207,14 +207,17 @@ fn chain(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<C
     // transactions queue here and chain in turn. SQLite's write transaction already holds
     // the only writer lock.
     if let DbConnection::Postgres(c) = conn {
-        diesel::update(audit_chain_head::table.find(1))
-            .set(audit_chain_head::last_index.eq(audit_chain_head::last_index))
-            .execute(c)?;
+        struct LockHead;
+        super::fixed::<LockHead, _>(
+            diesel::update(audit_chain_head::table.find(1))
+                .set(audit_chain_head::last_index.eq(audit_chain_head::last_index)),
+        )
+        .execute(c)?;
     }
-    let (mut index, mut prev): (i64, Vec<u8>) = audit_chain_head::table
+    let (mut index, mut prev): (i64, Vec<u8>) = super::on_backend!(conn, c => audit_chain_head::table
         .find(1)
         .select((audit_chain_head::last_index, audit_chain_head::last_hash))
-        .get_result(conn)?;
+        .get_result(c))?;
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         // Stored times keep microseconds on both backends: hash what reads back.
@@ -236,12 +239,12 @@ fn chain(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<C
             sqlite_append::MoveHead { index, hash: &prev }.execute(c)?;
         }
         DbConnection::Postgres(c) => {
-            diesel::update(audit_chain_head::table.find(1))
-                .set((
-                    audit_chain_head::last_index.eq(index),
-                    audit_chain_head::last_hash.eq(&prev),
-                ))
-                .execute(c)?;
+            struct MoveHead;
+            super::fixed::<MoveHead, _>(diesel::update(audit_chain_head::table.find(1)).set((
+                audit_chain_head::last_index.eq(index),
+                audit_chain_head::last_hash.eq(&prev),
+            )))
+            .execute(c)?;
         }
     }
     Ok(rows)

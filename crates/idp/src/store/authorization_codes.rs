@@ -43,9 +43,9 @@ pub enum Redemption {
 
 /// Stores a new code.
 pub fn insert(conn: &mut DbConnection, code: &AuthorizationCodeRecord) -> StoreResult<()> {
-    diesel::insert_into(authorization_codes::table)
+    super::on_backend!(conn, c => diesel::insert_into(authorization_codes::table)
         .values(code)
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::login_transactions;
-use super::{DbConnection, StoreResult};
+use super::{on_backend, DbConnection, StoreResult};
 
 /// A login transaction as stored.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -27,9 +27,9 @@ pub struct LoginTransactionRecord {
 
 /// Stores a new transaction.
 pub fn insert(conn: &mut DbConnection, tx: &LoginTransactionRecord) -> StoreResult<()> {
-    diesel::insert_into(login_transactions::table)
+    on_backend!(conn, c => diesel::insert_into(login_transactions::table)
         .values(tx)
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
@@ -39,12 +39,12 @@ pub fn find_live(
     id: &str,
     now: NaiveDateTime,
 ) -> StoreResult<Option<LoginTransactionRecord>> {
-    Ok(login_transactions::table
+    Ok(on_backend!(conn, c => login_transactions::table
         .find(id)
         .filter(login_transactions::expires_at.gt(now))
         .select(LoginTransactionRecord::as_select())
-        .get_result(conn)
-        .optional()?)
+        .get_result(c)
+        .optional())?)
 }
 
 /// Moves the transaction to `step` with `user_id` and `data`, only if it is still at
@@ -57,23 +57,26 @@ pub fn advance(
     user_id: Option<&str>,
     data: &str,
 ) -> StoreResult<bool> {
-    let n = diesel::update(
-        login_transactions::table
-            .find(id)
-            .filter(login_transactions::step.eq(from_step)),
+    struct Advance;
+    let n = on_backend!(conn, c => super::fixed::<Advance, _>(
+        diesel::update(
+            login_transactions::table
+                .find(id)
+                .filter(login_transactions::step.eq(from_step)),
+        )
+        .set((
+            login_transactions::step.eq(to_step),
+            login_transactions::user_id.eq(user_id),
+            login_transactions::data.eq(data),
+        )),
     )
-    .set((
-        login_transactions::step.eq(to_step),
-        login_transactions::user_id.eq(user_id),
-        login_transactions::data.eq(data),
-    ))
-    .execute(conn)?;
+    .execute(c))?;
     Ok(n == 1)
 }
 
 /// Removes a finished or abandoned transaction. Returns whether it existed.
 pub fn delete(conn: &mut DbConnection, id: &str) -> StoreResult<bool> {
-    Ok(diesel::delete(login_transactions::table.find(id)).execute(conn)? == 1)
+    Ok(on_backend!(conn, c => diesel::delete(login_transactions::table.find(id)).execute(c))? == 1)
 }
 
 /// Removes every transaction expired at `now`; returns how many.

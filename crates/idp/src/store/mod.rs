@@ -549,6 +549,81 @@ where
     }
 }
 
+/// Runs `f`, a single statement that writes. On SQLite it is a [`write_transaction`] (its turn
+/// among this process's writers, and SQLite's write lock from the start); on PostgreSQL a
+/// statement is a transaction by itself, so it runs as it is: one round trip instead of three.
+/// Inside an open transaction it is part of it.
+pub fn write_statement<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(_) => write_transaction(conn, f),
+        DbConnection::Postgres(_) => f(conn),
+    }
+}
+
+/// A statement whose text never changes, named by `M` (a type of its own per statement), so
+/// that each connection parses and plans it once. Diesel prepares every `UPDATE` again at each
+/// execution because a changeset can skip `None` fields and so change the text; wrap only
+/// statements without such a field (a column set to an `Option` is bound as `NULL`, not
+/// skipped).
+pub(crate) struct Fixed<M, Q> {
+    query: Q,
+    name: std::marker::PhantomData<M>,
+}
+
+/// Wraps `query`, whose text is always the same, as the statement named `M`.
+pub(crate) fn fixed<M, Q>(query: Q) -> Fixed<M, Q> {
+    Fixed {
+        query,
+        name: std::marker::PhantomData,
+    }
+}
+
+impl<M: 'static, Q> diesel::query_builder::QueryId for Fixed<M, Q> {
+    type QueryId = M;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<M, Q: diesel::query_builder::Query> diesel::query_builder::Query for Fixed<M, Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<M, Q, DB> diesel::query_builder::QueryFragment<DB> for Fixed<M, Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.query.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+// Only on a backend's own connection: through the multi-backend layer the statement is walked
+// as a reference, which loses the fixed text (see [`on_backend`]).
+impl<M, Q> RunQueryDsl<diesel::SqliteConnection> for Fixed<M, Q> {}
+impl<M, Q> RunQueryDsl<diesel::PgConnection> for Fixed<M, Q> {}
+
+/// Runs `$body` with `$c` bound to the connection of the backend in use (the body is compiled
+/// once per backend). Statements run through the multi-backend connection have their text
+/// built again at every execution, even when prepared once; the statements of the sign-in
+/// pages run this way.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::DbConnection::Sqlite($c) => $body,
+            $crate::store::DbConnection::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// Whether `conn` is inside a transaction (or a savepoint of one).
 pub(crate) fn in_transaction(conn: &mut DbConnection) -> bool {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};

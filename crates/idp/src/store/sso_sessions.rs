@@ -29,9 +29,9 @@ pub struct SsoSessionRecord {
 
 /// Stores a new session.
 pub fn insert(conn: &mut DbConnection, session: &SsoSessionRecord) -> StoreResult<()> {
-    diesel::insert_into(sso_sessions::table)
+    super::on_backend!(conn, c => diesel::insert_into(sso_sessions::table)
         .values(session)
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

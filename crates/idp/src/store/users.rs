@@ -280,24 +280,25 @@ pub fn reset_second_factor(
 
 /// The person with this id.
 pub fn find_by_id(conn: &mut DbConnection, id: &str) -> StoreResult<Option<User>> {
-    users::table
+    super::on_backend!(conn, c => users::table
         .find(id)
         .select(UserRow::as_select())
-        .get_result(conn)
-        .optional()?
-        .map(User::try_from)
-        .transpose()
+        .get_result(c)
+        .optional())?
+    .map(User::try_from)
+    .transpose()
 }
 
 /// The person whose contact email this is, ignoring case and surrounding spaces.
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> StoreResult<Option<User>> {
-    users::table
-        .filter(users::email_key.eq(email_key(email)))
+    let key = email_key(email);
+    super::on_backend!(conn, c => users::table
+        .filter(users::email_key.eq(&key))
         .select(UserRow::as_select())
-        .get_result(conn)
-        .optional()?
-        .map(User::try_from)
-        .transpose()
+        .get_result(c)
+        .optional())?
+    .map(User::try_from)
+    .transpose()
 }
 
 /// The person holding this member code (exact match; codes are stored upper-cased).
@@ -400,18 +401,21 @@ pub fn set_first_mfa(
 /// Returns false when the step (or a later one) was already used: each code works once, even
 /// under concurrent submissions, because the check and the write are one statement.
 pub fn accept_totp_step(conn: &mut DbConnection, id: &str, step: i64) -> StoreResult<bool> {
-    let n = diesel::update(
-        users::table
-            .find(id)
-            .filter(users::mfa_method.eq(MfaMethod::Totp.as_str()))
-            .filter(
-                users::totp_last_step
-                    .is_null()
-                    .or(users::totp_last_step.lt(step)),
-            ),
+    struct AcceptTotpStep;
+    let n = super::on_backend!(conn, c => super::fixed::<AcceptTotpStep, _>(
+        diesel::update(
+            users::table
+                .find(id)
+                .filter(users::mfa_method.eq(MfaMethod::Totp.as_str()))
+                .filter(
+                    users::totp_last_step
+                        .is_null()
+                        .or(users::totp_last_step.lt(step)),
+                ),
+        )
+        .set(users::totp_last_step.eq(step)),
     )
-    .set(users::totp_last_step.eq(step))
-    .execute(conn)?;
+    .execute(c))?;
     Ok(n == 1)
 }
 
