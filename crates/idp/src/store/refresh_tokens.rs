@@ -51,13 +51,13 @@ pub fn find_with_holder(
     conn: &mut DbConnection,
     token_hash: &[u8],
 ) -> StoreResult<Option<(RefreshTokenRecord, bool)>> {
-    Ok(refresh_tokens::table
+    Ok(super::on_backend!(conn, c => refresh_tokens::table
         .left_join(users::table)
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select((RefreshTokenRecord::as_select(), users::disabled.nullable()))
-        .get_result::<(RefreshTokenRecord, Option<bool>)>(conn)
-        .optional()?
-        .map(|(token, disabled)| (token, disabled == Some(false))))
+        .get_result::<(RefreshTokenRecord, Option<bool>)>(c)
+        .optional())?
+    .map(|(token, disabled)| (token, disabled == Some(false))))
 }
 
 /// Marks `old_hash` as rotated and stores its successor, atomically; `retry_response_enc` is
@@ -85,24 +85,27 @@ pub fn rotate(
         return Ok(stored == 1);
     }
     let rotate = |conn: &mut DbConnection| {
-        let n = diesel::update(
-            refresh_tokens::table
-                .find(old_hash)
-                .filter(refresh_tokens::rotated_at.is_null())
-                .filter(refresh_tokens::revoked_at.is_null())
-                .filter(refresh_tokens::expires_at.gt(now)),
+        struct SpendOld;
+        let n = super::on_backend!(conn, c => super::fixed::<SpendOld, _>(
+            diesel::update(
+                refresh_tokens::table
+                    .find(old_hash)
+                    .filter(refresh_tokens::rotated_at.is_null())
+                    .filter(refresh_tokens::revoked_at.is_null())
+                    .filter(refresh_tokens::expires_at.gt(now)),
+            )
+            .set((
+                refresh_tokens::rotated_at.eq(Some(now)),
+                refresh_tokens::retry_response_enc.eq(retry_response_enc),
+            )),
         )
-        .set((
-            refresh_tokens::rotated_at.eq(Some(now)),
-            refresh_tokens::retry_response_enc.eq(retry_response_enc),
-        ))
-        .execute(conn)?;
+        .execute(c))?;
         if n == 0 {
             return Ok::<_, StoreError>(false);
         }
-        diesel::insert_into(refresh_tokens::table)
+        super::on_backend!(conn, c => diesel::insert_into(refresh_tokens::table)
             .values(successor)
-            .execute(conn)?;
+            .execute(c))?;
         Ok(true)
     };
     if crate::store::in_transaction(conn) {
