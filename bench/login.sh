@@ -4,12 +4,14 @@
 # argon2id verification alone measured in alternating rounds of the same run; then the idp's peak RSS. Prints Markdown
 # rows; the figures go to docs/benchmarks.md.
 #
-#   bench/login.sh           (DURATION=15 CONCURRENCY=16 PEOPLE=5000 by default)
+#   bench/login.sh           (DURATION=15 CONCURRENCY=16 PEOPLE=5000 SECOND_FACTOR=totp by default;
+#                             SECOND_FACTOR=email reads each emailed code from the outbox)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-15}
 concurrency=${CONCURRENCY:-16}
 people=${PEOPLE:-5000}
+second_factor=${SECOND_FACTOR:-totp}
 source bench/common.sh
 
 # IDP and LOGIN_LOAD name prebuilt binaries (to compare two builds); otherwise both are built.
@@ -51,7 +53,7 @@ other_ticks() {
 }
 before=$(cpu_ticks)
 other_before=$(other_ticks)
-out=$("$login_load" "http://127.0.0.1:$idp_port" "$work/data" bench-portal "$duration" "$concurrency" "$people")
+out=$("$login_load" "http://127.0.0.1:$idp_port" "$work/data" bench-portal "$duration" "$concurrency" "$people" "$second_factor")
 after=$(cpu_ticks)
 other_after=$(other_ticks)
 echo "$out"
