@@ -409,7 +409,7 @@ fn attempt_counters_count_lock_and_forget(db: &TestDb) {
         },
         "separate counters"
     );
-    // Sixteen minutes later the window has passed: counting starts over.
+    // Sixteen minutes later the window has passed: counting starts over, for both counters.
     let later = t + Duration::minutes(16);
     assert_eq!(
         count(&mut conn, Counter::Password, later),
@@ -417,6 +417,14 @@ fn attempt_counters_count_lock_and_forget(db: &TestDb) {
             count: 1,
             lock_count: 0
         }
+    );
+    let row = attempt_counters::find(&mut conn, "k1")
+        .expect("q")
+        .expect("row");
+    assert_eq!(
+        (row.second_factor_failures, row.window_started_at),
+        (0, later),
+        "the other counter starts over with the window"
     );
 
     let until = later + Duration::minutes(15);
