@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::one_time_codes;
-use super::{DbConnection, StoreError, StoreResult};
+use super::{fixed, on_backend, DbConnection, StoreError, StoreResult};
 
 /// A stored code.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
@@ -45,26 +45,38 @@ pub struct SentCode {
 /// sign-in, in one transaction: a new code kills the previous one. Codes another sign-in is
 /// waiting for stay alive.
 pub fn issue(conn: &mut DbConnection, code: &OneTimeCodeRecord) -> StoreResult<()> {
-    crate::store::write_transaction(conn, |conn| {
+    let issue = |conn: &mut DbConnection| {
         let unused = one_time_codes::table
             .filter(one_time_codes::user_id.eq(&code.user_id))
             .filter(one_time_codes::purpose.eq(&code.purpose))
             .filter(one_time_codes::consumed_at.is_null())
             .filter(one_time_codes::superseded_at.is_null());
         let superseded = one_time_codes::superseded_at.eq(Some(code.created_at));
+        // Two texts, one per kind of code: each is named as a statement of its own.
+        struct SupersedeInTransaction;
+        struct SupersedeOutside;
         match &code.requested_in {
-            Some(tx) => diesel::update(unused.filter(one_time_codes::requested_in.eq(tx)))
-                .set(superseded)
-                .execute(conn)?,
-            None => diesel::update(unused.filter(one_time_codes::requested_in.is_null()))
-                .set(superseded)
-                .execute(conn)?,
+            Some(tx) => on_backend!(conn, c => fixed::<SupersedeInTransaction, _>(
+                diesel::update(unused.filter(one_time_codes::requested_in.eq(tx))).set(superseded)
+            )
+            .execute(c))?,
+            None => on_backend!(conn, c => fixed::<SupersedeOutside, _>(
+                diesel::update(unused.filter(one_time_codes::requested_in.is_null()))
+                    .set(superseded)
+            )
+            .execute(c))?,
         };
-        diesel::insert_into(one_time_codes::table)
+        on_backend!(conn, c => diesel::insert_into(one_time_codes::table)
             .values(code)
-            .execute(conn)?;
+            .execute(c))?;
         Ok::<_, StoreError>(())
-    })
+    };
+    // Inside a caller's transaction, part of it (no savepoint of its own).
+    if crate::store::in_transaction(conn) {
+        issue(conn)
+    } else {
+        crate::store::write_transaction(conn, issue)
+    }
 }
 
 /// The most recent code of this person and purpose, whatever its state, so the caller can
@@ -96,15 +108,16 @@ pub fn recent(
         .filter(one_time_codes::user_id.eq(user_id))
         .filter(one_time_codes::purpose.eq(purpose))
         .order((one_time_codes::created_at.desc(), one_time_codes::id.desc()))
-        .limit(limit)
-        .select(OneTimeCodeRecord::as_select());
+        .limit(limit);
     Ok(match requested_in {
-        Some(tx) => of_person
+        Some(tx) => on_backend!(conn, c => of_person
             .filter(one_time_codes::requested_in.eq(tx))
-            .load(conn)?,
-        None => of_person
+            .select(OneTimeCodeRecord::as_select())
+            .load(c))?,
+        None => on_backend!(conn, c => of_person
             .filter(one_time_codes::requested_in.is_null())
-            .load(conn)?,
+            .select(OneTimeCodeRecord::as_select())
+            .load(c))?,
     })
 }
 
@@ -116,19 +129,21 @@ pub fn unused_issued_since(
     purpose: &str,
     since: NaiveDateTime,
 ) -> StoreResult<Vec<SentCode>> {
-    Ok(one_time_codes::table
+    let query = one_time_codes::table
         .filter(one_time_codes::user_id.eq(user_id))
         .filter(one_time_codes::purpose.eq(purpose))
         .filter(one_time_codes::created_at.ge(since))
         .filter(one_time_codes::consumed_at.is_null())
-        .select((one_time_codes::created_at, one_time_codes::requested_from))
-        .load::<(NaiveDateTime, Option<String>)>(conn)?
-        .into_iter()
-        .map(|(created_at, requested_from)| SentCode {
-            created_at,
-            requested_from,
-        })
-        .collect())
+        .select((one_time_codes::created_at, one_time_codes::requested_from));
+    Ok(
+        on_backend!(conn, c => query.load::<(NaiveDateTime, Option<String>)>(c))?
+            .into_iter()
+            .map(|(created_at, requested_from)| SentCode {
+                created_at,
+                requested_from,
+            })
+            .collect(),
+    )
 }
 
 /// The code with this id.
@@ -160,19 +175,24 @@ pub fn register_failure(
     id: &str,
     now: NaiveDateTime,
 ) -> StoreResult<Option<i32>> {
-    Ok(diesel::update(usable!(id, now))
-        .set(one_time_codes::attempts.eq(one_time_codes::attempts + 1))
-        .returning(one_time_codes::attempts)
-        .get_result::<i32>(conn)
-        .optional()?)
+    struct RegisterFailure;
+    Ok(on_backend!(conn, c => fixed::<RegisterFailure, _>(
+        diesel::update(usable!(id, now))
+            .set(one_time_codes::attempts.eq(one_time_codes::attempts + 1))
+            .returning(one_time_codes::attempts)
+    )
+    .get_result::<i32>(c)
+    .optional())?)
 }
 
 /// Marks a usable code as used; returns false if it was used, superseded, expired or out of
 /// tries in the meantime (so a code works once even when submitted twice at the same time).
 pub fn consume(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> StoreResult<bool> {
-    let n = diesel::update(usable!(id, now))
-        .set(one_time_codes::consumed_at.eq(Some(now)))
-        .execute(conn)?;
+    struct Consume;
+    let n = on_backend!(conn, c => fixed::<Consume, _>(
+        diesel::update(usable!(id, now)).set(one_time_codes::consumed_at.eq(Some(now)))
+    )
+    .execute(c))?;
     Ok(n == 1)
 }
 
