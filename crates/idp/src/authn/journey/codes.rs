@@ -50,6 +50,141 @@ impl Submission {
     }
 }
 
+/// A code about to be sent: made before any database work, stored inside a transaction (the
+/// caller's, or one of its own), then mailed. No `Debug`: it holds the code.
+pub(super) struct CodeToSend {
+    code: String,
+    hash: Vec<u8>,
+    user_id: String,
+    email: String,
+    purpose: &'static str,
+    lang: Lang,
+    known: bool,
+    requested_in: String,
+    requested_from: Option<String>,
+    policy: CodePolicy,
+    event: NewAuditEvent,
+}
+
+impl CodeToSend {
+    /// A new code of `purpose` for `user` in the login transaction `transaction`.
+    pub(super) fn new(
+        state: &AppState,
+        user: &User,
+        purpose: &'static str,
+        lang: Lang,
+        requester: Requester<'_>,
+        client_id: &str,
+        transaction: &str,
+    ) -> Self {
+        let origin = requester.origin;
+        let known = known_device::vouches_for(&state.hasher, requester.known_device, &user.id);
+        let code = email_code::generate();
+        let hash = email_code::hash(&state.hasher, &user.id, &code);
+        let event = audit_event(
+            origin,
+            "code.sent",
+            Some(&user.id),
+            client_id,
+            json!({ "purpose": purpose, "channel": "email", "known_browser": known }),
+        );
+        Self {
+            code,
+            hash,
+            user_id: user.id.clone(),
+            email: user.email.clone(),
+            purpose,
+            lang,
+            known,
+            requested_in: transaction.to_string(),
+            requested_from: origin
+                .ip
+                .as_deref()
+                .map(|ip| crate::authn::lockout::ip_key(&state.hasher, ip)),
+            policy: CodePolicy::of(&state.policy.get()),
+            event,
+        }
+    }
+
+    /// Applies the resend limits of the requesting address (or, for the mailbox's, browser),
+    /// then stores the code, killing the previous one of its login transaction, with its audit
+    /// row. The code's expiry, or `Err(seconds)` to wait. Inside an open transaction it is part
+    /// of it; otherwise it writes in one of its own.
+    pub(super) fn store(
+        &self,
+        conn: &mut DbConnection,
+    ) -> StoreResult<Result<chrono::NaiveDateTime, i64>> {
+        let at = now();
+        let sent = one_time_codes::unused_issued_since(
+            conn,
+            &self.user_id,
+            self.purpose,
+            at - Duration::hours(1),
+        )?;
+        if let Some(wait) = email_code::send_wait(
+            &self.policy,
+            &sent,
+            self.requested_from.as_deref(),
+            self.known,
+            at,
+        ) {
+            return Ok(Err(wait.num_seconds().max(1)));
+        }
+        let write = |conn: &mut DbConnection| {
+            one_time_codes::issue(
+                conn,
+                &OneTimeCodeRecord {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    user_id: self.user_id.clone(),
+                    purpose: self.purpose.into(),
+                    code_hash: self.hash.clone(),
+                    attempts: 0,
+                    max_attempts: self.policy.max_attempts,
+                    created_at: at,
+                    expires_at: at + self.policy.ttl,
+                    consumed_at: None,
+                    superseded_at: None,
+                    requested_in: Some(self.requested_in.clone()),
+                    requested_from: self.requested_from.clone(),
+                },
+            )?;
+            audit::append(conn, &self.event)
+        };
+        if crate::store::in_transaction(conn) {
+            write(conn)?;
+        } else {
+            crate::store::write_transaction(conn, write)?;
+        }
+        Ok(Ok(at + self.policy.ttl))
+    }
+
+    /// Queues the mail of a stored code (`stored` is what [`CodeToSend::store`] answered).
+    pub(super) async fn mail(
+        self,
+        state: &AppState,
+        stored: Result<chrono::NaiveDateTime, i64>,
+    ) -> Sent {
+        let expires_at = match stored {
+            Ok(at) => at,
+            Err(wait) => return Sent::Wait(wait),
+        };
+        let job = crate::mail::code_job(
+            mail_template(self.purpose),
+            &self.email,
+            self.lang,
+            &self.code,
+            expires_at.and_utc(),
+        );
+        match state.mail.enqueue(job).await {
+            Ok(()) => Sent::Queued,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not queue a code");
+                Sent::Failed
+            }
+        }
+    }
+}
+
 /// Issues a new code of `purpose` for `user` in the login transaction `transaction` (killing
 /// the previous one of that transaction) and queues the mail, unless the resend limits of the
 /// requesting address (or, for the mailbox's, browser) say to wait.
@@ -62,80 +197,23 @@ pub(super) async fn send_code(
     client_id: &str,
     transaction: &str,
 ) -> Result<Sent, Error> {
-    let code_policy = CodePolicy::of(&state.policy.get());
-    let origin = requester.origin;
-    let known = known_device::vouches_for(&state.hasher, requester.known_device, &user.id);
-    let code = email_code::generate();
-    let hash = email_code::hash(&state.hasher, &user.id, &code);
-    let user_id = user.id.clone();
-    let requested_in = transaction.to_string();
-    let requested_from = origin
-        .ip
-        .as_deref()
-        .map(|ip| crate::authn::lockout::ip_key(&state.hasher, ip));
-    let event = audit_event(
-        origin,
-        "code.sent",
-        Some(&user.id),
+    let code = CodeToSend::new(
+        state,
+        user,
+        purpose,
+        lang,
+        requester,
         client_id,
-        json!({ "purpose": purpose, "channel": "email", "known_browser": known }),
+        transaction,
     );
-    let issued = state
+    let (code, stored) = state
         .store
         .run(move |conn| {
-            let at = now();
-            let sent = one_time_codes::unused_issued_since(
-                conn,
-                &user_id,
-                purpose,
-                at - Duration::hours(1),
-            )?;
-            if let Some(wait) =
-                email_code::send_wait(&code_policy, &sent, requested_from.as_deref(), known, at)
-            {
-                return Ok(Err(wait.num_seconds().max(1)));
-            }
-            crate::store::write_transaction(conn, |conn| {
-                one_time_codes::issue(
-                    conn,
-                    &OneTimeCodeRecord {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        user_id: user_id.clone(),
-                        purpose: purpose.into(),
-                        code_hash: hash,
-                        attempts: 0,
-                        max_attempts: code_policy.max_attempts,
-                        created_at: at,
-                        expires_at: at + code_policy.ttl,
-                        consumed_at: None,
-                        superseded_at: None,
-                        requested_in: Some(requested_in.clone()),
-                        requested_from: requested_from.clone(),
-                    },
-                )?;
-                audit::append(conn, &event)
-            })?;
-            Ok(Ok(at + code_policy.ttl))
+            let stored = code.store(conn)?;
+            Ok((code, stored))
         })
         .await?;
-    let expires_at = match issued {
-        Ok(at) => at,
-        Err(wait) => return Ok(Sent::Wait(wait)),
-    };
-    let job = crate::mail::code_job(
-        mail_template(purpose),
-        &user.email,
-        lang,
-        &code,
-        expires_at.and_utc(),
-    );
-    Ok(match state.mail.enqueue(job).await {
-        Ok(()) => Sent::Queued,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not queue a code");
-            Sent::Failed
-        }
-    })
+    Ok(code.mail(state, stored).await)
 }
 
 /// "Send a new code" on any page that waits for an emailed code.

@@ -44,7 +44,7 @@ pub use password::{submit_password, PasswordForm};
 pub use reset::{submit_new_password, submit_reset_code, submit_reset_email, NewPasswordForm};
 pub use second_factor::{submit_second_factor, CodeForm};
 
-use codes::{send_code, Requester};
+use codes::{send_code, CodeToSend, Requester};
 use enrol::pending_enrolment;
 use second_factor::check_email_code;
 

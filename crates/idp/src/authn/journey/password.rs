@@ -157,23 +157,9 @@ pub async fn submit_password(
         MfaMethod::None => STEP_ENROL,
         MfaMethod::Totp | MfaMethod::Email => STEP_SECOND_FACTOR,
     };
-    let tx = loaded.tx.clone();
-    let data = loaded.data.clone();
-    let user_id = user.id.clone();
-    let moved = state
-        .store
-        .run(move |conn| {
-            crate::store::write_transaction(conn, |conn| {
-                attempt_counters::reset_counter(conn, &account_key, Counter::Password, now())?;
-                advance(conn, &tx, next, Some(&user_id), &data)
-            })
-        })
-        .await?;
-    if !moved {
-        return Ok(JourneyOutcome::Next { notice: None });
-    }
-    if user.mfa_method == MfaMethod::Email {
-        let sent = send_code(
+    // The first emailed code is stored in the same transaction that moves the journey on.
+    let code = (user.mfa_method == MfaMethod::Email).then(|| {
+        CodeToSend::new(
             state,
             &user,
             PURPOSE_SIGN_IN,
@@ -182,7 +168,28 @@ pub async fn submit_password(
             &client_id,
             &loaded.tx.id,
         )
+    });
+    let tx = loaded.tx.clone();
+    let data = loaded.data.clone();
+    let user_id = user.id.clone();
+    let (moved, code, stored) = state
+        .store
+        .run(move |conn| {
+            crate::store::write_transaction(conn, |conn| {
+                attempt_counters::reset_counter(conn, &account_key, Counter::Password, now())?;
+                if !advance(conn, &tx, next, Some(&user_id), &data)? {
+                    return Ok((false, code, None));
+                }
+                let stored = code.as_ref().map(|c| c.store(conn)).transpose()?;
+                Ok::<_, crate::store::StoreError>((true, code, stored))
+            })
+        })
         .await?;
+    if !moved {
+        return Ok(JourneyOutcome::Next { notice: None });
+    }
+    if let (Some(code), Some(stored)) = (code, stored) {
+        let sent = code.mail(state, stored).await;
         return Ok(JourneyOutcome::Next {
             notice: sent.first_notice(),
         });
