@@ -57,10 +57,10 @@ pub fn count_attempt(
         window_start,
         now,
     };
-    let counted = crate::store::write_statement(conn, |conn| match conn {
-        DbConnection::Sqlite(c) => statement.get_result::<(i32, i32, i32)>(c).optional(),
-        DbConnection::Postgres(c) => statement.get_result::<(i32, i32, i32)>(c).optional(),
-    })?;
+    let counted = crate::store::write_statement(
+        conn,
+        |conn| on_backend!(conn, c => statement.get_result::<(i32, i32, i32)>(c).optional()),
+    )?;
     match counted {
         Some((password, second_factor, lock_count)) => Ok(Counted::Failures {
             count: match counter {

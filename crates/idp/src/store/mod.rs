@@ -549,10 +549,25 @@ where
     }
 }
 
+/// Runs `f` as part of the caller's open transaction, or in a [`write_transaction`] of its own
+/// when none is open. For writes that must be atomic but need no savepoint inside a caller's
+/// transaction: their error fails that transaction anyway.
+pub(crate) fn write_within<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    if in_transaction(conn) {
+        f(conn)
+    } else {
+        write_transaction(conn, f)
+    }
+}
+
 /// Runs `f`, a single statement that writes. On SQLite it is a [`write_transaction`] (its turn
-/// among this process's writers, and SQLite's write lock from the start); on PostgreSQL a
-/// statement is a transaction by itself, so it runs as it is: one round trip instead of three.
-/// Inside an open transaction it is part of it.
+/// among this process's writers, and SQLite's write lock from the start; a savepoint inside an
+/// open transaction); on PostgreSQL a statement is a transaction by itself, so it runs as it
+/// is: one round trip instead of three.
 pub fn write_statement<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,

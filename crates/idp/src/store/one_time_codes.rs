@@ -71,12 +71,7 @@ pub fn issue(conn: &mut DbConnection, code: &OneTimeCodeRecord) -> StoreResult<(
             .execute(c))?;
         Ok::<_, StoreError>(())
     };
-    // Inside a caller's transaction, part of it (no savepoint of its own).
-    if crate::store::in_transaction(conn) {
-        issue(conn)
-    } else {
-        crate::store::write_transaction(conn, issue)
-    }
+    crate::store::write_within(conn, issue)
 }
 
 /// The most recent code of this person and purpose, whatever its state, so the caller can

@@ -108,11 +108,7 @@ pub fn rotate(
             .execute(c))?;
         Ok(true)
     };
-    if crate::store::in_transaction(conn) {
-        rotate(conn)
-    } else {
-        crate::store::write_transaction(conn, rotate)
-    }
+    crate::store::write_within(conn, rotate)
 }
 
 /// The rotation as one PostgreSQL statement: the successor is inserted only from the row the

@@ -150,11 +150,7 @@ impl CodeToSend {
             )?;
             audit::append(conn, &self.event)
         };
-        if crate::store::in_transaction(conn) {
-            write(conn)?;
-        } else {
-            crate::store::write_transaction(conn, write)?;
-        }
+        crate::store::write_within(conn, write)?;
         Ok(Ok(at + self.policy.ttl))
     }
 
