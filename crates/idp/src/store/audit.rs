@@ -144,11 +144,14 @@ impl AuditEvent {
 /// Appends an event to the chain and returns its sequence number.
 pub fn append(conn: &mut DbConnection, event: &NewAuditEvent) -> StoreResult<i64> {
     super::write_transaction(conn, |conn| {
-        let rows = chain(conn, std::slice::from_ref(event))?;
-        let seq = super::on_backend!(conn, c => diesel::insert_into(audit_events::table)
+        let (rows, head) = chain(conn, std::slice::from_ref(event))?;
+        let insert = diesel::insert_into(audit_events::table)
             .values(&rows[0])
-            .returning(audit_events::seq)
-            .get_result(c))?;
+            .returning(audit_events::seq);
+        let seq = match conn {
+            DbConnection::Sqlite(c) => insert.get_result(c)?,
+            DbConnection::Postgres(c) => head.moved_with(insert).get_result(c)?,
+        };
         Ok::<_, StoreError>(seq)
     })
 }
@@ -170,10 +173,11 @@ pub fn append_in_transaction(
     if events.is_empty() {
         return Ok(0);
     }
-    let rows = chain(conn, events)?;
+    let (rows, head) = chain(conn, events)?;
     // Per backend: the multi-backend connection has no batch insert. On SQLite, one
     // prepared single-row statement run for each row: a multi-row `INSERT` would be parsed
-    // again for every group, as its text depends on the group's size.
+    // again for every group, as its text depends on the group's size. On PostgreSQL, one
+    // statement inserts the group and moves the head: one round trip.
     let written = match conn {
         DbConnection::Sqlite(c) => {
             let mut written = 0;
@@ -182,8 +186,8 @@ pub fn append_in_transaction(
             }
             written
         }
-        DbConnection::Postgres(c) => diesel::insert_into(audit_events::table)
-            .values(&rows)
+        DbConnection::Postgres(c) => head
+            .moved_with(diesel::insert_into(audit_events::table).values(&rows))
             .execute(c)?,
     };
     Ok(written)
@@ -200,24 +204,23 @@ struct ChainedRow {
     row_hash: Vec<u8>,
 }
 
-/// Takes the chain's head (locking it until the transaction ends), links `events` after it,
-/// and moves the head past them. Must run inside a write transaction.
-fn chain(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<ChainedRow>> {
-    // Writing the head first takes its row lock on PostgreSQL: appends of concurrent
+/// Takes the chain's head (locking it until the transaction ends) and links `events` after
+/// it. On SQLite the head is moved past them here; on PostgreSQL the returned [`NewHead`]
+/// moves it in the statement that inserts the rows. Must run inside a write transaction.
+fn chain(
+    conn: &mut DbConnection,
+    events: &[NewAuditEvent],
+) -> StoreResult<(Vec<ChainedRow>, NewHead)> {
+    let head = audit_chain_head::table
+        .find(1)
+        .select((audit_chain_head::last_index, audit_chain_head::last_hash));
+    // On PostgreSQL, `FOR UPDATE` takes the head's row lock: appends of concurrent
     // transactions queue here and chain in turn. SQLite's write transaction already holds
     // the only writer lock.
-    if let DbConnection::Postgres(c) = conn {
-        struct LockHead;
-        super::fixed::<LockHead, _>(
-            diesel::update(audit_chain_head::table.find(1))
-                .set(audit_chain_head::last_index.eq(audit_chain_head::last_index)),
-        )
-        .execute(c)?;
-    }
-    let (mut index, mut prev): (i64, Vec<u8>) = super::on_backend!(conn, c => audit_chain_head::table
-        .find(1)
-        .select((audit_chain_head::last_index, audit_chain_head::last_hash))
-        .get_result(c))?;
+    let (mut index, mut prev): (i64, Vec<u8>) = match conn {
+        DbConnection::Sqlite(c) => head.get_result(c)?,
+        DbConnection::Postgres(c) => head.for_update().get_result(c)?,
+    };
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         // Stored times keep microseconds on both backends: hash what reads back.
@@ -234,20 +237,69 @@ fn chain(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<Vec<C
             row_hash: hash,
         });
     }
-    match conn {
-        DbConnection::Sqlite(c) => {
-            sqlite_append::MoveHead { index, hash: &prev }.execute(c)?;
+    let head = NewHead { index, hash: prev };
+    if let DbConnection::Sqlite(c) = conn {
+        sqlite_append::MoveHead {
+            index: head.index,
+            hash: &head.hash,
         }
-        DbConnection::Postgres(c) => {
-            struct MoveHead;
-            super::fixed::<MoveHead, _>(diesel::update(audit_chain_head::table.find(1)).set((
-                audit_chain_head::last_index.eq(index),
-                audit_chain_head::last_hash.eq(&prev),
-            )))
-            .execute(c)?;
+        .execute(c)?;
+    }
+    Ok((rows, head))
+}
+
+/// The chain's head after the rows being appended.
+struct NewHead {
+    index: i64,
+    hash: Vec<u8>,
+}
+
+impl NewHead {
+    /// `insert` (of the rows up to this head) preceded, in the same PostgreSQL statement, by
+    /// the head's move to them.
+    fn moved_with<Q>(&self, insert: Q) -> postgres_append::WithHeadMoved<'_, Q> {
+        postgres_append::WithHeadMoved { head: self, insert }
+    }
+}
+
+/// PostgreSQL's append: the head's `UPDATE` as a data-modifying `WITH` before the `INSERT`,
+/// so that a group costs one round trip after the head is read. Its text depends on the
+/// group's size, so it is not cached, like the multi-row `INSERT` it wraps.
+mod postgres_append {
+    use diesel::pg::Pg;
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::sql_types::{BigInt, Binary};
+    use diesel::QueryResult;
+
+    use super::NewHead;
+
+    pub(super) struct WithHeadMoved<'a, Q> {
+        pub head: &'a NewHead,
+        pub insert: Q,
+    }
+
+    impl<Q> QueryId for WithHeadMoved<'_, Q> {
+        type QueryId = ();
+        const HAS_STATIC_QUERY_ID: bool = false;
+    }
+
+    impl<Q: Query> Query for WithHeadMoved<'_, Q> {
+        type SqlType = Q::SqlType;
+    }
+
+    impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for WithHeadMoved<'_, Q> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.unsafe_to_cache_prepared();
+            out.push_sql("WITH moved_head AS (UPDATE audit_chain_head SET last_index = ");
+            out.push_bind_param::<BigInt, _>(&self.head.index)?;
+            out.push_sql(", last_hash = ");
+            out.push_bind_param::<Binary, _>(&self.head.hash)?;
+            out.push_sql(" WHERE id = 1) ");
+            self.insert.walk_ast(out.reborrow())
         }
     }
-    Ok(rows)
+
+    impl<Q> diesel::RunQueryDsl<diesel::PgConnection> for WithHeadMoved<'_, Q> {}
 }
 
 /// SQLite's two statements of the append path, written out with a fixed text.
