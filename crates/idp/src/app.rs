@@ -86,9 +86,9 @@ impl AppState {
         }
         let target = settings.database_target()?;
         let store = Store::open(
-            target,
+            target.clone(),
             &PoolOptions {
-                max_size: settings.database.pool_size,
+                max_size: settings.database.pool_size_for(&target),
                 connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
                 sqlite_busy_timeout_ms: settings.database.sqlite_busy_timeout_ms,
             },

@@ -89,8 +89,9 @@ impl Default for Settings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// Maximum connections in the pool.
-    pub pool_size: u32,
+    /// Maximum connections in the pool; by default 8 on SQLite and 16 on PostgreSQL
+    /// ([`Self::pool_size_for`]).
+    pub pool_size: Option<u32>,
     /// How long a request waits for a connection before failing, in seconds.
     pub connect_timeout_secs: u64,
     /// How long SQLite waits on a locked database before giving up, in milliseconds.
@@ -99,10 +100,23 @@ pub struct DatabaseSettings {
     pub purge_interval_secs: u64,
 }
 
+impl DatabaseSettings {
+    /// The pool's size on `target`: the configured one, or the backend's default. A
+    /// PostgreSQL connection is held while its commit waits for the disk, so more of them
+    /// keep the cores busy; SQLite commits one at a time, and each connection keeps a page
+    /// cache of its own.
+    pub fn pool_size_for(&self, target: &DatabaseTarget) -> u32 {
+        self.pool_size.unwrap_or(match target {
+            DatabaseTarget::Sqlite(_) => 8,
+            DatabaseTarget::Postgres(_) => 16,
+        })
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
-            pool_size: 8,
+            pool_size: None,
             connect_timeout_secs: 5,
             sqlite_busy_timeout_ms: 5_000,
             purge_interval_secs: 600,
@@ -806,7 +820,11 @@ impl Settings {
                 "must be between 100 and 10000000",
             ));
         }
-        if !(1..=256).contains(&self.database.pool_size) {
+        if self
+            .database
+            .pool_size
+            .is_some_and(|size| !(1..=256).contains(&size))
+        {
             return Err(ConfigError::invalid(
                 "database.pool_size",
                 "must be between 1 and 256",
@@ -1001,7 +1019,7 @@ mod tests {
             jail.set_env("GUICHET_DATABASE__CONNECT_TIMEOUT_SECS", "9");
             let s = load_in(jail, Some("idp.toml")).expect("loads");
             assert_eq!(s.bind, "127.0.0.1:9100");
-            assert_eq!(s.database.pool_size, 3);
+            assert_eq!(s.database.pool_size, Some(3));
             assert_eq!(s.database.connect_timeout_secs, 9);
             Ok(())
         });
@@ -1145,7 +1163,7 @@ mod tests {
             (
                 Settings {
                     database: DatabaseSettings {
-                        pool_size: 0,
+                        pool_size: Some(0),
                         ..DatabaseSettings::default()
                     },
                     ..Settings::default()
