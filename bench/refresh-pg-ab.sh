@@ -25,7 +25,8 @@ run() { # run LABEL BINARY
     # The default database, ./data/guichet.db, with its generated master key beside it.
     rm -rf "$work/data"; url="$work/data/guichet.db"
   else
-    psql "$admin" -qc "CREATE DATABASE $db"; url="${admin%/*}/$db"
+    # On loopback without TLS, as bench/run.sh does.
+    psql "$admin" -qc "CREATE DATABASE $db"; url="${admin%/*}/$db?sslmode=disable"
     database=(GUICHET_DATABASE_URL="$url" GUICHET_MASTER_KEY="$key")
   fi
   (cd "$work" && exec env GUICHET_CONFIG=idp.toml GUICHET_BIND="127.0.0.1:$port" "${database[@]}" \
