@@ -263,8 +263,9 @@ impl NewHead {
 }
 
 /// PostgreSQL's append: the head's `UPDATE` as a data-modifying `WITH` before the `INSERT`,
-/// so that a group costs one round trip after the head is read. Its text depends on the
-/// group's size, so it is not cached, like the multi-row `INSERT` it wraps.
+/// so that a group costs one round trip after the head is read. The prefix's text is fixed,
+/// so the statement is cached exactly when the `INSERT` it wraps is (a single row is; a group,
+/// whose text depends on its size, is not).
 mod postgres_append {
     use diesel::pg::Pg;
     use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -278,9 +279,9 @@ mod postgres_append {
         pub insert: Q,
     }
 
-    impl<Q> QueryId for WithHeadMoved<'_, Q> {
-        type QueryId = ();
-        const HAS_STATIC_QUERY_ID: bool = false;
+    impl<Q: QueryId> QueryId for WithHeadMoved<'_, Q> {
+        type QueryId = WithHeadMoved<'static, Q::QueryId>;
+        const HAS_STATIC_QUERY_ID: bool = Q::HAS_STATIC_QUERY_ID;
     }
 
     impl<Q: Query> Query for WithHeadMoved<'_, Q> {
@@ -289,7 +290,6 @@ mod postgres_append {
 
     impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for WithHeadMoved<'_, Q> {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.unsafe_to_cache_prepared();
             out.push_sql("WITH moved_head AS (UPDATE audit_chain_head SET last_index = ");
             out.push_bind_param::<BigInt, _>(&self.head.index)?;
             out.push_sql(", last_hash = ");
