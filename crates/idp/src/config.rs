@@ -1009,6 +1009,18 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_size_defaults_by_backend_and_a_configured_one_wins() {
+        let sqlite = DatabaseTarget::parse("sqlite://data/guichet.db").expect("sqlite");
+        let postgres = DatabaseTarget::parse("postgres://db.example.org/guichet").expect("pg");
+        let mut database = DatabaseSettings::default();
+        assert_eq!(database.pool_size_for(&sqlite), 8);
+        assert_eq!(database.pool_size_for(&postgres), 16);
+        database.pool_size = Some(3);
+        assert_eq!(database.pool_size_for(&sqlite), 3);
+        assert_eq!(database.pool_size_for(&postgres), 3);
+    }
+
+    #[test]
     fn file_then_env_override() {
         Jail::expect_with(|jail| {
             jail.create_file(
