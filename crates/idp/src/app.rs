@@ -85,10 +85,11 @@ impl AppState {
             ),
         }
         let target = settings.database_target()?;
+        let max_size = settings.database.pool_size_for(&target);
         let store = Store::open(
-            target.clone(),
+            target,
             &PoolOptions {
-                max_size: settings.database.pool_size_for(&target),
+                max_size,
                 connect_timeout: Duration::from_secs(settings.database.connect_timeout_secs),
                 sqlite_busy_timeout_ms: settings.database.sqlite_busy_timeout_ms,
             },

@@ -149,7 +149,11 @@ pub fn append(conn: &mut DbConnection, event: &NewAuditEvent) -> StoreResult<i64
             .values(&rows[0])
             .returning(audit_events::seq);
         let seq = match conn {
-            DbConnection::Sqlite(c) => insert.get_result(c)?,
+            DbConnection::Sqlite(c) => {
+                let seq = insert.get_result(c)?;
+                head.move_on_sqlite(c)?;
+                seq
+            }
             DbConnection::Postgres(c) => head.moved_with(insert).get_result(c)?,
         };
         Ok::<_, StoreError>(seq)
@@ -184,6 +188,7 @@ pub fn append_in_transaction(
             for row in &rows {
                 written += sqlite_append::InsertRow(row).execute(c)?;
             }
+            head.move_on_sqlite(c)?;
             written
         }
         DbConnection::Postgres(c) => head
@@ -205,8 +210,8 @@ struct ChainedRow {
 }
 
 /// Takes the chain's head (locking it until the transaction ends) and links `events` after
-/// it. On SQLite the head is moved past them here; on PostgreSQL the returned [`NewHead`]
-/// moves it in the statement that inserts the rows. Must run inside a write transaction.
+/// it. Writes nothing: the caller inserts the rows and moves the head to the returned
+/// [`NewHead`] in the same transaction. Must run inside a write transaction.
 fn chain(
     conn: &mut DbConnection,
     events: &[NewAuditEvent],
@@ -237,15 +242,7 @@ fn chain(
             row_hash: hash,
         });
     }
-    let head = NewHead { index, hash: prev };
-    if let DbConnection::Sqlite(c) = conn {
-        sqlite_append::MoveHead {
-            index: head.index,
-            hash: &head.hash,
-        }
-        .execute(c)?;
-    }
-    Ok((rows, head))
+    Ok((rows, NewHead { index, hash: prev }))
 }
 
 /// The chain's head after the rows being appended.
@@ -255,6 +252,15 @@ struct NewHead {
 }
 
 impl NewHead {
+    /// Moves the head here on SQLite, in the transaction that inserted the rows.
+    fn move_on_sqlite(&self, c: &mut diesel::SqliteConnection) -> QueryResult<usize> {
+        sqlite_append::MoveHead {
+            index: self.index,
+            hash: &self.hash,
+        }
+        .execute(c)
+    }
+
     /// `insert` (of the rows up to this head) preceded, in the same PostgreSQL statement, by
     /// the head's move to them.
     fn moved_with<Q>(&self, insert: Q) -> postgres_append::WithHeadMoved<'_, Q> {
