@@ -2,7 +2,8 @@
 //! edited, deleted, reordered or trailing row, a forged checkpoint) is detected at the first
 //! broken link; four concurrent writers keep one unbroken chain with an exact count; the
 //! `idp audit` commands verify and checkpoint; writes handed to the audit writer commit with
-//! their events.
+//! their events; several writers at once, and a writer whose idea of the head is stale, never
+//! fork it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -277,4 +278,96 @@ fn sqlite_writes_commit_with_their_events() {
 #[test]
 fn postgres_writes_commit_with_their_events() {
     writes_commit_with_their_events(true);
+}
+
+/// The writer's append after the head it last left: when the head has moved since (another
+/// instance, or a request's own transaction), or was never what the writer believed, nothing
+/// is written after the stale head; the group is chained after the real one.
+fn a_stale_head_is_never_linked_to(db: &TestDb) {
+    let mut conn = db.conn();
+    let mut last = None;
+    let group = |from: usize| (from..from + 5).map(event).collect::<Vec<_>>();
+    assert_eq!(
+        audit::append_after_last(&mut conn, &group(0), &mut last).expect("append"),
+        5
+    );
+    assert_eq!(last.as_ref().map(|h| h.index), Some(5));
+    // The writer's own next group links after it.
+    assert_eq!(
+        audit::append_after_last(&mut conn, &group(5), &mut last).expect("append"),
+        5
+    );
+    assert_eq!(last.as_ref().map(|h| h.index), Some(10));
+    // Someone else moves the head.
+    audit::append(&mut conn, &event(100)).expect("append");
+    assert_eq!(
+        audit::append_after_last(&mut conn, &group(10), &mut last).expect("append"),
+        5
+    );
+    assert_eq!(last.as_ref().map(|h| h.index), Some(16));
+    // A head with the right position but not the right hash.
+    let real = audit::head(&mut conn).expect("head");
+    let mut forged = Some(audit::ChainHead {
+        index: real.0,
+        hash: vec![0; 32],
+    });
+    assert_eq!(
+        audit::append_after_last(&mut conn, &group(15), &mut forged).expect("append"),
+        5
+    );
+    assert_eq!(forged.as_ref().map(|h| h.index), Some(21));
+    assert_eq!(audit::count(&mut conn).expect("count"), 21);
+    let report = audit::verify(&mut conn, 8).expect("verify");
+    assert_eq!((report.checked, report.first_break), (21, None));
+    assert_eq!(audit::head(&mut conn).expect("head").0, 21);
+}
+
+/// Three audit writers on one database, as three instances run them, and a fourth thread
+/// appending in its own transactions, all at once: one chain, no gap, no fork, every event.
+fn several_writers_and_direct_appends(db: &TestDb) {
+    use idp::audit::AuditLog;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let logs: Vec<AuditLog> = (0..3)
+        .map(|_| AuditLog::start(db.store.clone()).expect("writer"))
+        .collect();
+    std::thread::scope(|scope| {
+        scope.spawn(|| append(db, 300));
+        several_waves(&runtime, &logs);
+    });
+    let mut conn = db.conn();
+    assert_eq!(audit::count(&mut conn).expect("count"), 1500);
+    let report = audit::verify(&mut conn, 500).expect("verify");
+    assert_eq!((report.checked, report.first_break), (1500, None));
+    assert_eq!(audit::head(&mut conn).expect("head").0, 1500);
+}
+
+/// 1,200 events over `logs`, in waves of 60 at once.
+fn several_waves(runtime: &tokio::runtime::Runtime, logs: &[idp::audit::AuditLog]) {
+    runtime.block_on(async {
+        // Waves of concurrent events, so that each writer commits groups of several.
+        for wave in 0..20 {
+            let tasks: Vec<_> = (0..60)
+                .map(|n| {
+                    let log = logs[n % 3].clone();
+                    tokio::spawn(async move { log.record(event(wave * 60 + n)).await })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("join").expect("recorded");
+            }
+        }
+    });
+}
+
+/// The writers' tests, on both backends.
+mod writers {
+    use super::*;
+    on_both_backends!(TestDb::new;
+        a_stale_head_is_never_linked_to,
+        several_writers_and_direct_appends,
+    );
 }

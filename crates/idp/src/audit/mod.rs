@@ -222,6 +222,9 @@ impl WriterConnection {
 fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
     let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
     let mut connection: Option<WriterConnection> = None;
+    // Where this writer left the chain: on PostgreSQL its next group links there if no one
+    // else has moved the head since ([`audit::append_after_last`]).
+    let mut last_head: Option<audit::ChainHead> = None;
     while receiver.blocking_recv_many(&mut group, MAX_GROUP) > 0 {
         let conn = match connection.take() {
             Some(conn) => Ok(conn),
@@ -246,7 +249,7 @@ fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
                 continue;
             }
         };
-        if !write_group(conn.get(), &mut group) {
+        if !write_group(conn.get(), &mut group, &mut last_head) {
             // Closing it rolls back whatever the panic left open; the next group opens another.
             continue;
         }
@@ -261,7 +264,14 @@ fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
 /// Commits one group: its writes, each in a savepoint, then every event in one chain. Returns
 /// false when a write panicked: the connection's transaction state is then unknown, so the
 /// whole group fails and the connection must be closed.
-fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) -> bool {
+///
+/// A group of events only (always, on PostgreSQL, where writes run on the blocking pool) is
+/// appended after `last_head` without a transaction of the writer's own.
+fn write_group(
+    conn: &mut DbConnection,
+    group: &mut Vec<Pending>,
+    last_head: &mut Option<audit::ChainHead>,
+) -> bool {
     let mut events = Vec::with_capacity(group.len());
     // Each plain event's place in `events`, among the writes' own events.
     let mut event_done: Vec<(usize, oneshot::Sender<StoreResult<()>>)> =
@@ -271,28 +281,42 @@ fn write_group(conn: &mut DbConnection, group: &mut Vec<Pending>) -> bool {
     // and their callers told at once, rather than left in the buffer until the next arrival.
     let pending = std::mem::take(group);
     let mut panicked = false;
-    let result = crate::store::write_transaction(conn, |conn| {
+    let events_only = pending.iter().all(|p| matches!(p, Pending::Event(..)));
+    let result = if events_only && matches!(conn, DbConnection::Postgres(_)) {
         for pending in pending {
-            match pending {
-                Pending::Event(event, done) => {
-                    event_done.push((events.len(), done));
-                    events.push(event);
-                }
-                Pending::Write(job) => {
-                    // A panicking job drops its caller's channel as it unwinds (the caller
-                    // gets `Cancelled`); the writer thread lives on.
-                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
-                    let Ok((event, deliver)) = ran else {
-                        panicked = true;
-                        return Err(StoreError::NotCommitted("a write panicked".into()));
-                    };
-                    events.extend(event);
-                    job_done.push(deliver);
-                }
+            if let Pending::Event(event, done) = pending {
+                event_done.push((events.len(), done));
+                events.push(event);
             }
         }
-        audit::append_in_transaction(conn, &events)
-    });
+        audit::append_after_last(conn, &events, last_head)
+    } else {
+        // Another transaction moves the head here; the next group reads it again.
+        *last_head = None;
+        crate::store::write_transaction(conn, |conn| {
+            for pending in pending {
+                match pending {
+                    Pending::Event(event, done) => {
+                        event_done.push((events.len(), done));
+                        events.push(event);
+                    }
+                    Pending::Write(job) => {
+                        // A panicking job drops its caller's channel as it unwinds (the
+                        // caller gets `Cancelled`); the writer thread lives on.
+                        let ran =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+                        let Ok((event, deliver)) = ran else {
+                            panicked = true;
+                            return Err(StoreError::NotCommitted("a write panicked".into()));
+                        };
+                        events.extend(event);
+                        job_done.push(deliver);
+                    }
+                }
+            }
+            audit::append_in_transaction(conn, &events)
+        })
+    };
     if panicked {
         tracing::error!("a write of the audit writer's group panicked; the group is not committed");
         for deliver in job_done {

@@ -1,10 +1,11 @@
 //! The audit log: append-only rows (the database refuses updates and deletes), linked in one
 //! hash chain.
 //!
-//! Every append locks the chain's head row, so appends from every instance form one linear
-//! chain: row `n` stores `n`, the hash of row `n - 1` and its own hash, SHA-256 over a
-//! canonical encoding of its fields and the previous hash ([`row_hash`]). [`verify`] walks
-//! the chain and reports the first broken link.
+//! Every append locks the chain's head row, or (the audit writer's groups on PostgreSQL,
+//! [`append_after_last`]) moves it only from where that writer last left it, so appends from
+//! every instance form one linear chain: row `n` stores `n`, the hash of row `n - 1` and its
+//! own hash, SHA-256 over a canonical encoding of its fields and the previous hash
+//! ([`row_hash`]). [`verify`] walks the chain and reports the first broken link.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -160,8 +161,7 @@ pub fn append(conn: &mut DbConnection, event: &NewAuditEvent) -> StoreResult<i64
     })
 }
 
-/// Appends events, in order, to the chain in one transaction (the group-committing writer's
-/// path); returns how many were written.
+/// Appends events, in order, to the chain in one transaction; returns how many were written.
 pub fn append_all(conn: &mut DbConnection, events: &[NewAuditEvent]) -> StoreResult<usize> {
     if events.is_empty() {
         return Ok(0);
@@ -174,8 +174,17 @@ pub fn append_in_transaction(
     conn: &mut DbConnection,
     events: &[NewAuditEvent],
 ) -> StoreResult<usize> {
+    Ok(append_rows(conn, events)?.map_or(0, |(written, _)| written))
+}
+
+/// Appends `events` and returns how many were written with the chain's new head; `None` when
+/// there were none. Must run inside a write transaction.
+fn append_rows(
+    conn: &mut DbConnection,
+    events: &[NewAuditEvent],
+) -> StoreResult<Option<(usize, ChainHead)>> {
     if events.is_empty() {
-        return Ok(0);
+        return Ok(None);
     }
     let (rows, head) = chain(conn, events)?;
     // Per backend: the multi-backend connection has no batch insert. On SQLite, one
@@ -195,7 +204,47 @@ pub fn append_in_transaction(
             .moved_with(diesel::insert_into(audit_events::table).values(&rows))
             .execute(c)?,
     };
-    Ok(written)
+    Ok(Some((written, head)))
+}
+
+/// The group-committing writer's append: `events`, in order, after `last`, the head as this
+/// writer left it after its previous group. Returns how many were written, and leaves in
+/// `last` the new head (or nothing, when the append failed).
+///
+/// On PostgreSQL, when `last` is known, it is one statement and no transaction: the head
+/// moves, and the rows are inserted, only if the head is still `last`
+/// ([`postgres_append::AppendAfter`]). A group then costs one round trip instead of four
+/// (`BEGIN`, the head's locking read, the insert, `COMMIT`), and the head's row lock is held
+/// only for that statement and its commit, which is what every other append waits for. When
+/// another writer (another instance, or a request's own transaction) has moved the head
+/// since, the statement writes nothing, and the group is appended as [`append_all`] does,
+/// after reading the head under its lock. On SQLite this is [`append_all`].
+pub fn append_after_last(
+    conn: &mut DbConnection,
+    events: &[NewAuditEvent],
+    last: &mut Option<ChainHead>,
+) -> StoreResult<usize> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    if let (DbConnection::Postgres(c), Some(known)) = (&mut *conn, last.take()) {
+        let (rows, head) = link(known.index, known.hash.clone(), events);
+        let written = postgres_append::AppendAfter {
+            known: &known,
+            head: &head,
+            columns: postgres_append::Columns::of(&rows),
+        }
+        .execute(c)?;
+        if written == rows.len() {
+            *last = Some(head);
+            return Ok(written);
+        }
+    }
+    let appended = super::write_transaction(conn, |conn| append_rows(conn, events))?;
+    Ok(appended.map_or(0, |(written, head)| {
+        *last = Some(head);
+        written
+    }))
 }
 
 /// A row as inserted: the event and its place in the chain.
@@ -211,21 +260,31 @@ struct ChainedRow {
 
 /// Takes the chain's head (locking it until the transaction ends) and links `events` after
 /// it. Writes nothing: the caller inserts the rows and moves the head to the returned
-/// [`NewHead`] in the same transaction. Must run inside a write transaction.
+/// [`ChainHead`] in the same transaction. Must run inside a write transaction.
 fn chain(
     conn: &mut DbConnection,
     events: &[NewAuditEvent],
-) -> StoreResult<(Vec<ChainedRow>, NewHead)> {
+) -> StoreResult<(Vec<ChainedRow>, ChainHead)> {
     let head = audit_chain_head::table
         .find(1)
         .select((audit_chain_head::last_index, audit_chain_head::last_hash));
     // On PostgreSQL, `FOR UPDATE` takes the head's row lock: appends of concurrent
     // transactions queue here and chain in turn. SQLite's write transaction already holds
     // the only writer lock.
-    let (mut index, mut prev): (i64, Vec<u8>) = match conn {
+    let (index, prev): (i64, Vec<u8>) = match conn {
         DbConnection::Sqlite(c) => head.get_result(c)?,
         DbConnection::Postgres(c) => head.for_update().get_result(c)?,
     };
+    Ok(link(index, prev, events))
+}
+
+/// Links `events` after the row at `index` whose hash is `prev`: their rows, and the head
+/// after them.
+fn link(
+    mut index: i64,
+    mut prev: Vec<u8>,
+    events: &[NewAuditEvent],
+) -> (Vec<ChainedRow>, ChainHead) {
     let mut rows = Vec::with_capacity(events.len());
     for event in events {
         // Stored times keep microseconds on both backends: hash what reads back.
@@ -242,16 +301,17 @@ fn chain(
             row_hash: hash,
         });
     }
-    Ok((rows, NewHead { index, hash: prev }))
+    (rows, ChainHead { index, hash: prev })
 }
 
-/// The chain's head after the rows being appended.
-struct NewHead {
-    index: i64,
-    hash: Vec<u8>,
+/// The chain's head: the position and hash of its last row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub index: i64,
+    pub hash: Vec<u8>,
 }
 
-impl NewHead {
+impl ChainHead {
     /// Moves the head here on SQLite, in the transaction that inserted the rows.
     fn move_on_sqlite(&self, c: &mut diesel::SqliteConnection) -> QueryResult<usize> {
         sqlite_append::MoveHead {
@@ -268,20 +328,25 @@ impl NewHead {
     }
 }
 
+/// The `INSERT` of chained rows, up to their values.
+const INSERT_COLUMNS: &str = "INSERT INTO audit_events (id, occurred_at, event_type, actor, \
+     subject, client_id, ip, user_agent, request_id, detail, chain_index, prev_hash, row_hash)";
+
 /// PostgreSQL's append: the head's `UPDATE` as a data-modifying `WITH` before the `INSERT`,
 /// so that a group costs one round trip after the head is read. The prefix's text is fixed,
 /// so the statement is cached exactly when the `INSERT` it wraps is (a single row is; a group,
 /// whose text depends on its size, is not).
 mod postgres_append {
+    use chrono::NaiveDateTime;
     use diesel::pg::Pg;
     use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-    use diesel::sql_types::{BigInt, Binary};
+    use diesel::sql_types::{Array, BigInt, Binary, Nullable, Text, Timestamp};
     use diesel::QueryResult;
 
-    use super::NewHead;
+    use super::{ChainHead, ChainedRow};
 
     pub(super) struct WithHeadMoved<'a, Q> {
-        pub head: &'a NewHead,
+        pub head: &'a ChainHead,
         pub insert: Q,
     }
 
@@ -306,6 +371,101 @@ mod postgres_append {
     }
 
     impl<Q> diesel::RunQueryDsl<diesel::PgConnection> for WithHeadMoved<'_, Q> {}
+
+    /// Appends `rows` after `known` and moves the head to `head`, as one statement that writes
+    /// nothing unless the head is still `known`. A concurrent writer's move of the head makes
+    /// this `UPDATE` wait for its commit, then find the head changed: no fork, no gap.
+    ///
+    /// The rows go as one array per column, unnested: the text does not depend on the group's
+    /// size, so each connection prepares it once. (With one `VALUES` row per event, each group
+    /// of a few dozen rows had PostgreSQL parse and plan hundreds of parameters while every
+    /// other append waited for the head.)
+    pub(super) struct AppendAfter<'a> {
+        pub known: &'a ChainHead,
+        pub head: &'a ChainHead,
+        pub columns: Columns<'a>,
+    }
+
+    /// Chained rows, column by column.
+    pub(super) struct Columns<'a> {
+        id: Vec<&'a str>,
+        occurred_at: Vec<NaiveDateTime>,
+        event_type: Vec<&'a str>,
+        /// actor, subject, client_id, ip, user_agent, request_id.
+        optional: [Vec<Option<&'a str>>; 6],
+        detail: Vec<&'a str>,
+        chain_index: Vec<i64>,
+        prev_hash: Vec<&'a [u8]>,
+        row_hash: Vec<&'a [u8]>,
+    }
+
+    impl<'a> Columns<'a> {
+        pub(super) fn of(rows: &'a [ChainedRow]) -> Self {
+            let column = |field: fn(&'a ChainedRow) -> Option<&'a str>| {
+                rows.iter().map(field).collect::<Vec<_>>()
+            };
+            Self {
+                id: rows.iter().map(|r| r.event.id.as_str()).collect(),
+                occurred_at: rows.iter().map(|r| r.event.occurred_at).collect(),
+                event_type: rows.iter().map(|r| r.event.event_type.as_str()).collect(),
+                optional: [
+                    column(|r| r.event.actor.as_deref()),
+                    column(|r| r.event.subject.as_deref()),
+                    column(|r| r.event.client_id.as_deref()),
+                    column(|r| r.event.ip.as_deref()),
+                    column(|r| r.event.user_agent.as_deref()),
+                    column(|r| r.event.request_id.as_deref()),
+                ],
+                detail: rows.iter().map(|r| r.event.detail.as_str()).collect(),
+                chain_index: rows.iter().map(|r| r.chain_index).collect(),
+                prev_hash: rows.iter().map(|r| r.prev_hash.as_slice()).collect(),
+                row_hash: rows.iter().map(|r| r.row_hash.as_slice()).collect(),
+            }
+        }
+    }
+
+    impl QueryId for AppendAfter<'_> {
+        type QueryId = AppendAfter<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl QueryFragment<Pg> for AppendAfter<'_> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            let c = &self.columns;
+            out.push_sql("WITH moved_head AS (UPDATE audit_chain_head SET last_index = ");
+            out.push_bind_param::<BigInt, _>(&self.head.index)?;
+            out.push_sql(", last_hash = ");
+            out.push_bind_param::<Binary, _>(&self.head.hash)?;
+            out.push_sql(" WHERE id = 1 AND last_index = ");
+            out.push_bind_param::<BigInt, _>(&self.known.index)?;
+            out.push_sql(" AND last_hash = ");
+            out.push_bind_param::<Binary, _>(&self.known.hash)?;
+            out.push_sql(" RETURNING 1) ");
+            out.push_sql(super::INSERT_COLUMNS);
+            out.push_sql(" SELECT appended.* FROM moved_head, unnest(");
+            out.push_bind_param::<Array<Text>, _>(&c.id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Timestamp>, _>(&c.occurred_at)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(&c.event_type)?;
+            for optional in &c.optional {
+                out.push_sql(", ");
+                out.push_bind_param::<Array<Nullable<Text>>, _>(optional)?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(&c.detail)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Array<BigInt>, _>(&c.chain_index)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Binary>, _>(&c.prev_hash)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Binary>, _>(&c.row_hash)?;
+            out.push_sql(") AS appended");
+            Ok(())
+        }
+    }
+
+    impl diesel::RunQueryDsl<diesel::PgConnection> for AppendAfter<'_> {}
 }
 
 /// SQLite's two statements of the append path, written out with a fixed text.
@@ -334,11 +494,8 @@ mod sqlite_append {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
             let (row, event) = (self.0, &self.0.event);
             // Diesel writes each placeholder as it binds the value.
-            out.push_sql(
-                "INSERT INTO audit_events (id, occurred_at, event_type, actor, subject, \
-                 client_id, ip, user_agent, request_id, detail, chain_index, prev_hash, row_hash) \
-                 VALUES (",
-            );
+            out.push_sql(super::INSERT_COLUMNS);
+            out.push_sql(" VALUES (");
             out.push_bind_param::<Text, _>(&event.id)?;
             out.push_sql(", ");
             out.push_bind_param::<Timestamp, _>(&event.occurred_at)?;
