@@ -30,6 +30,32 @@ fn id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Runs `attempt` on `threads` threads at once, each with a pooled connection taken after they
+/// have all started (the pool may hold fewer connections than threads); the results in thread
+/// order.
+fn at_once<T, F>(db: &TestDb, threads: usize, attempt: F) -> Vec<T>
+where
+    F: Fn(usize, &mut DbConnection) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    let attempt = Arc::new(attempt);
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let (store, barrier, attempt) = (db.store.clone(), barrier.clone(), attempt.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut conn = store.connection().expect("connection");
+                attempt(i, &mut conn)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect()
+}
+
 fn new_user(email: &str) -> NewUser {
     NewUser {
         id: id(),
@@ -162,6 +188,7 @@ on_both_backends!(
     authorization_codes_single_use,
     refresh_tokens_rotation_and_revocation,
     refresh_tokens_rotate_once_under_concurrency,
+    refresh_tokens_spent_without_reading_first,
     audit_append_and_read,
     audit_rows_cannot_be_changed,
         revoked_access_tokens_are_remembered_until_expiry,
@@ -250,32 +277,19 @@ fn users_set_password_clears_reset(db: &TestDb) {
 
 fn write_transactions_that_read_first_wait_instead_of_failing(db: &TestDb) {
     let user = add_user(&mut db.conn(), "busy@example.org");
-    let threads = 6;
-    let barrier = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|i| {
-            let store = db.store.clone();
-            let barrier = barrier.clone();
-            let user_id = user.id.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                let mut conn = store.connection().expect("connection");
-                for n in 0..20 {
-                    // Read, then write: on SQLite a deferred BEGIN fails here (SQLITE_BUSY)
-                    // when another connection commits in between.
-                    idp::store::write_transaction(&mut conn, |conn| {
-                        let found = users::find_by_id(conn, &user_id)?.expect("user");
-                        users::set_disabled(conn, &found.id, (i + n) % 2 == 0, now())?;
-                        Ok::<_, StoreError>(())
-                    })
-                    .expect("no transaction fails for want of the lock");
-                }
+    let user_id = user.id.clone();
+    at_once(db, 6, move |i, conn| {
+        for n in 0..20 {
+            // Read, then write: on SQLite a deferred BEGIN fails here (SQLITE_BUSY) when
+            // another connection commits in between.
+            idp::store::write_transaction(conn, |conn| {
+                let found = users::find_by_id(conn, &user_id)?.expect("user");
+                users::set_disabled(conn, &found.id, (i + n) % 2 == 0, now())?;
+                Ok::<_, StoreError>(())
             })
-        })
-        .collect();
-    for h in handles {
-        h.join().expect("thread");
-    }
+            .expect("no transaction fails for want of the lock");
+        }
+    });
     // Nested, it is a savepoint; an error rolls back only what it wrote.
     let mut conn = db.conn();
     let outcome = idp::store::write_transaction(&mut conn, |conn| {
@@ -480,39 +494,28 @@ fn attempt_counters_concurrent_attempts_counted_exactly(db: &TestDb) {
     use idp::store::attempt_counters::{self, Counted, Counter};
     let threads = 8;
     let per_thread = 20;
-    let barrier = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let store = db.store.clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                // Wait before checking out: the pool has fewer connections than threads.
-                barrier.wait();
-                let mut conn = store.connection().expect("connection");
-                let mut seen = Vec::new();
-                for _ in 0..per_thread {
-                    let t = now();
-                    match attempt_counters::count_attempt(
-                        &mut conn,
-                        "race",
-                        Counter::Password,
-                        t - Duration::minutes(15),
-                        t,
-                    )
-                    .expect("count")
-                    {
-                        Counted::Failures { count, .. } => seen.push(count),
-                        Counted::Locked(_) => panic!("never locked here"),
-                    }
-                }
-                seen
-            })
-        })
-        .collect();
-    let mut all: Vec<i32> = handles
-        .into_iter()
-        .flat_map(|h| h.join().expect("thread"))
-        .collect();
+    let mut all: Vec<i32> = at_once(db, threads, move |_, conn| {
+        let mut seen = Vec::new();
+        for _ in 0..per_thread {
+            let t = now();
+            match attempt_counters::count_attempt(
+                conn,
+                "race",
+                Counter::Password,
+                t - Duration::minutes(15),
+                t,
+            )
+            .expect("count")
+            {
+                Counted::Failures { count, .. } => seen.push(count),
+                Counted::Locked(_) => panic!("never locked here"),
+            }
+        }
+        seen
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     all.sort_unstable();
     let expected: Vec<i32> = (1..=i32::try_from(threads * per_thread).expect("fits")).collect();
     assert_eq!(all, expected, "every attempt got its own number");
@@ -1028,28 +1031,18 @@ fn codes_attempt_limit_holds_under_concurrency(db: &TestDb) {
     let user = add_user(&mut db.conn(), "burst@example.org");
     let c = code(&user.id, "login", now());
     one_time_codes::issue(&mut db.conn(), &c).expect("issue");
-    let threads = 10;
-    let barrier = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let store = db.store.clone();
-            let barrier = barrier.clone();
-            let code_id = c.id.clone();
-            std::thread::spawn(move || {
-                // Wait before checking out: the pool has fewer connections than threads.
-                barrier.wait();
-                let mut conn = store.connection().expect("connection");
-                (0..5)
-                    .filter(|_| {
-                        one_time_codes::register_failure(&mut conn, &code_id, now())
-                            .expect("q")
-                            .is_some()
-                    })
-                    .count()
+    let code_id = c.id.clone();
+    let counted: usize = at_once(db, 10, move |_, conn| {
+        (0..5)
+            .filter(|_| {
+                one_time_codes::register_failure(conn, &code_id, now())
+                    .expect("q")
+                    .is_some()
             })
-        })
-        .collect();
-    let counted: usize = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+            .count()
+    })
+    .into_iter()
+    .sum();
     assert_eq!(
         counted, 5,
         "50 concurrent wrong guesses never get more than 5 tries"
@@ -1161,30 +1154,16 @@ fn refresh_tokens_rotate_once_under_concurrency(db: &TestDb) {
     let family = id();
     let first = refresh(&user.id, "portal", &family, None);
     refresh_tokens::insert(&mut conn, &first).expect("insert");
-    let threads = 8;
-    let barrier = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let store = db.store.clone();
-            let barrier = barrier.clone();
-            let old = first.token_hash.clone();
-            let successor = refresh(&user.id, "portal", &family, None);
-            std::thread::spawn(move || {
-                // After the barrier: the pool may hold fewer connections than threads.
-                barrier.wait();
-                let mut conn = store.connection().expect("connection");
-                let rotated = idp::store::write_transaction(&mut conn, |conn| {
-                    refresh_tokens::rotate(conn, &old, &successor, None, now())
-                })
-                .expect("rotate");
-                (rotated, successor.token_hash)
-            })
+    let old = first.token_hash.clone();
+    let user_id = user.id.clone();
+    let outcomes = at_once(db, 8, move |_, conn| {
+        let successor = refresh(&user_id, "portal", &family, None);
+        let rotated = idp::store::write_transaction(conn, |conn| {
+            refresh_tokens::rotate(conn, &old, &successor, None, now())
         })
-        .collect();
-    let outcomes: Vec<(bool, Vec<u8>)> = handles
-        .into_iter()
-        .map(|h| h.join().expect("thread"))
-        .collect();
+        .expect("rotate");
+        (rotated, successor.token_hash)
+    });
     let winners: Vec<&Vec<u8>> = outcomes
         .iter()
         .filter(|(rotated, _)| *rotated)
@@ -1203,6 +1182,107 @@ fn refresh_tokens_rotate_once_under_concurrency(db: &TestDb) {
         .expect("find")
         .expect("old token");
     assert!(old.rotated_at.is_some());
+}
+
+/// The usual refresh in one step: only the client's own live token of an enabled person is
+/// spent, its successor carries the grant on, and a refusal writes nothing. Eight concurrent
+/// uses of one token spend it once.
+fn refresh_tokens_spent_without_reading_first(db: &TestDb) {
+    let mut conn = db.conn();
+    add_client(&mut conn, "portal");
+    add_client(&mut conn, "other");
+    let user = add_user(&mut conn, "spend@example.org");
+    let t = now();
+    let family = id();
+    let first = refresh(&user.id, "portal", &family, Some("sid-9"));
+    refresh_tokens::insert(&mut conn, &first).expect("insert");
+    let spend = |conn: &mut DbConnection, old: &[u8], client: &str, next: &[u8]| {
+        refresh_tokens::spend_and_replace(conn, old, client, next, t, t + Duration::days(30))
+            .expect("spend")
+    };
+    let stored =
+        |conn: &mut DbConnection, hash: &[u8]| refresh_tokens::find(conn, hash).expect("find");
+
+    // Another client's attempt and a disabled person's are refused and spend nothing.
+    let next = id().into_bytes();
+    assert_eq!(spend(&mut conn, &first.token_hash, "other", &next), None);
+    assert!(users::set_disabled(&mut conn, &user.id, true, t).expect("disable"));
+    assert_eq!(spend(&mut conn, &first.token_hash, "portal", &next), None);
+    assert!(users::set_disabled(&mut conn, &user.id, false, t).expect("enable"));
+    assert_eq!(stored(&mut conn, &first.token_hash), Some(first.clone()));
+    assert_eq!(stored(&mut conn, &next), None);
+
+    let spent = spend(&mut conn, &first.token_hash, "portal", &next).expect("spent");
+    assert_eq!(
+        spent,
+        refresh_tokens::SpentToken {
+            family_id: family.clone(),
+            user_id: user.id.clone(),
+            scope: "openid email".into(),
+        }
+    );
+    assert_eq!(
+        stored(&mut conn, &first.token_hash)
+            .expect("kept")
+            .rotated_at,
+        Some(t)
+    );
+    let successor = stored(&mut conn, &next).expect("successor stored");
+    assert_eq!(
+        successor,
+        RefreshTokenRecord {
+            token_hash: next.clone(),
+            created_at: t,
+            expires_at: t + Duration::days(30),
+            rotated_at: None,
+            revoked_at: None,
+            retry_response_enc: None,
+            ..first.clone()
+        }
+    );
+
+    // Spent, revoked or expired: nothing more is written.
+    let again = id().into_bytes();
+    assert_eq!(spend(&mut conn, &first.token_hash, "portal", &again), None);
+    assert_eq!(stored(&mut conn, &again), None);
+    let expired = RefreshTokenRecord {
+        expires_at: t,
+        ..refresh(&user.id, "portal", &id(), None)
+    };
+    refresh_tokens::insert(&mut conn, &expired).expect("insert");
+    assert_eq!(
+        spend(&mut conn, &expired.token_hash, "portal", &again),
+        None
+    );
+    assert!(refresh_tokens::revoke(&mut conn, &next, t).expect("revoke"));
+    assert_eq!(spend(&mut conn, &next, "portal", &again), None);
+    assert_eq!(stored(&mut conn, &again), None);
+
+    let live = refresh(&user.id, "portal", &id(), None);
+    refresh_tokens::insert(&mut conn, &live).expect("insert");
+    let old = live.token_hash.clone();
+    let outcomes = at_once(db, 8, move |_, conn| {
+        let next = id().into_bytes();
+        let t = now();
+        let spent = refresh_tokens::spend_and_replace(
+            conn,
+            &old,
+            "portal",
+            &next,
+            t,
+            t + Duration::days(1),
+        )
+        .expect("spend");
+        (spent.is_some(), next)
+    });
+    assert_eq!(
+        outcomes.iter().filter(|(spent, _)| *spent).count(),
+        1,
+        "one use spends it"
+    );
+    for (spent, next) in &outcomes {
+        assert_eq!(stored(&mut conn, next).is_some(), *spent);
+    }
 }
 
 fn refresh_tokens_rotation_and_revocation(db: &TestDb) {

@@ -13,14 +13,16 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::oidc::clients::{authenticate_client, is_confidential, ClientCredentials};
 use crate::oidc::error::OAuthError;
-use crate::oidc::flow::{code_hash, family_of_code, new_refresh_token, pkce_matches, refresh_hash};
+use crate::oidc::flow::{
+    code_hash, family_of_code, new_refresh_token, pkce_matches, random_token, refresh_hash,
+};
 use crate::oidc::keys::{SigningAlg, SigningKey, SigningKeyRing};
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::authorization_codes::{self, Redemption};
 use crate::store::clients::Client;
 use crate::store::refresh_tokens;
 
-use crate::store::{now, users};
+use crate::store::{now, users, DatabaseTarget};
 
 /// Longest value accepted for any parameter.
 const MAX_PARAMETER_LEN: usize = 4096;
@@ -534,6 +536,17 @@ async fn refresh_token(
     let grace =
         chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0));
     let ttl = refresh_ttl(state);
+    if grace <= chrono::Duration::zero()
+        && requested_scope.is_none()
+        && matches!(state.store.target(), DatabaseTarget::Postgres(_))
+    {
+        if let Some(answer) =
+            refresh_without_reading(state, &client, old_hash.clone(), ttl, &input).await?
+        {
+            return Ok(refreshed(answer));
+        }
+        // Nothing was spent: the path below tells an invalid or reused token apart.
+    }
     let signing_client = client.clone();
     // Only reads and signing: on the HTTP worker when SQLite has an idle connection, except
     // for RSA ([`signs_with_rsa`]).
@@ -724,15 +737,94 @@ async fn refresh_token(
         }
         RefreshOutcome::Invalid => return Err(BAD_TOKEN.into()),
     };
+    Ok(refreshed(answer))
+}
+
+/// The answer to a refresh; a retried one counts its lifetime from the first answer.
+fn refreshed(answer: RetryAnswer) -> TokenResponse {
     let elapsed = u64::try_from(chrono::Utc::now().timestamp() - answer.issued_at).unwrap_or(0);
-    Ok(TokenResponse {
+    TokenResponse {
         access_token: answer.access_token,
         token_type: "Bearer",
         expires_in: answer.expires_in.saturating_sub(elapsed),
         refresh_token: Some(answer.refresh_token),
         id_token: None,
         scope: answer.scope,
-    })
+    }
+}
+
+/// The usual refresh on PostgreSQL (no retry window, the granted scope kept): one statement
+/// spends the token and stores its successor before anything is read
+/// ([`refresh_tokens::spend_and_replace`]), then the access token is signed and the event
+/// recorded. One round trip to the database instead of a read and then a write. `None` when
+/// the statement spent nothing.
+///
+/// Signing comes after the token is spent: should it fail, the successor is never handed out,
+/// and the client's next use of the old token is reuse, as after an answer lost on the way
+/// (with a grace window of 0, the default, that revokes the family either way).
+async fn refresh_without_reading(
+    state: &AppState,
+    client: &Client,
+    old_hash: Vec<u8>,
+    ttl: chrono::Duration,
+    input: &TokenInput,
+) -> Result<Option<RetryAnswer>, Error> {
+    let hasher = state.hasher.clone();
+    let keys = state.keys.clone();
+    let settings = state.settings.clone();
+    let signing_client = client.clone();
+    let spent = state
+        .store
+        .run(move |conn| {
+            let at = now();
+            let token = random_token();
+            let successor_hash = refresh_hash(&hasher, &token);
+            let Some(spent) = refresh_tokens::spend_and_replace(
+                conn,
+                &old_hash,
+                &signing_client.id,
+                &successor_hash,
+                at,
+                at + ttl,
+            )?
+            else {
+                return Ok(Ok(None));
+            };
+            // RSA included: this already runs on the blocking pool.
+            Ok(issue_access_token(
+                &keys,
+                &settings,
+                &signing_client,
+                &spent.user_id,
+                &spent.scope,
+            )
+            .map(|access| Some((spent, token, access))))
+        })
+        .await??;
+    let Some((spent, token, access)) = spent else {
+        return Ok(None);
+    };
+    let event = audit_event(
+        "token.refreshed",
+        &client.id,
+        Some(spent.user_id),
+        &input.origin,
+        serde_json::json!({
+            "jti": access.jti,
+            "kid": access.signer.kid(),
+            "family": spent.family_id,
+            "scope": spent.scope,
+        }),
+    );
+    state.audit.record(event).await?;
+    Ok(Some(RetryAnswer {
+        access_token: access.token,
+        refresh_token: token,
+        jti: access.jti,
+        issued_at: access.issued_at,
+        expires_in: access.expires_in,
+        scope: spent.scope,
+    }))
 }
 
 /// An audit event of a client's request: the client is the actor.

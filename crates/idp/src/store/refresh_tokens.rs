@@ -111,6 +111,75 @@ pub fn rotate(
     crate::store::write_within(conn, rotate)
 }
 
+/// What [`spend_and_replace`] spent: the grant its successor carries on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentToken {
+    pub family_id: String,
+    pub user_id: String,
+    pub scope: String,
+}
+
+/// The usual refresh without reading first: spends `old_hash` if it is `client_id`'s, unspent,
+/// unrevoked and unexpired, and its holder exists and is enabled, and stores `successor_hash`
+/// in its place (same family, person, session and scope, expiring at `expires_at`, no retry
+/// answer). Returns what it spent, or `None` when any condition fails, having written
+/// nothing: the caller then reads the token to tell why.
+///
+/// On PostgreSQL it is one statement, atomic by itself, prepared once per connection: a
+/// refresh is then one round trip instead of a read and a write. A concurrent use of the same
+/// token waits for the row's lock, then finds it spent. On SQLite it is the read and
+/// [`rotate`], in the caller's transaction or one of its own.
+pub fn spend_and_replace(
+    conn: &mut DbConnection,
+    old_hash: &[u8],
+    client_id: &str,
+    successor_hash: &[u8],
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> StoreResult<Option<SpentToken>> {
+    if let DbConnection::Postgres(pg) = conn {
+        let spent = postgres_rotation::SpendAndReplace {
+            old_hash,
+            client_id,
+            successor_hash,
+            now,
+            expires_at,
+        }
+        .get_result::<(String, String, String)>(pg)
+        .optional()?;
+        return Ok(spent.map(|(family_id, user_id, scope)| SpentToken {
+            family_id,
+            user_id,
+            scope,
+        }));
+    }
+    crate::store::write_within(conn, |conn| {
+        let Some((old, holder_active)) = find_with_holder(conn, old_hash)? else {
+            return Ok(None);
+        };
+        if old.client_id != client_id || !holder_active {
+            return Ok(None);
+        }
+        let successor = RefreshTokenRecord {
+            token_hash: successor_hash.to_vec(),
+            created_at: now,
+            expires_at,
+            rotated_at: None,
+            revoked_at: None,
+            retry_response_enc: None,
+            ..old.clone()
+        };
+        if !rotate(conn, old_hash, &successor, None, now)? {
+            return Ok(None);
+        }
+        Ok(Some(SpentToken {
+            family_id: old.family_id,
+            user_id: old.user_id,
+            scope: old.scope,
+        }))
+    })
+}
+
 /// The rotation as one PostgreSQL statement: the successor is inserted only from the row the
 /// update spent. A concurrent rotation of the same token waits for the row's lock, then finds
 /// it rotated and stores nothing. A fixed text with a static query id, so each connection
@@ -178,6 +247,55 @@ mod postgres_rotation {
     }
 
     impl diesel::RunQueryDsl<diesel::PgConnection> for Rotate<'_> {}
+
+    /// [`super::spend_and_replace`]: the successor is inserted only from the row the update
+    /// spent, and takes its family, person, session and scope from it.
+    pub(super) struct SpendAndReplace<'a> {
+        pub old_hash: &'a [u8],
+        pub client_id: &'a str,
+        pub successor_hash: &'a [u8],
+        pub now: NaiveDateTime,
+        pub expires_at: NaiveDateTime,
+    }
+
+    impl QueryId for SpendAndReplace<'_> {
+        type QueryId = SpendAndReplace<'static>;
+        const HAS_STATIC_QUERY_ID: bool = true;
+    }
+
+    impl diesel::query_builder::Query for SpendAndReplace<'_> {
+        type SqlType = (Text, Text, Text);
+    }
+
+    impl QueryFragment<Pg> for SpendAndReplace<'_> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_sql("WITH spent AS (UPDATE refresh_tokens SET rotated_at = ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(" WHERE token_hash = ");
+            out.push_bind_param::<Binary, _>(&self.old_hash)?;
+            out.push_sql(" AND client_id = ");
+            out.push_bind_param::<Text, _>(&self.client_id)?;
+            out.push_sql(" AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(
+                " AND EXISTS (SELECT 1 FROM users WHERE users.id = refresh_tokens.user_id \
+                 AND NOT users.disabled) RETURNING family_id, user_id, session_id, scope), \
+                 successor AS (INSERT INTO refresh_tokens (token_hash, family_id, client_id, \
+                 user_id, session_id, scope, created_at, expires_at) SELECT ",
+            );
+            out.push_bind_param::<Binary, _>(&self.successor_hash)?;
+            out.push_sql(", family_id, ");
+            out.push_bind_param::<Text, _>(&self.client_id)?;
+            out.push_sql(", user_id, session_id, scope, ");
+            out.push_bind_param::<Timestamp, _>(&self.now)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(&self.expires_at)?;
+            out.push_sql(" FROM spent) SELECT family_id, user_id, scope FROM spent");
+            Ok(())
+        }
+    }
+
+    impl diesel::RunQueryDsl<diesel::PgConnection> for SpendAndReplace<'_> {}
 }
 
 /// Revokes one token; returns whether it was not revoked before.
