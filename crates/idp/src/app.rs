@@ -23,6 +23,8 @@ pub struct AppState {
     pub store: Store,
     /// Group-committing writer of the audit log.
     pub audit: crate::audit::AuditLog,
+    /// Spends refresh tokens in batches, on PostgreSQL only.
+    pub refresh_spender: Option<crate::oidc::refresh_spender::RefreshSpender>,
     /// Clients read in the last few seconds (the token endpoint's hot path).
     pub client_cache: Arc<crate::oidc::clients::ClientCache>,
     pub redis: Option<redis::Client>,
@@ -167,8 +169,15 @@ impl AppState {
             .build()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let audit = crate::audit::AuditLog::start(store.clone())?;
+        let refresh_spender = match store.target() {
+            crate::store::DatabaseTarget::Postgres(_) => Some(
+                crate::oidc::refresh_spender::RefreshSpender::start(store.clone())?,
+            ),
+            crate::store::DatabaseTarget::Sqlite(_) => None,
+        };
         Ok(Self {
             audit,
+            refresh_spender,
             client_cache: Arc::default(),
             http,
             https,

@@ -189,6 +189,8 @@ on_both_backends!(
     refresh_tokens_rotation_and_revocation,
     refresh_tokens_rotate_once_under_concurrency,
     refresh_tokens_spent_without_reading_first,
+    refresh_tokens_spent_together,
+    the_refresh_spender_spends_each_token_once,
     audit_append_and_read,
     audit_rows_cannot_be_changed,
         revoked_access_tokens_are_remembered_until_expiry,
@@ -1282,6 +1284,152 @@ fn refresh_tokens_spent_without_reading_first(db: &TestDb) {
     );
     for (spent, next) in &outcomes {
         assert_eq!(stored(&mut conn, next).is_some(), *spent);
+    }
+}
+
+/// Several uses at once: each is answered for itself, two uses of one token spend it once,
+/// and only what was spent has a successor.
+fn refresh_tokens_spent_together(db: &TestDb) {
+    let mut conn = db.conn();
+    add_client(&mut conn, "portal");
+    add_client(&mut conn, "other");
+    let user = add_user(&mut conn, "together@example.org");
+    let disabled = add_user(&mut conn, "disabled@example.org");
+    let t = now();
+    assert!(users::set_disabled(&mut conn, &disabled.id, true, t).expect("disable"));
+    let tokens: Vec<RefreshTokenRecord> = (0..3)
+        .map(|_| refresh(&user.id, "portal", &id(), None))
+        .chain([refresh(&disabled.id, "portal", &id(), None)])
+        .collect();
+    for token in &tokens {
+        refresh_tokens::insert(&mut conn, token).expect("insert");
+    }
+    let spend = |token: &[u8], client: &str| refresh_tokens::Spend {
+        old_hash: token.to_vec(),
+        client_id: client.into(),
+        successor_hash: id().into_bytes(),
+        expires_at: t + Duration::days(1),
+    };
+    let spends = vec![
+        spend(&tokens[0].token_hash, "portal"),
+        spend(&tokens[1].token_hash, "other"),
+        spend(&tokens[2].token_hash, "portal"),
+        spend(&tokens[2].token_hash, "portal"),
+        spend(&tokens[3].token_hash, "portal"),
+        spend(b"no such token", "portal"),
+    ];
+    assert_eq!(
+        refresh_tokens::spend_many(&mut conn, &[], t).expect("nothing"),
+        Vec::new()
+    );
+    let outcomes = refresh_tokens::spend_many(&mut conn, &spends, t).expect("spend");
+    assert_eq!(outcomes.len(), spends.len());
+    let spent_as = |n: usize| refresh_tokens::SpentToken {
+        family_id: tokens[n].family_id.clone(),
+        user_id: user.id.clone(),
+        scope: "openid email".into(),
+    };
+    assert_eq!(outcomes[0], Some(spent_as(0)));
+    assert_eq!(outcomes[1], None, "another client's use");
+    assert_eq!(
+        [&outcomes[2], &outcomes[3]]
+            .iter()
+            .filter(|o| o.is_some())
+            .count(),
+        1,
+        "one token used twice is spent once"
+    );
+    assert!(outcomes[2..4].iter().flatten().all(|o| *o == spent_as(2)));
+    assert_eq!(outcomes[4], None, "a disabled person's");
+    assert_eq!(outcomes[5], None, "an unknown token");
+    for (spend, outcome) in spends.iter().zip(&outcomes) {
+        let successor = refresh_tokens::find(&mut conn, &spend.successor_hash).expect("find");
+        assert_eq!(successor.is_some(), outcome.is_some());
+        if let (Some(successor), Some(spent)) = (successor, outcome) {
+            assert_eq!(
+                (successor.family_id, successor.user_id, successor.client_id),
+                (
+                    spent.family_id.clone(),
+                    user.id.clone(),
+                    "portal".to_string()
+                )
+            );
+            assert_eq!(successor.expires_at, spend.expires_at);
+        }
+    }
+    for (n, token) in tokens.iter().enumerate() {
+        let stored = refresh_tokens::find(&mut conn, &token.token_hash)
+            .expect("find")
+            .expect("kept");
+        assert_eq!(stored.rotated_at.is_some(), n == 0 || n == 2, "token {n}");
+    }
+}
+
+/// Refresh tokens spent by the batching thread, many uses at once: each token spent once,
+/// a successor stored for each use that spent one and for no other.
+fn the_refresh_spender_spends_each_token_once(db: &TestDb) {
+    use idp::oidc::refresh_spender::RefreshSpender;
+    let mut conn = db.conn();
+    add_client(&mut conn, "portal");
+    let user = add_user(&mut conn, "spender@example.org");
+    let tokens: Vec<RefreshTokenRecord> = (0..40)
+        .map(|_| refresh(&user.id, "portal", &id(), None))
+        .collect();
+    for token in &tokens {
+        refresh_tokens::insert(&mut conn, token).expect("insert");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let spender = RefreshSpender::start(db.store.clone()).expect("spender");
+    // Every token used once and the first twenty twice, all at once.
+    let uses: Vec<Vec<u8>> = tokens
+        .iter()
+        .chain(&tokens[..20])
+        .map(|t| t.token_hash.clone())
+        .collect();
+    let outcomes: Vec<(Vec<u8>, Vec<u8>, Option<refresh_tokens::SpentToken>)> =
+        runtime.block_on(async {
+            let tasks: Vec<_> = uses
+                .into_iter()
+                .map(|old| {
+                    let spender = spender.clone();
+                    tokio::spawn(async move {
+                        let successor = id().into_bytes();
+                        let spend = refresh_tokens::Spend {
+                            old_hash: old.clone(),
+                            client_id: "portal".into(),
+                            successor_hash: successor.clone(),
+                            expires_at: now() + Duration::days(1),
+                        };
+                        let spent = spender.spend(spend).await.expect("spend");
+                        (old, successor, spent)
+                    })
+                })
+                .collect();
+            let mut outcomes = Vec::new();
+            for task in tasks {
+                outcomes.push(task.await.expect("join"));
+            }
+            outcomes
+        });
+    for token in &tokens {
+        let spent: Vec<_> = outcomes
+            .iter()
+            .filter_map(|(old, _, spent)| spent.as_ref().filter(|_| *old == token.token_hash))
+            .collect();
+        assert_eq!(spent.len(), 1, "each token spent exactly once");
+        assert_eq!(spent[0].family_id, token.family_id);
+    }
+    for (_, successor, spent) in &outcomes {
+        assert_eq!(
+            refresh_tokens::find(&mut conn, successor)
+                .expect("find")
+                .is_some(),
+            spent.is_some()
+        );
     }
 }
 

@@ -10,6 +10,7 @@ pub mod flow;
 pub mod id_token;
 pub mod keys;
 pub mod logout;
+pub mod refresh_spender;
 pub mod revocation;
 pub mod service;
 pub mod token;

@@ -22,7 +22,7 @@ use crate::store::authorization_codes::{self, Redemption};
 use crate::store::clients::Client;
 use crate::store::refresh_tokens;
 
-use crate::store::{now, users, DatabaseTarget};
+use crate::store::{now, users};
 
 /// Longest value accepted for any parameter.
 const MAX_PARAMETER_LEN: usize = 4096;
@@ -536,16 +536,16 @@ async fn refresh_token(
     let grace =
         chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0));
     let ttl = refresh_ttl(state);
-    if grace <= chrono::Duration::zero()
-        && requested_scope.is_none()
-        && matches!(state.store.target(), DatabaseTarget::Postgres(_))
-    {
-        if let Some(answer) =
-            refresh_without_reading(state, &client, old_hash.clone(), ttl, &input).await?
-        {
-            return Ok(refreshed(answer));
+    if let Some(spender) = &state.refresh_spender {
+        if grace <= chrono::Duration::zero() && requested_scope.is_none() {
+            if let Some(answer) =
+                refresh_without_reading(state, spender, &client, old_hash.clone(), ttl, &input)
+                    .await?
+            {
+                return Ok(refreshed(answer));
+            }
+            // Nothing was spent: the path below tells an invalid or reused token apart.
         }
-        // Nothing was spent: the path below tells an invalid or reused token apart.
     }
     let signing_client = client.clone();
     // Only reads and signing: on the HTTP worker when SQLite has an idle connection, except
@@ -753,56 +753,53 @@ fn refreshed(answer: RetryAnswer) -> TokenResponse {
     }
 }
 
-/// The usual refresh on PostgreSQL (no retry window, the granted scope kept): one statement
-/// spends the token and stores its successor before anything is read
-/// ([`refresh_tokens::spend_and_replace`]), then the access token is signed and the event
-/// recorded. One round trip to the database instead of a read and then a write. `None` when
-/// the statement spent nothing.
+/// The usual refresh on PostgreSQL (no retry window, the granted scope kept), without reading
+/// first: the token is spent and its successor stored by one statement, shared with the other
+/// refreshes of the moment ([`RefreshSpender`]); then the access token is signed and the event
+/// recorded. `None` when nothing was spent.
 ///
 /// Signing comes after the token is spent: should it fail, the successor is never handed out,
 /// and the client's next use of the old token is reuse, as after an answer lost on the way
 /// (with a grace window of 0, the default, that revokes the family either way).
+///
+/// [`RefreshSpender`]: crate::oidc::refresh_spender::RefreshSpender
 async fn refresh_without_reading(
     state: &AppState,
+    spender: &crate::oidc::refresh_spender::RefreshSpender,
     client: &Client,
     old_hash: Vec<u8>,
     ttl: chrono::Duration,
     input: &TokenInput,
 ) -> Result<Option<RetryAnswer>, Error> {
-    let hasher = state.hasher.clone();
+    let token = random_token();
+    let spend = refresh_tokens::Spend {
+        old_hash,
+        client_id: client.id.clone(),
+        successor_hash: refresh_hash(&state.hasher, &token),
+        expires_at: now() + ttl,
+    };
+    let Some(spent) = spender.spend(spend).await? else {
+        return Ok(None);
+    };
     let keys = state.keys.clone();
     let settings = state.settings.clone();
     let signing_client = client.clone();
-    let spent = state
-        .store
-        .run(move |conn| {
-            let at = now();
-            let token = random_token();
-            let successor_hash = refresh_hash(&hasher, &token);
-            let Some(spent) = refresh_tokens::spend_and_replace(
-                conn,
-                &old_hash,
-                &signing_client.id,
-                &successor_hash,
-                at,
-                at + ttl,
-            )?
-            else {
-                return Ok(Ok(None));
-            };
-            // RSA included: this already runs on the blocking pool.
-            Ok(issue_access_token(
-                &keys,
-                &settings,
-                &signing_client,
-                &spent.user_id,
-                &spent.scope,
-            )
-            .map(|access| Some((spent, token, access))))
-        })
-        .await??;
-    let Some((spent, token, access)) = spent else {
-        return Ok(None);
+    let sign = move || {
+        issue_access_token(
+            &keys,
+            &settings,
+            &signing_client,
+            &spent.user_id,
+            &spent.scope,
+        )
+        .map(|access| (access, spent))
+    };
+    let (access, spent) = if signs_with_rsa(client) {
+        tokio::task::spawn_blocking(sign)
+            .await
+            .map_err(|_| crate::store::StoreError::Cancelled)??
+    } else {
+        sign()?
     };
     let event = audit_event(
         "token.refreshed",

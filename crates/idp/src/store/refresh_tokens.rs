@@ -125,9 +125,8 @@ pub struct SpentToken {
 /// answer). Returns what it spent, or `None` when any condition fails, having written
 /// nothing: the caller then reads the token to tell why.
 ///
-/// On PostgreSQL it is one statement, atomic by itself, prepared once per connection: a
-/// refresh is then one round trip instead of a read and a write. A concurrent use of the same
-/// token waits for the row's lock, then finds it spent. On SQLite it is the read and
+/// On PostgreSQL it is [`spend_many`]'s statement, atomic by itself: a concurrent use of the
+/// same token waits for the row's lock, then finds it spent. On SQLite it is the read and
 /// [`rotate`], in the caller's transaction or one of its own.
 pub fn spend_and_replace(
     conn: &mut DbConnection,
@@ -137,21 +136,14 @@ pub fn spend_and_replace(
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
 ) -> StoreResult<Option<SpentToken>> {
-    if let DbConnection::Postgres(pg) = conn {
-        let spent = postgres_rotation::SpendAndReplace {
-            old_hash,
-            client_id,
-            successor_hash,
-            now,
+    if matches!(conn, DbConnection::Postgres(_)) {
+        let one = Spend {
+            old_hash: old_hash.to_vec(),
+            client_id: client_id.to_string(),
+            successor_hash: successor_hash.to_vec(),
             expires_at,
-        }
-        .get_result::<(String, String, String)>(pg)
-        .optional()?;
-        return Ok(spent.map(|(family_id, user_id, scope)| SpentToken {
-            family_id,
-            user_id,
-            scope,
-        }));
+        };
+        return Ok(spend_many(conn, &[one], now)?.pop().flatten());
     }
     crate::store::write_within(conn, |conn| {
         let Some((old, holder_active)) = find_with_holder(conn, old_hash)? else {
@@ -180,6 +172,61 @@ pub fn spend_and_replace(
     })
 }
 
+/// One use of a refresh token, for [`spend_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    pub old_hash: Vec<u8>,
+    pub client_id: String,
+    pub successor_hash: Vec<u8>,
+    pub expires_at: NaiveDateTime,
+}
+
+/// [`spend_and_replace`] for several uses at once: for each, in order, what it spent. Two uses
+/// of one token spend it once (the other gets `None`).
+///
+/// On PostgreSQL it is one statement for the lot, the uses sent as one array per field, so a
+/// burst of refreshes costs one round trip and one commit. On SQLite the uses are spent one
+/// after the other, in the caller's transaction or one of their own.
+pub fn spend_many(
+    conn: &mut DbConnection,
+    spends: &[Spend],
+    now: NaiveDateTime,
+) -> StoreResult<Vec<Option<SpentToken>>> {
+    let mut outcomes = vec![None; spends.len()];
+    if spends.is_empty() {
+        return Ok(outcomes);
+    }
+    if let DbConnection::Postgres(pg) = conn {
+        let rows = postgres_rotation::SpendMany::new(spends, now)
+            .load::<(i64, String, String, String)>(pg)?;
+        for (ordinal, family_id, user_id, scope) in rows {
+            let slot = usize::try_from(ordinal - 1)
+                .ok()
+                .and_then(|at| outcomes.get_mut(at))
+                .ok_or_else(|| StoreError::Corrupt("a spent use out of range".into()))?;
+            *slot = Some(SpentToken {
+                family_id,
+                user_id,
+                scope,
+            });
+        }
+        return Ok(outcomes);
+    }
+    crate::store::write_within(conn, |conn| {
+        for (spend, outcome) in spends.iter().zip(outcomes.iter_mut()) {
+            *outcome = spend_and_replace(
+                conn,
+                &spend.old_hash,
+                &spend.client_id,
+                &spend.successor_hash,
+                now,
+                spend.expires_at,
+            )?;
+        }
+        Ok(outcomes)
+    })
+}
+
 /// The rotation as one PostgreSQL statement: the successor is inserted only from the row the
 /// update spent. A concurrent rotation of the same token waits for the row's lock, then finds
 /// it rotated and stores nothing. A fixed text with a static query id, so each connection
@@ -188,7 +235,7 @@ mod postgres_rotation {
     use chrono::NaiveDateTime;
     use diesel::pg::Pg;
     use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-    use diesel::sql_types::{Binary, Nullable, Text, Timestamp};
+    use diesel::sql_types::{Array, BigInt, Binary, Nullable, Text, Timestamp};
     use diesel::QueryResult;
 
     use super::RefreshTokenRecord;
@@ -248,54 +295,79 @@ mod postgres_rotation {
 
     impl diesel::RunQueryDsl<diesel::PgConnection> for Rotate<'_> {}
 
-    /// [`super::spend_and_replace`]: the successor is inserted only from the row the update
-    /// spent, and takes its family, person, session and scope from it.
-    pub(super) struct SpendAndReplace<'a> {
-        pub old_hash: &'a [u8],
-        pub client_id: &'a str,
-        pub successor_hash: &'a [u8],
-        pub now: NaiveDateTime,
-        pub expires_at: NaiveDateTime,
+    /// [`super::spend_many`]: the uses go as one array per field, numbered by `WITH
+    /// ORDINALITY`; each spent row returns its use's number. When two uses name one token, the
+    /// row is updated once, from one of them, and only that one's successor is inserted.
+    pub(super) struct SpendMany<'a> {
+        old_hash: Vec<&'a [u8]>,
+        client_id: Vec<&'a str>,
+        successor_hash: Vec<&'a [u8]>,
+        expires_at: Vec<NaiveDateTime>,
+        now: NaiveDateTime,
     }
 
-    impl QueryId for SpendAndReplace<'_> {
-        type QueryId = SpendAndReplace<'static>;
-        const HAS_STATIC_QUERY_ID: bool = true;
+    impl<'a> SpendMany<'a> {
+        pub fn new(spends: &'a [super::Spend], now: NaiveDateTime) -> Self {
+            Self {
+                old_hash: spends.iter().map(|s| s.old_hash.as_slice()).collect(),
+                client_id: spends.iter().map(|s| s.client_id.as_str()).collect(),
+                successor_hash: spends.iter().map(|s| s.successor_hash.as_slice()).collect(),
+                expires_at: spends.iter().map(|s| s.expires_at).collect(),
+                now,
+            }
+        }
     }
 
-    impl diesel::query_builder::Query for SpendAndReplace<'_> {
-        type SqlType = (Text, Text, Text);
+    impl QueryId for SpendMany<'_> {
+        type QueryId = ();
+        const HAS_STATIC_QUERY_ID: bool = false;
     }
 
-    impl QueryFragment<Pg> for SpendAndReplace<'_> {
+    impl diesel::query_builder::Query for SpendMany<'_> {
+        type SqlType = (BigInt, Text, Text, Text);
+    }
+
+    impl QueryFragment<Pg> for SpendMany<'_> {
         fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql("WITH spent AS (UPDATE refresh_tokens SET rotated_at = ");
+            // Planned at each batch, with its arrays: a plan prepared once would keep the join
+            // chosen while the table was small (a scan of every token) as the table grows.
+            out.unsafe_to_cache_prepared();
+            out.push_sql("WITH asked AS (SELECT * FROM unnest(");
+            out.push_bind_param::<Array<Binary>, _>(&self.old_hash)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(&self.client_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Binary>, _>(&self.successor_hash)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Timestamp>, _>(&self.expires_at)?;
+            out.push_sql(
+                ") WITH ORDINALITY AS a (old_hash, client_id, successor_hash, expires_at, n)), \
+                 spent AS (UPDATE refresh_tokens SET rotated_at = ",
+            );
             out.push_bind_param::<Timestamp, _>(&self.now)?;
-            out.push_sql(" WHERE token_hash = ");
-            out.push_bind_param::<Binary, _>(&self.old_hash)?;
-            out.push_sql(" AND client_id = ");
-            out.push_bind_param::<Text, _>(&self.client_id)?;
-            out.push_sql(" AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ");
+            out.push_sql(
+                " FROM asked WHERE refresh_tokens.token_hash = asked.old_hash \
+                 AND refresh_tokens.client_id = asked.client_id \
+                 AND refresh_tokens.rotated_at IS NULL AND refresh_tokens.revoked_at IS NULL \
+                 AND refresh_tokens.expires_at > ",
+            );
             out.push_bind_param::<Timestamp, _>(&self.now)?;
             out.push_sql(
                 " AND EXISTS (SELECT 1 FROM users WHERE users.id = refresh_tokens.user_id \
-                 AND NOT users.disabled) RETURNING family_id, user_id, session_id, scope), \
-                 successor AS (INSERT INTO refresh_tokens (token_hash, family_id, client_id, \
-                 user_id, session_id, scope, created_at, expires_at) SELECT ",
+                 AND NOT users.disabled) RETURNING asked.n, asked.successor_hash, \
+                 asked.expires_at, refresh_tokens.family_id, refresh_tokens.client_id, \
+                 refresh_tokens.user_id, refresh_tokens.session_id, refresh_tokens.scope), \
+                 successors AS (INSERT INTO refresh_tokens (token_hash, family_id, client_id, \
+                 user_id, session_id, scope, created_at, expires_at) SELECT successor_hash, \
+                 family_id, client_id, user_id, session_id, scope, ",
             );
-            out.push_bind_param::<Binary, _>(&self.successor_hash)?;
-            out.push_sql(", family_id, ");
-            out.push_bind_param::<Text, _>(&self.client_id)?;
-            out.push_sql(", user_id, session_id, scope, ");
             out.push_bind_param::<Timestamp, _>(&self.now)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(&self.expires_at)?;
-            out.push_sql(" FROM spent) SELECT family_id, user_id, scope FROM spent");
+            out.push_sql(", expires_at FROM spent) SELECT n, family_id, user_id, scope FROM spent");
             Ok(())
         }
     }
 
-    impl diesel::RunQueryDsl<diesel::PgConnection> for SpendAndReplace<'_> {}
+    impl diesel::RunQueryDsl<diesel::PgConnection> for SpendMany<'_> {}
 }
 
 /// Revokes one token; returns whether it was not revoked before.
