@@ -511,7 +511,9 @@ fn retry_context(old_hash: &[u8]) -> Vec<u8> {
 /// they run through `Store::read` (on the HTTP worker when SQLite has an idle connection),
 /// or on the blocking pool for RSA. The rotation, or the revocation of a reused token's
 /// family, is then written with its audit event, committed together (`AuditLog::write`). The
-/// rotation's conditional update is what decides between two concurrent uses.
+/// rotation's conditional update is what decides between two concurrent uses. On PostgreSQL,
+/// with no grace window and no `scope` parameter, the token is spent first, in a batch
+/// ([`refresh_without_reading`]); this path then only answers the uses that spent nothing.
 async fn refresh_token(
     state: &AppState,
     client: Client,
