@@ -1186,6 +1186,26 @@ fn refresh_tokens_rotate_once_under_concurrency(db: &TestDb) {
     assert!(old.rotated_at.is_some());
 }
 
+/// `refresh_tokens::spend_many` for one use.
+fn spend_one(
+    conn: &mut DbConnection,
+    old: &[u8],
+    client: &str,
+    next: &[u8],
+    now: NaiveDateTime,
+    expires_at: NaiveDateTime,
+) -> Option<refresh_tokens::SpentToken> {
+    let one = refresh_tokens::Spend {
+        old_hash: old.to_vec(),
+        client_id: client.into(),
+        successor_hash: next.to_vec(),
+        expires_at,
+    };
+    let mut spent = refresh_tokens::spend_many(conn, &[one], now).expect("spend");
+    assert_eq!(spent.len(), 1, "one answer per use");
+    spent.pop().flatten()
+}
+
 /// The usual refresh in one step: only the client's own live token of an enabled person is
 /// spent, its successor carries the grant on, and a refusal writes nothing. Eight concurrent
 /// uses of one token spend it once.
@@ -1199,8 +1219,7 @@ fn refresh_tokens_spent_without_reading_first(db: &TestDb) {
     let first = refresh(&user.id, "portal", &family, Some("sid-9"));
     refresh_tokens::insert(&mut conn, &first).expect("insert");
     let spend = |conn: &mut DbConnection, old: &[u8], client: &str, next: &[u8]| {
-        refresh_tokens::spend_and_replace(conn, old, client, next, t, t + Duration::days(30))
-            .expect("spend")
+        spend_one(conn, old, client, next, t, t + Duration::days(30))
     };
     let stored =
         |conn: &mut DbConnection, hash: &[u8]| refresh_tokens::find(conn, hash).expect("find");
@@ -1266,15 +1285,7 @@ fn refresh_tokens_spent_without_reading_first(db: &TestDb) {
     let outcomes = at_once(db, 8, move |_, conn| {
         let next = id().into_bytes();
         let t = now();
-        let spent = refresh_tokens::spend_and_replace(
-            conn,
-            &old,
-            "portal",
-            &next,
-            t,
-            t + Duration::days(1),
-        )
-        .expect("spend");
+        let spent = spend_one(conn, &old, "portal", &next, t, t + Duration::days(1));
         (spent.is_some(), next)
     });
     assert_eq!(

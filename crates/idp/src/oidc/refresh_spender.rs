@@ -42,8 +42,8 @@ impl RefreshSpender {
         Ok(Self { queue })
     }
 
-    /// Spends `spend` with the next batch ([`refresh_tokens::spend_and_replace`]): what it
-    /// spent, once committed, or `None` when nothing was.
+    /// Spends `spend` with the next batch ([`refresh_tokens::spend_many`]): what it spent, once
+    /// committed, or `None` when nothing was.
     pub async fn spend(&self, spend: Spend) -> StoreResult<Option<SpentToken>> {
         let (done, outcome) = oneshot::channel();
         self.queue

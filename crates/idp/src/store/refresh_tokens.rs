@@ -111,65 +111,12 @@ pub fn rotate(
     crate::store::write_within(conn, rotate)
 }
 
-/// What [`spend_and_replace`] spent: the grant its successor carries on.
+/// What [`spend_many`] spent for one use: the grant its successor carries on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpentToken {
     pub family_id: String,
     pub user_id: String,
     pub scope: String,
-}
-
-/// The usual refresh without reading first: spends `old_hash` if it is `client_id`'s, unspent,
-/// unrevoked and unexpired, and its holder exists and is enabled, and stores `successor_hash`
-/// in its place (same family, person, session and scope, expiring at `expires_at`, no retry
-/// answer). Returns what it spent, or `None` when any condition fails, having written
-/// nothing: the caller then reads the token to tell why.
-///
-/// On PostgreSQL it is [`spend_many`]'s statement, atomic by itself: a concurrent use of the
-/// same token waits for the row's lock, then finds it spent. On SQLite it is the read and
-/// [`rotate`], in the caller's transaction or one of its own.
-pub fn spend_and_replace(
-    conn: &mut DbConnection,
-    old_hash: &[u8],
-    client_id: &str,
-    successor_hash: &[u8],
-    now: NaiveDateTime,
-    expires_at: NaiveDateTime,
-) -> StoreResult<Option<SpentToken>> {
-    if matches!(conn, DbConnection::Postgres(_)) {
-        let one = Spend {
-            old_hash: old_hash.to_vec(),
-            client_id: client_id.to_string(),
-            successor_hash: successor_hash.to_vec(),
-            expires_at,
-        };
-        return Ok(spend_many(conn, &[one], now)?.pop().flatten());
-    }
-    crate::store::write_within(conn, |conn| {
-        let Some((old, holder_active)) = find_with_holder(conn, old_hash)? else {
-            return Ok(None);
-        };
-        if old.client_id != client_id || !holder_active {
-            return Ok(None);
-        }
-        let successor = RefreshTokenRecord {
-            token_hash: successor_hash.to_vec(),
-            created_at: now,
-            expires_at,
-            rotated_at: None,
-            revoked_at: None,
-            retry_response_enc: None,
-            ..old.clone()
-        };
-        if !rotate(conn, old_hash, &successor, None, now)? {
-            return Ok(None);
-        }
-        Ok(Some(SpentToken {
-            family_id: old.family_id,
-            user_id: old.user_id,
-            scope: old.scope,
-        }))
-    })
 }
 
 /// One use of a refresh token, for [`spend_many`].
@@ -181,12 +128,17 @@ pub struct Spend {
     pub expires_at: NaiveDateTime,
 }
 
-/// [`spend_and_replace`] for several uses at once: for each, in order, what it spent. Two uses
-/// of one token spend it once (the other gets `None`).
+/// The usual refresh without reading first, for several uses at once. Each use spends
+/// `old_hash` if it is `client_id`'s, unspent, unrevoked and unexpired, and its holder exists
+/// and is enabled, and stores `successor_hash` in its place (same family, person, session and
+/// scope, expiring at `expires_at`, no retry answer). Returns, for each use in order, what it
+/// spent, or `None` when any condition failed, having written nothing for it: the caller then
+/// reads the token to tell why. Two uses of one token spend it once.
 ///
-/// On PostgreSQL it is one statement for the lot, the uses sent as one array per field, so a
-/// burst of refreshes costs one round trip and one commit. On SQLite the uses are spent one
-/// after the other, in the caller's transaction or one of their own.
+/// On PostgreSQL it is one statement for the lot, atomic by itself, the uses sent as one array
+/// per field: a burst of refreshes costs one round trip and one commit, and a concurrent use of
+/// the same token waits for the row's lock, then finds it spent. On SQLite each use is the
+/// read and [`rotate`], one after the other, in the caller's transaction or one of their own.
 pub fn spend_many(
     conn: &mut DbConnection,
     spends: &[Spend],
@@ -214,23 +166,46 @@ pub fn spend_many(
     }
     crate::store::write_within(conn, |conn| {
         for (spend, outcome) in spends.iter().zip(outcomes.iter_mut()) {
-            *outcome = spend_and_replace(
-                conn,
-                &spend.old_hash,
-                &spend.client_id,
-                &spend.successor_hash,
-                now,
-                spend.expires_at,
-            )?;
+            *outcome = spend_one(conn, spend, now)?;
         }
         Ok(outcomes)
     })
 }
 
-/// The rotation as one PostgreSQL statement: the successor is inserted only from the row the
-/// update spent. A concurrent rotation of the same token waits for the row's lock, then finds
-/// it rotated and stores nothing. A fixed text with a static query id, so each connection
-/// prepares it once.
+/// One use of [`spend_many`] on SQLite, inside its transaction.
+fn spend_one(
+    conn: &mut DbConnection,
+    spend: &Spend,
+    now: NaiveDateTime,
+) -> StoreResult<Option<SpentToken>> {
+    let Some((old, holder_active)) = find_with_holder(conn, &spend.old_hash)? else {
+        return Ok(None);
+    };
+    if old.client_id != spend.client_id || !holder_active {
+        return Ok(None);
+    }
+    let successor = RefreshTokenRecord {
+        token_hash: spend.successor_hash.clone(),
+        created_at: now,
+        expires_at: spend.expires_at,
+        rotated_at: None,
+        revoked_at: None,
+        retry_response_enc: None,
+        ..old.clone()
+    };
+    if !rotate(conn, &spend.old_hash, &successor, None, now)? {
+        return Ok(None);
+    }
+    Ok(Some(SpentToken {
+        family_id: old.family_id,
+        user_id: old.user_id,
+        scope: old.scope,
+    }))
+}
+
+/// Rotations as single PostgreSQL statements: a successor is inserted only from the row the
+/// update spent, so a concurrent use of the same token waits for the row's lock, then finds it
+/// spent and stores nothing.
 mod postgres_rotation {
     use chrono::NaiveDateTime;
     use diesel::pg::Pg;
@@ -240,6 +215,8 @@ mod postgres_rotation {
 
     use super::RefreshTokenRecord;
 
+    /// [`super::rotate`]: a fixed text with a static query id, so each connection prepares it
+    /// once.
     pub(super) struct Rotate<'a> {
         pub old_hash: &'a [u8],
         pub successor: &'a RefreshTokenRecord,
