@@ -75,10 +75,9 @@ fn spend_batches(store: &Store, mut receiver: mpsc::Receiver<Waiting>) {
         let spent =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| spend_all(&mut conn, &uses)));
         let Ok(outcomes) = spent else {
-            // Dropping the waiting callers' channels tells them `Cancelled`; the connection,
-            // in an unknown state, is closed rather than kept.
+            // Dropping the waiting callers' channels tells them `Cancelled`. The connection is
+            // not kept: it goes back to the pool, which drops it if it is broken.
             tracing::error!("spending a batch of refresh tokens panicked");
-            drop(conn);
             continue;
         };
         for (done, outcome) in waiting.into_iter().zip(outcomes) {

@@ -538,16 +538,14 @@ async fn refresh_token(
     let grace =
         chrono::Duration::seconds(i64::try_from(settings.tokens.refresh_grace_secs).unwrap_or(0));
     let ttl = refresh_ttl(state);
-    if let Some(spender) = &state.refresh_spender {
-        if grace <= chrono::Duration::zero() && requested_scope.is_none() {
-            if let Some(answer) =
-                refresh_without_reading(state, spender, &client, old_hash.clone(), ttl, &input)
-                    .await?
-            {
-                return Ok(refreshed(answer));
-            }
-            // Nothing was spent: the path below tells an invalid or reused token apart.
+    let spends_first = grace <= chrono::Duration::zero() && requested_scope.is_none();
+    if let Some(spender) = state.refresh_spender.as_ref().filter(|_| spends_first) {
+        if let Some(answer) =
+            refresh_without_reading(state, spender, &client, old_hash.clone(), ttl, &input).await?
+        {
+            return Ok(refreshed(answer));
         }
+        // Nothing was spent: the path below tells an invalid or reused token apart.
     }
     let signing_client = client.clone();
     // Only reads and signing: on the HTTP worker when SQLite has an idle connection, except
