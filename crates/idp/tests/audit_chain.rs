@@ -219,11 +219,7 @@ fn writes_commit_with_their_events(postgres: bool) {
     use idp::audit::AuditLog;
     use idp::store::{revoked_access_tokens, StoreError};
     let db = TestDb::new(postgres);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::runtime();
     let log = AuditLog::start(db.store.clone()).expect("writer");
     let now = || chrono::Utc::now().naive_utc();
     let later = now() + chrono::Duration::hours(1);
@@ -326,11 +322,7 @@ fn a_stale_head_is_never_linked_to(db: &TestDb) {
 /// appending in its own transactions, all at once: one chain, no gap, no fork, every event.
 fn several_writers_and_direct_appends(db: &TestDb) {
     use idp::audit::AuditLog;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::runtime();
     let logs: Vec<AuditLog> = (0..3)
         .map(|_| AuditLog::start(db.store.clone()).expect("writer"))
         .collect();

@@ -1389,11 +1389,7 @@ fn the_refresh_spender_spends_each_token_once(db: &TestDb) {
     for token in &tokens {
         refresh_tokens::insert(&mut conn, token).expect("insert");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::runtime();
     let spender = RefreshSpender::start(db.store.clone()).expect("spender");
     // Every token used once and the first twenty twice, all at once.
     let uses: Vec<Vec<u8>> = tokens

@@ -195,3 +195,13 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// A two-thread tokio runtime, as the server's two cores give it, for tests that drive async
+/// handles (the audit writer, the refresh spender) with many tasks at once.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
