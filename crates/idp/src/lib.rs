@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod authn;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod crypto;

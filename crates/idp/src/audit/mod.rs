@@ -225,7 +225,7 @@ fn write_groups(store: &Store, mut receiver: mpsc::Receiver<Pending>) {
     // Where this writer left the chain: on PostgreSQL its next group links there if no one
     // else has moved the head since ([`audit::append_after_last`]).
     let mut last_head: Option<audit::ChainHead> = None;
-    while receiver.blocking_recv_many(&mut group, MAX_GROUP) > 0 {
+    while crate::batch::next_batch(&mut receiver, &mut group, MAX_GROUP) > 0 {
         let conn = match connection.take() {
             Some(conn) => Ok(conn),
             None => WriterConnection::open(store),

@@ -57,7 +57,7 @@ impl RefreshSpender {
 fn spend_batches(store: &Store, mut receiver: mpsc::Receiver<Waiting>) {
     let mut batch: Vec<Waiting> = Vec::with_capacity(MAX_BATCH);
     let mut connection = None;
-    while receiver.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+    while crate::batch::next_batch(&mut receiver, &mut batch, MAX_BATCH) > 0 {
         let (uses, waiting): (Vec<Spend>, Vec<_>) = batch.drain(..).unzip();
         let mut conn = match connection.take().map_or_else(|| store.connection(), Ok) {
             Ok(conn) => conn,
