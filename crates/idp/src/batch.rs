@@ -18,22 +18,23 @@ use tokio::sync::mpsc::{self, error::TryRecvError};
 /// awake, without costing an idle server anything it would notice.
 pub const LOOK_BEFORE_SLEEPING: Duration = Duration::from_micros(200);
 
-/// Moves up to `max` queued items into `batch` and returns how many, waiting for the first one
-/// when none is queued: by looking, yielding in between, for [`LOOK_BEFORE_SLEEPING`], then
-/// asleep. Returns 0 once the queue is closed and empty.
+/// Appends up to `max` queued items to `batch` and returns how many, as
+/// [`mpsc::Receiver::blocking_recv_many`] does, waiting for the first one when none is queued:
+/// by looking, yielding in between, for [`LOOK_BEFORE_SLEEPING`], then asleep. Returns 0 once
+/// the queue is closed and empty.
 pub fn next_batch<T>(receiver: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize) -> usize {
     let mut deadline = None;
     loop {
         match receiver.try_recv() {
             Ok(first) => {
                 batch.push(first);
-                while batch.len() < max {
-                    match receiver.try_recv() {
-                        Ok(item) => batch.push(item),
-                        Err(_) => break,
-                    }
+                let mut taken = 1;
+                while taken < max {
+                    let Ok(item) = receiver.try_recv() else { break };
+                    batch.push(item);
+                    taken += 1;
                 }
-                return batch.len();
+                return taken;
             }
             Err(TryRecvError::Disconnected) => return 0,
             Err(TryRecvError::Empty) => {
@@ -60,9 +61,9 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(next_batch(&mut receiver, &mut batch, 3), 3);
         assert_eq!(batch, [0, 1, 2]);
-        batch.clear();
+        // What the batch already held is neither counted nor in the way.
         assert_eq!(next_batch(&mut receiver, &mut batch, 3), 2);
-        assert_eq!(batch, [3, 4]);
+        assert_eq!(batch, [0, 1, 2, 3, 4]);
     }
 
     #[test]
