@@ -16,8 +16,11 @@ const PASSWORD: &str = "Correct-Horse-Battery-9";
 const AUDITOR: &str = "verification@example.org";
 const MEMBER: &str = "membre@example.org";
 
-fn person(d: &Deployment, email: &str) -> String {
-    person_with_emailed_codes(&d.store, email, PASSWORD, None).id
+/// The member's number at their order, which the console also takes to name them.
+const MEMBER_CODE: &str = "R77001";
+
+fn person(d: &Deployment, email: &str, member_code: Option<&str>) -> String {
+    person_with_emailed_codes(&d.store, email, PASSWORD, member_code).id
 }
 
 fn seed(d: &Deployment, subject: &str, client: &str, n: usize) {
@@ -62,8 +65,8 @@ fn deployment() -> (Deployment, String, String, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let d = Deployment::start(CONFIG, false, port, &[("GUICHET_PUBLIC_URL", &base)]);
-    let auditor = person(&d, AUDITOR);
-    let member = person(&d, MEMBER);
+    let auditor = person(&d, AUDITOR, None);
+    let member = person(&d, MEMBER, Some(MEMBER_CODE));
     roles::grant(
         &mut d.store.connection().expect("conn"),
         &auditor,
@@ -170,6 +173,31 @@ fn audit_api_answers_auditors_only() {
         assert_eq!(e["client_id"], "atip-portal");
         assert_eq!(e["row_hash"].as_str().map(str::len), Some(64));
     }
+    // The member code names the same person; the address and type narrow further.
+    let (status, body) = api(
+        Some(&auditor_token),
+        &format!("subject={MEMBER_CODE}&client=atip-portal&ip=192.0.2.10&event_type=token.issued"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let by_code = body["events"].as_array().expect("events");
+    assert_eq!(
+        by_code, events,
+        "the member code finds the same events as the email"
+    );
+    for (query, expected) in [
+        (format!("subject={MEMBER}&ip=192.0.2.99"), 0),
+        (format!("subject={MEMBER}&event_type=signin.failed"), 0),
+        ("client=file-portal&ip=192.0.2.10".to_string(), 7),
+        ("until=2000-01-01".to_string(), 0),
+    ] {
+        let (status, body) = api(Some(&auditor_token), &query);
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(
+            body["events"].as_array().map(Vec::len),
+            Some(expected),
+            "{query}: {body}"
+        );
+    }
     let (status, body) = api(Some(&auditor_token), "from=tomorrow");
     assert_eq!(
         (status, body["error"].as_str()),
@@ -247,6 +275,33 @@ fn an_export_streams_every_matching_row_newest_first() {
     assert!(rows
         .iter()
         .all(|r| &r[6] == member.as_str() && &r[7] == "file-portal"));
+    // The JSON API pages the same rows: each page names where the next one starts.
+    let mut paged = Vec::new();
+    let mut query = format!("subject={MEMBER}&client=file-portal");
+    loop {
+        let body: serde_json::Value = http
+            .get(format!("{base}/audit/api/events?{query}"))
+            .bearer_auth(&token)
+            .send()
+            .expect("api")
+            .json()
+            .expect("json");
+        let page = body["events"].as_array().expect("events");
+        assert!(page.len() <= 50, "a page holds at most 50 events");
+        paged.extend(page.iter().map(|e| e["seq"].as_i64().expect("seq")));
+        match body["next_before"].as_i64() {
+            Some(before) => {
+                assert_eq!(page.len(), 50, "only a full page has a next one");
+                query = format!("subject={MEMBER}&client=file-portal&before={before}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged, seqs,
+        "the pages hold the export's rows, in its order"
+    );
+
     let events = audit::recent(&mut d.store.connection().expect("conn"), 20).expect("audit");
     let exported = events
         .iter()

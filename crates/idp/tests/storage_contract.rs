@@ -193,6 +193,7 @@ on_both_backends!(
     the_refresh_spender_spends_each_token_once,
     audit_append_and_read,
     audit_rows_cannot_be_changed,
+    audit_search_narrows_by_each_filter_and_pages,
         revoked_access_tokens_are_remembered_until_expiry,
     short_reads_answer_with_or_without_an_idle_connection,
         sessions_remember_their_clients,
@@ -1561,6 +1562,123 @@ fn audit_rows_cannot_be_changed(db: &TestDb) {
         .is_err());
     assert!(conn.batch_execute("DELETE FROM audit_events").is_err());
     assert_eq!(audit::count(&mut conn).expect("count"), 1);
+}
+
+/// Every filter of the auditor console narrows the log on its own and with the others: `from`
+/// is inclusive and `until` exclusive; pages follow each other newest first with no row twice,
+/// and `count_matching` counts what the filter selects up to a row.
+fn audit_search_narrows_by_each_filter_and_pages(db: &TestDb) {
+    let mut conn = db.conn();
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 1)
+        .and_then(|d| d.and_hms_opt(9, 0, 0))
+        .unwrap();
+    // Twelve events an hour apart: subjects, portals, addresses and types in turn.
+    let events: Vec<NewAuditEvent> = (0..12)
+        .map(|i| NewAuditEvent {
+            occurred_at: start + Duration::hours(i),
+            client_id: Some(["portal-a", "portal-b", "portal-c"][i as usize % 3].into()),
+            ip: Some(
+                if i % 4 == 0 {
+                    "192.0.2.1"
+                } else {
+                    "198.51.100.2"
+                }
+                .into(),
+            ),
+            ..audit_event(
+                if i % 2 == 0 {
+                    "token.issued"
+                } else {
+                    "signin.succeeded"
+                },
+                Some(if i < 6 { "u1" } else { "u2" }),
+            )
+        })
+        .collect();
+    audit::append_all(&mut conn, &events).expect("append");
+    let newest = audit::last_seq(&mut conn).expect("q").expect("rows");
+    // The hours (0 to 11 after `start`) of what `filter` selects, newest first.
+    let hours = |conn: &mut DbConnection, filter: &audit::AuditFilter| -> Vec<i64> {
+        audit::search(conn, filter, None, 100)
+            .expect("search")
+            .iter()
+            .map(|e| (e.occurred_at - start).num_hours())
+            .collect()
+    };
+    let all = audit::AuditFilter::default();
+    assert_eq!(hours(&mut conn, &all), (0..12).rev().collect::<Vec<_>>());
+    let window = audit::AuditFilter {
+        from: Some(start + Duration::hours(3)),
+        until: Some(start + Duration::hours(7)),
+        ..all.clone()
+    };
+    assert_eq!(
+        hours(&mut conn, &window),
+        vec![6, 5, 4, 3],
+        "from inclusive, until exclusive"
+    );
+    let subject = audit::AuditFilter {
+        subject: Some("u2".into()),
+        ..all.clone()
+    };
+    assert_eq!(hours(&mut conn, &subject), vec![11, 10, 9, 8, 7, 6]);
+    let client = audit::AuditFilter {
+        client_id: Some("portal-b".into()),
+        ..all.clone()
+    };
+    assert_eq!(hours(&mut conn, &client), vec![10, 7, 4, 1]);
+    let event_type = audit::AuditFilter {
+        event_type: Some("signin.succeeded".into()),
+        ..all.clone()
+    };
+    assert_eq!(hours(&mut conn, &event_type), vec![11, 9, 7, 5, 3, 1]);
+    let ip = audit::AuditFilter {
+        ip: Some("192.0.2.1".into()),
+        ..all.clone()
+    };
+    assert_eq!(hours(&mut conn, &ip), vec![8, 4, 0]);
+    let together = audit::AuditFilter {
+        from: Some(start + Duration::hours(2)),
+        until: Some(start + Duration::hours(11)),
+        subject: Some("u2".into()),
+        event_type: Some("token.issued".into()),
+        ..all.clone()
+    };
+    assert_eq!(hours(&mut conn, &together), vec![10, 8, 6]);
+    let nothing = audit::AuditFilter {
+        event_type: Some("signin.succeeded".into()),
+        ip: Some("192.0.2.1".into()),
+        ..all.clone()
+    };
+    assert!(hours(&mut conn, &nothing).is_empty());
+
+    // Pages of five of the whole log: each starts below the last row of the one before.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = audit::search(&mut conn, &all, before, 5).expect("page");
+        seen.extend(page.iter().map(|e| e.seq));
+        match page.last() {
+            Some(last) if page.len() == 5 => before = Some(last.seq),
+            _ => break,
+        }
+    }
+    assert_eq!(seen.len(), 12);
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no row twice: {seen:?}"
+    );
+    assert_eq!(seen[0], newest);
+
+    assert_eq!(
+        audit::count_matching(&mut conn, &client, newest).expect("count"),
+        4
+    );
+    // Up to the row of hour 6: portal-b's rows of hours 1 and 4.
+    assert_eq!(
+        audit::count_matching(&mut conn, &client, seen[5]).expect("count"),
+        2
+    );
 }
 
 fn revoked_access_tokens_are_remembered_until_expiry(db: &TestDb) {
