@@ -195,7 +195,11 @@ impl KeyedHasher {
 
 /// Lower-case hexadecimal of `bytes` (hash values shown to operators and auditors).
 pub fn hex(bytes: &[u8]) -> String {
-    ::hex::encode(bytes)
+    // `hex::encode` collects one `char` at a time; a row hash is written in one pass here.
+    let mut out = vec![0; bytes.len() * 2];
+    // The lengths match, the only way it fails; and hexadecimal digits are ASCII.
+    let _ = ::hex::encode_to_slice(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Creates `dir` (and missing parents) readable by the owner only; an existing directory keeps

@@ -89,7 +89,8 @@ const HASH_PREFIX: &[u8] = b"guichet-audit-v1\n";
 /// SHA-256 over the canonical encoding of a row: a JSON array of its position, fields (time
 /// as `YYYY-MM-DDTHH:MM:SS.ffffff`) and the previous row's hash in hex.
 pub fn row_hash(index: i64, event: &NewAuditEvent, prev_hash: &[u8]) -> Vec<u8> {
-    let mut canonical = Vec::with_capacity(512);
+    // Most rows' encodings fit: the buffer is not grown while it is written.
+    let mut canonical = Vec::with_capacity(1024);
     canonical.extend_from_slice(HASH_PREFIX);
     // A tuple serialises as the JSON array the encoding defines, without building a
     // `serde_json::Value` first; serialising plain values into memory cannot fail.
@@ -98,7 +99,7 @@ pub fn row_hash(index: i64, event: &NewAuditEvent, prev_hash: &[u8]) -> Vec<u8> 
         &(
             index,
             &event.id,
-            canonical_time(event.occurred_at),
+            CanonicalTime(event.occurred_at),
             &event.event_type,
             &event.actor,
             &event.subject,
@@ -115,13 +116,18 @@ pub fn row_hash(index: i64, event: &NewAuditEvent, prev_hash: &[u8]) -> Vec<u8> 
         .to_vec()
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffff` (chrono's `%Y-%m-%dT%H:%M:%S%.6f`), with the format parsed
-/// once instead of for every row.
-fn canonical_time(t: NaiveDateTime) -> String {
-    use chrono::format::{Item, StrftimeItems};
-    static ITEMS: std::sync::LazyLock<Vec<Item<'static>>> =
-        std::sync::LazyLock::new(|| StrftimeItems::new("%Y-%m-%dT%H:%M:%S%.6f").collect());
-    t.format_with_items(ITEMS.iter()).to_string()
+/// A time as the canonical encoding writes it: `YYYY-MM-DDTHH:MM:SS.ffffff` (chrono's
+/// `%Y-%m-%dT%H:%M:%S%.6f`), with the format parsed once instead of for every row, and
+/// written straight into the encoding.
+struct CanonicalTime(NaiveDateTime);
+
+impl serde::Serialize for CanonicalTime {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use chrono::format::{Item, StrftimeItems};
+        static ITEMS: std::sync::LazyLock<Vec<Item<'static>>> =
+            std::sync::LazyLock::new(|| StrftimeItems::new("%Y-%m-%dT%H:%M:%S%.6f").collect());
+        serializer.collect_str(&self.0.format_with_items(ITEMS.iter()))
+    }
 }
 
 impl AuditEvent {
