@@ -1607,50 +1607,72 @@ fn audit_search_narrows_by_each_filter_and_pages(db: &TestDb) {
     };
     let all = audit::AuditFilter::default();
     assert_eq!(hours(&mut conn, &all), (0..12).rev().collect::<Vec<_>>());
-    let window = audit::AuditFilter {
-        from: Some(start + Duration::hours(3)),
-        until: Some(start + Duration::hours(7)),
-        ..all.clone()
-    };
-    assert_eq!(
-        hours(&mut conn, &window),
-        vec![6, 5, 4, 3],
-        "from inclusive, until exclusive"
-    );
-    let subject = audit::AuditFilter {
-        subject: Some("u2".into()),
-        ..all.clone()
-    };
-    assert_eq!(hours(&mut conn, &subject), vec![11, 10, 9, 8, 7, 6]);
+    let hour = |h: i64| Some(start + Duration::hours(h));
+    let text = |t: &str| Some(t.to_string());
     let client = audit::AuditFilter {
-        client_id: Some("portal-b".into()),
+        client_id: text("portal-b"),
         ..all.clone()
     };
-    assert_eq!(hours(&mut conn, &client), vec![10, 7, 4, 1]);
-    let event_type = audit::AuditFilter {
-        event_type: Some("signin.succeeded".into()),
-        ..all.clone()
-    };
-    assert_eq!(hours(&mut conn, &event_type), vec![11, 9, 7, 5, 3, 1]);
-    let ip = audit::AuditFilter {
-        ip: Some("192.0.2.1".into()),
-        ..all.clone()
-    };
-    assert_eq!(hours(&mut conn, &ip), vec![8, 4, 0]);
-    let together = audit::AuditFilter {
-        from: Some(start + Duration::hours(2)),
-        until: Some(start + Duration::hours(11)),
-        subject: Some("u2".into()),
-        event_type: Some("token.issued".into()),
-        ..all.clone()
-    };
-    assert_eq!(hours(&mut conn, &together), vec![10, 8, 6]);
-    let nothing = audit::AuditFilter {
-        event_type: Some("signin.succeeded".into()),
-        ip: Some("192.0.2.1".into()),
-        ..all.clone()
-    };
-    assert!(hours(&mut conn, &nothing).is_empty());
+    // Each filter alone, then several together, with the hours it must select.
+    let cases: [(&str, audit::AuditFilter, Vec<i64>); 7] = [
+        (
+            "from inclusive, until exclusive",
+            audit::AuditFilter {
+                from: hour(3),
+                until: hour(7),
+                ..all.clone()
+            },
+            vec![6, 5, 4, 3],
+        ),
+        (
+            "subject",
+            audit::AuditFilter {
+                subject: text("u2"),
+                ..all.clone()
+            },
+            vec![11, 10, 9, 8, 7, 6],
+        ),
+        ("client", client.clone(), vec![10, 7, 4, 1]),
+        (
+            "event type",
+            audit::AuditFilter {
+                event_type: text("signin.succeeded"),
+                ..all.clone()
+            },
+            vec![11, 9, 7, 5, 3, 1],
+        ),
+        (
+            "address",
+            audit::AuditFilter {
+                ip: text("192.0.2.1"),
+                ..all.clone()
+            },
+            vec![8, 4, 0],
+        ),
+        (
+            "time, subject and type together",
+            audit::AuditFilter {
+                from: hour(2),
+                until: hour(11),
+                subject: text("u2"),
+                event_type: text("token.issued"),
+                ..all.clone()
+            },
+            vec![10, 8, 6],
+        ),
+        (
+            "an empty intersection",
+            audit::AuditFilter {
+                event_type: text("signin.succeeded"),
+                ip: text("192.0.2.1"),
+                ..all.clone()
+            },
+            vec![],
+        ),
+    ];
+    for (what, filter, expected) in cases {
+        assert_eq!(hours(&mut conn, &filter), expected, "{what}");
+    }
 
     // Pages of five of the whole log: each starts below the last row of the one before.
     let mut seen = Vec::new();
