@@ -259,11 +259,21 @@ pub fn bind(state: AppState) -> Result<Running, Error> {
         App::new()
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(max_body))
-            .app_data(web::FormConfig::default().limit(max_body))
-            .app_data(web::JsonConfig::default().limit(max_body))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(max_body)
+                    .error_handler(crate::web::unreadable::form),
+            )
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(crate::web::unreadable::json),
+            )
+            .app_data(web::QueryConfig::default().error_handler(crate::web::unreadable::query))
             .wrap(security_headers(https))
             .wrap(from_fn(request_id))
             .configure(crate::web::routes)
+            .default_service(web::to(crate::web::unreadable::not_found))
     })
     .shutdown_timeout(settings.http.shutdown_timeout_secs);
     if settings.http.workers > 0 {

@@ -98,6 +98,148 @@ fn serves_on_sqlite_by_default_with_security_headers() {
     assert!(logs.contains("SIGTERM"), "{logs}");
 }
 
+#[test]
+fn unreadable_requests_get_a_page_or_an_error_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let http = client();
+    let alert = |body: &str| {
+        let start = body.find("<p role=\"alert\">").expect("alert") + 16;
+        body[start..start + body[start..].find('<').expect("end")].to_string()
+    };
+
+    // Pages: the person's language, what went wrong, what to do next; the status says why.
+    const UNREADABLE_EN: &str =
+        "This request could not be read: the address or the form it sent is not valid.";
+    const UNREADABLE_FR: &str =
+        "Cette demande n’a pas pu être lue : l’adresse ou le formulaire envoyé n’est pas valide.";
+    let oversized = format!("email=a&password={}", "a".repeat(300_000));
+    let pages = [
+        (
+            "a query that does not parse",
+            "/audit?before=abc",
+            None,
+            400,
+            UNREADABLE_EN,
+            UNREADABLE_FR,
+        ),
+        (
+            "a form sent as JSON",
+            "/login",
+            Some(("application/json", r#"{"email":"a@example.org"}"#)),
+            415,
+            UNREADABLE_EN,
+            UNREADABLE_FR,
+        ),
+        (
+            "a form over the limit",
+            "/login",
+            Some(("application/x-www-form-urlencoded", oversized.as_str())),
+            413,
+            "The form sent more than this service accepts.",
+            "Le formulaire envoie plus que ce que ce service accepte.",
+        ),
+        (
+            "an address with no page",
+            "/nope",
+            None,
+            404,
+            "There is no page at this address.",
+            "Aucune page ne se trouve à cette adresse.",
+        ),
+    ];
+    for (case, path, posted, status, en, fr) in pages {
+        for (lang, expected) in [("en", en), ("fr-CA", fr)] {
+            let request = match posted {
+                None => http.get(server.url(path)),
+                Some((content_type, body)) => http
+                    .post(server.url(path))
+                    .header("Content-Type", content_type)
+                    .body(body.to_string()),
+            };
+            let r = request
+                .header("Accept-Language", lang)
+                .send()
+                .expect("send");
+            assert_eq!(r.status().as_u16(), status, "{case}, {lang}");
+            assert_eq!(
+                r.headers()["content-type"],
+                "text/html; charset=utf-8",
+                "{case}, {lang}"
+            );
+            assert!(r.headers().contains_key("content-security-policy"));
+            let body = r.text().expect("body");
+            assert!(
+                body.contains(&format!("<html lang=\"{lang}\"")),
+                "{case}: {body}"
+            );
+            assert_eq!(alert(&body), expected, "{case}, {lang}");
+        }
+    }
+
+    // The JSON APIs: an error object, never a text/plain parser message. A value sent is not
+    // echoed (serde would quote it), in the answer or in the log.
+    let apis: Vec<(&str, reqwest::blocking::RequestBuilder, u16, &str)> = vec![
+        (
+            "a query that does not parse",
+            http.get(server.url("/audit/api/events?before=x")),
+            400,
+            "invalid_request",
+        ),
+        (
+            "a field of the wrong type",
+            http.post(server.url("/staff/api/clients"))
+                .header("Content-Type", "application/json")
+                .body(r#"{"id": 987654321987}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            "JSON that does not parse",
+            http.post(server.url("/staff/api/policies"))
+                .header("Content-Type", "application/json")
+                .body("{bad"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "a body that is not JSON",
+            http.post(server.url("/staff/api/clients"))
+                .header("Content-Type", "text/plain")
+                .body("id=x"),
+            415,
+            "invalid_request",
+        ),
+        (
+            "an endpoint that does not exist",
+            http.get(server.url("/staff/api/nope")),
+            404,
+            "not_found",
+        ),
+    ];
+    for (case, request, status, error) in apis {
+        let r = request.send().expect("send");
+        assert_eq!(r.status().as_u16(), status, "{case}");
+        assert_eq!(r.headers()["cache-control"], "no-store", "{case}");
+        let body = r.text().expect("body");
+        let json: serde_json::Value = serde_json::from_str(&body).expect(case);
+        assert_eq!(json["error"], error, "{case}: {body}");
+        assert!(
+            json["error_description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{case}: {body}"
+        );
+        assert!(!body.contains("987654321987"), "{case}: {body}");
+    }
+
+    let (exit, logs) = server.terminate();
+    assert!(exit.success(), "{logs}");
+    assert!(!logs.contains("ERROR"), "no error line:\n{logs}");
+    assert!(!logs.contains("987654321987"), "{logs}");
+    assert!(logs.contains("request could not be read"), "{logs}");
+}
+
 /// The status line answered to `request`, sent as raw bytes to the server on `port`.
 fn raw_status_line(port: &str, request: &[u8]) -> String {
     use std::io::{Read, Write};

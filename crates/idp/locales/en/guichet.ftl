@@ -144,6 +144,15 @@ logout-form-expired = The sign-out form has expired. Try again.
 refused-parameter-too-long = A parameter of the request is too long.
 refused-parameter-repeated = A parameter of the request is repeated.
 
+## Requests that cannot be read, addresses with no page
+unreadable-title = Request not understood
+unreadable-message = This request could not be read: the address or the form it sent is not valid.
+unreadable-too-large = The form sent more than this service accepts.
+unreadable-next = Go back to the previous page and try again. If it happens again, contact us.
+not-found-title = Page not found
+not-found-message = There is no page at this address.
+not-found-next = Check the address, or go back to the portal you came from.
+
 ## Account page
 account-title = My account
 account-profile = Profile

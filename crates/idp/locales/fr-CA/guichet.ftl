@@ -144,6 +144,15 @@ logout-form-expired = Le formulaire de déconnexion a expiré. Recommencez.
 refused-parameter-too-long = Un paramètre de la demande est trop long.
 refused-parameter-repeated = Un paramètre de la demande est répété.
 
+## Demandes illisibles, adresses sans page
+unreadable-title = Demande incomprise
+unreadable-message = Cette demande n’a pas pu être lue : l’adresse ou le formulaire envoyé n’est pas valide.
+unreadable-too-large = Le formulaire envoie plus que ce que ce service accepte.
+unreadable-next = Revenez à la page précédente et recommencez. Si le problème persiste, communiquez avec nous.
+not-found-title = Page introuvable
+not-found-message = Aucune page ne se trouve à cette adresse.
+not-found-next = Vérifiez l’adresse ou retournez au portail d’où vous venez.
+
 ## Account page
 account-title = Mon compte
 account-profile = Profil

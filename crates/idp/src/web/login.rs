@@ -77,35 +77,48 @@ fn translate(t: Tr, notice: &Notice) -> String {
     }
 }
 
-/// The error page for a journey that cannot go on, in `lang`.
-pub fn expired_page(lang: Lang) -> HttpResponse {
+/// The error page: `title_id`, `message_id` and `next_id` name its three texts in the
+/// message files.
+pub fn error_page(
+    lang: Lang,
+    status: StatusCode,
+    title_id: &str,
+    message_id: &str,
+    next_id: &str,
+) -> HttpResponse {
     let t = Tr(lang);
     html(
-        StatusCode::BAD_REQUEST,
+        status,
         ErrorPage {
             t,
-            title: t.get("expired-title"),
+            title: t.get(title_id),
             switch_href: format!("/login/lang?to={}", lang.other().tag()),
-            message: t.get("expired-message"),
-            next_step: t.get("expired-next"),
+            message: t.get(message_id),
+            next_step: t.get(next_id),
         }
         .render(),
     )
 }
 
+/// The error page for a journey that cannot go on, in `lang`.
+pub fn expired_page(lang: Lang) -> HttpResponse {
+    error_page(
+        lang,
+        StatusCode::BAD_REQUEST,
+        "expired-title",
+        "expired-message",
+        "expired-next",
+    )
+}
+
 /// A refused request page; `message_id` names the reason in the message files.
 pub fn refused_page(lang: Lang, message_id: &str) -> HttpResponse {
-    let t = Tr(lang);
-    html(
+    error_page(
+        lang,
         StatusCode::BAD_REQUEST,
-        ErrorPage {
-            t,
-            title: t.get("refused-title"),
-            switch_href: format!("/login/lang?to={}", lang.other().tag()),
-            message: t.get(message_id),
-            next_step: t.get("refused-next"),
-        }
-        .render(),
+        "refused-title",
+        message_id,
+        "refused-next",
     )
 }
 

@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod staff;
 pub mod staff_api;
 pub mod token;
+pub mod unreadable;
 pub mod userinfo;
 
 use actix_web::web;

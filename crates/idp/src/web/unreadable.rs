@@ -1,0 +1,175 @@
+//! Answers for requests no handler can take: a query string, form or JSON body that does not
+//! parse, a body of the wrong type or over the limit, a path with no route. A browser gets a
+//! page in its person's language saying what to do next; the JSON APIs get an RFC 6749-style
+//! error object. The parse error itself is never echoed: serde's messages can quote what was
+//! sent, which may be a password.
+
+use actix_web::error::{InternalError, JsonPayloadError, QueryPayloadError, UrlencodedError};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::app::AppState;
+use crate::authn::journey::page_lang;
+use crate::error::ErrorBody;
+use crate::web::login::{error_page, lang_hints};
+
+/// What could not be read, for the answer's status and wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unreadable {
+    Query,
+    Body,
+    ContentType,
+    TooLarge,
+}
+
+impl Unreadable {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::Query | Self::Body => StatusCode::BAD_REQUEST,
+            Self::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    fn description(self, json_api: bool) -> &'static str {
+        match (self, json_api) {
+            (Self::Query, _) => "The query string could not be read.",
+            (Self::Body, true) => "The body is not the JSON object this endpoint takes.",
+            (Self::Body, false) => "The form could not be read.",
+            (Self::ContentType, true) => "The body must be application/json.",
+            (Self::ContentType, false) => "The body must be application/x-www-form-urlencoded.",
+            (Self::TooLarge, _) => "The body is larger than allowed.",
+        }
+    }
+
+    fn message_id(self) -> &'static str {
+        match self {
+            Self::TooLarge => "unreadable-too-large",
+            _ => "unreadable-message",
+        }
+    }
+}
+
+/// Paths answered in JSON: the staff and audit APIs.
+fn is_json_api(req: &HttpRequest) -> bool {
+    let path = req.path();
+    ["/staff/api", "/audit/api"].iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+fn json_error(status: StatusCode, error: &'static str, description: &'static str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(("Cache-Control", "no-store"))
+        .json(ErrorBody {
+            error,
+            error_description: description,
+        })
+}
+
+fn page(
+    req: &HttpRequest,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    next: &str,
+) -> HttpResponse {
+    let https = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.https);
+    error_page(
+        page_lang(&lang_hints(req, https)),
+        status,
+        title,
+        message,
+        next,
+    )
+}
+
+fn answer<E>(cause: E, what: Unreadable, req: &HttpRequest) -> actix_web::Error
+where
+    E: std::fmt::Debug + std::fmt::Display + 'static,
+{
+    tracing::info!(
+        path = req.path(),
+        status = what.status().as_u16(),
+        "request could not be read"
+    );
+    let response = if is_json_api(req) {
+        json_error(what.status(), "invalid_request", what.description(true))
+    } else {
+        page(
+            req,
+            what.status(),
+            "unreadable-title",
+            what.message_id(),
+            "unreadable-next",
+        )
+    };
+    InternalError::from_response(cause, response).into()
+}
+
+/// The error handler of every `Query` extractor.
+pub fn query(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    answer(err, Unreadable::Query, req)
+}
+
+/// The error handler of every `Form` extractor.
+pub fn form(err: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
+    let what = match err {
+        UrlencodedError::ContentType => Unreadable::ContentType,
+        UrlencodedError::Overflow { .. } => Unreadable::TooLarge,
+        _ => Unreadable::Body,
+    };
+    answer(err, what, req)
+}
+
+/// The error handler of every `Json` extractor.
+pub fn json(err: JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
+    let what = match err {
+        JsonPayloadError::ContentType => Unreadable::ContentType,
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            Unreadable::TooLarge
+        }
+        _ => Unreadable::Body,
+    };
+    answer(err, what, req)
+}
+
+/// Every request no route takes: a page saying so, or a JSON error under the APIs.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    if is_json_api(&req) {
+        json_error(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
+    } else {
+        page(
+            &req,
+            StatusCode::NOT_FOUND,
+            "not-found-title",
+            "not-found-message",
+            "not-found-next",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn only_the_api_prefixes_answer_in_json() {
+        for (path, json) in [
+            ("/staff/api", true),
+            ("/staff/api/people/x", true),
+            ("/audit/api/events", true),
+            ("/staff/apis", false),
+            ("/staff", false),
+            ("/audit", false),
+            ("/login", false),
+        ] {
+            let req = TestRequest::with_uri(path).to_http_request();
+            assert_eq!(is_json_api(&req), json, "{path}");
+        }
+    }
+}
