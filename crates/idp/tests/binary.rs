@@ -99,7 +99,7 @@ fn serves_on_sqlite_by_default_with_security_headers() {
 }
 
 #[test]
-fn unreadable_requests_get_a_page_or_an_error_object() {
+fn requests_no_handler_takes_get_a_clear_answer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path(), &[]);
     let http = client();
@@ -232,6 +232,34 @@ fn unreadable_requests_get_a_page_or_an_error_object() {
         );
         assert!(!body.contains("987654321987"), "{case}: {body}");
     }
+
+    // A method a path does not take: 405 naming those it does. HEAD wherever GET.
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/login", "GET, HEAD, POST"),
+        (
+            reqwest::Method::PUT,
+            "/staff/api/clients",
+            "GET, HEAD, POST",
+        ),
+        (reqwest::Method::POST, "/jwks", "GET, HEAD"),
+        (reqwest::Method::GET, "/login/resend", "POST"),
+    ] {
+        let r = http
+            .request(method.clone(), server.url(path))
+            .send()
+            .expect("send");
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+    }
+    let get = http.get(server.url("/jwks")).send().expect("GET");
+    let head = http.head(server.url("/jwks")).send().expect("HEAD");
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "application/json");
+    assert_eq!(
+        head.headers()["content-length"],
+        get.headers()["content-length"]
+    );
+    assert!(head.bytes().expect("body").is_empty(), "HEAD has no body");
 
     let (exit, logs) = server.terminate();
     assert!(exit.success(), "{logs}");

@@ -17,108 +17,76 @@ pub mod token;
 pub mod unreadable;
 pub mod userinfo;
 
-use actix_web::web;
+use actix_web::{web, FromRequest, Handler, Resource, Responder};
 
-/// Every route of the identity provider, in one table.
+/// A resource answering GET and HEAD with `handler`: a general-purpose server answers HEAD
+/// wherever it answers GET (RFC 9110, section 9.1). A method a resource does not take gets 405
+/// with `Allow`.
+fn readable<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args> + Clone,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path).get(handler.clone()).head(handler)
+}
+
+/// Every route of the identity provider, in one table: one resource per path, so that a
+/// method it does not take gets 405 with `Allow` rather than the "no page here" answer.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(health::live))
-        .route("/health/ready", web::get().to(health::ready))
-        .route("/jwks", web::get().to(jwks::jwks))
-        .route(
+    cfg.service(readable("/health/live", health::live))
+        .service(readable("/health/ready", health::ready))
+        .service(readable("/jwks", jwks::jwks))
+        .service(readable(
             "/.well-known/openid-configuration",
-            web::get().to(authorize::discovery),
+            authorize::discovery,
+        ))
+        .service(readable("/authorize", authorize::authorize))
+        .service(readable("/assets/guichet.css", login::stylesheet))
+        .service(readable("/dev/outbox", dev::outbox))
+        .service(readable("/login", login::page).post(login::submit_password))
+        .service(readable("/login/lang", login::switch_language))
+        .service(web::resource("/login/second-factor").post(login::submit_second_factor))
+        .service(web::resource("/login/resend").post(login::resend))
+        .service(web::resource("/login/restart").post(login::restart))
+        .service(readable("/login/reset", login::reset_page).post(login::submit_reset_email))
+        .service(web::resource("/login/reset/code").post(login::submit_reset_code))
+        .service(web::resource("/login/password").post(login::submit_new_password))
+        .service(web::resource("/login/enrol").post(login::submit_enrol_choice))
+        .service(web::resource("/login/enrol/app").post(login::submit_enrol_app))
+        .service(web::resource("/login/enrol/email").post(login::submit_enrol_email))
+        .service(readable("/account", account::page))
+        .service(readable("/account/callback", account::callback))
+        .service(web::resource("/account/sessions/end").post(account::end_session))
+        .service(readable("/account/api/sign-ins", account::api_sign_ins))
+        .service(readable("/audit", audit::page))
+        .service(readable("/audit/export.csv", audit::export_csv))
+        .service(readable("/audit/export.jsonl", audit::export_jsonl))
+        .service(readable("/audit/api/events", audit::api_events))
+        .service(readable("/staff", staff::search))
+        .service(readable("/staff/people/{id}", staff::person))
+        .service(web::resource("/staff/people/{id}/{action}").post(staff::person_action))
+        .service(readable("/staff/clients", staff::clients).post(staff::create_client))
+        .service(web::resource("/staff/clients/{id}/{action}").post(staff::client_action))
+        .service(web::resource("/staff/keys/rotate").post(staff::rotate_keys))
+        .service(readable("/staff/policies", staff::policies).post(staff::change_policies))
+        .service(
+            readable("/staff/api/policies", staff_api::policies).post(staff_api::change_policies),
         )
-        .route("/authorize", web::get().to(authorize::authorize))
-        .route("/assets/guichet.css", web::get().to(login::stylesheet))
-        .route("/dev/outbox", web::get().to(dev::outbox))
-        .route("/login", web::get().to(login::page))
-        .route("/login", web::post().to(login::submit_password))
-        .route("/login/lang", web::get().to(login::switch_language))
-        .route(
-            "/login/second-factor",
-            web::post().to(login::submit_second_factor),
+        .service(readable("/staff/api/people", staff_api::find))
+        .service(readable("/staff/api/people/{id}", staff_api::person))
+        .service(web::resource("/staff/api/people/{id}/{action}").post(staff_api::person_action))
+        .service(readable("/staff/api/clients", staff_api::clients).post(staff_api::create_client))
+        .service(web::resource("/staff/api/clients/{id}/secret").post(staff_api::rotate_secret))
+        .service(
+            readable("/email-change", staff::email_change_form).post(staff::email_change_submit),
         )
-        .route("/login/resend", web::post().to(login::resend))
-        .route("/login/restart", web::post().to(login::restart))
-        .route("/login/reset", web::get().to(login::reset_page))
-        .route("/login/reset", web::post().to(login::submit_reset_email))
-        .route(
-            "/login/reset/code",
-            web::post().to(login::submit_reset_code),
-        )
-        .route(
-            "/login/password",
-            web::post().to(login::submit_new_password),
-        )
-        .route("/login/enrol", web::post().to(login::submit_enrol_choice))
-        .route("/login/enrol/app", web::post().to(login::submit_enrol_app))
-        .route(
-            "/login/enrol/email",
-            web::post().to(login::submit_enrol_email),
-        )
-        .route("/account", web::get().to(account::page))
-        .route("/account/callback", web::get().to(account::callback))
-        .route(
-            "/account/sessions/end",
-            web::post().to(account::end_session),
-        )
-        .route(
-            "/account/api/sign-ins",
-            web::get().to(account::api_sign_ins),
-        )
-        .route("/audit", web::get().to(audit::page))
-        .route("/audit/export.csv", web::get().to(audit::export_csv))
-        .route("/audit/export.jsonl", web::get().to(audit::export_jsonl))
-        .route("/audit/api/events", web::get().to(audit::api_events))
-        .route("/staff", web::get().to(staff::search))
-        .route("/staff/people/{id}", web::get().to(staff::person))
-        .route(
-            "/staff/people/{id}/{action}",
-            web::post().to(staff::person_action),
-        )
-        .route("/staff/clients", web::get().to(staff::clients))
-        .route("/staff/clients", web::post().to(staff::create_client))
-        .route(
-            "/staff/clients/{id}/{action}",
-            web::post().to(staff::client_action),
-        )
-        .route("/staff/keys/rotate", web::post().to(staff::rotate_keys))
-        .route("/staff/policies", web::get().to(staff::policies))
-        .route("/staff/policies", web::post().to(staff::change_policies))
-        .route("/staff/api/policies", web::get().to(staff_api::policies))
-        .route(
-            "/staff/api/policies",
-            web::post().to(staff_api::change_policies),
-        )
-        .route("/staff/api/people", web::get().to(staff_api::find))
-        .route("/staff/api/people/{id}", web::get().to(staff_api::person))
-        .route(
-            "/staff/api/people/{id}/{action}",
-            web::post().to(staff_api::person_action),
-        )
-        .route("/staff/api/clients", web::get().to(staff_api::clients))
-        .route(
-            "/staff/api/clients",
-            web::post().to(staff_api::create_client),
-        )
-        .route(
-            "/staff/api/clients/{id}/secret",
-            web::post().to(staff_api::rotate_secret),
-        )
-        .route("/email-change", web::get().to(staff::email_change_form))
-        .route("/email-change", web::post().to(staff::email_change_submit))
-        .route("/consent", web::get().to(authorize::consent_form))
-        .route("/consent", web::post().to(authorize::consent_submit))
-        .route("/end_session", web::get().to(logout::end_session_get))
-        .route("/end_session", web::post().to(logout::end_session_post))
-        .route(
-            "/end_session/confirm",
-            web::post().to(logout::end_session_confirm),
-        )
-        .route("/revoke", web::post().to(token::revoke))
-        .route("/introspect", web::post().to(token::introspect))
-        .route("/userinfo", web::get().to(userinfo::get))
-        .route("/userinfo", web::post().to(userinfo::post))
+        .service(readable("/consent", authorize::consent_form).post(authorize::consent_submit))
+        .service(readable("/end_session", logout::end_session_get).post(logout::end_session_post))
+        .service(web::resource("/end_session/confirm").post(logout::end_session_confirm))
+        .service(web::resource("/revoke").post(token::revoke))
+        .service(web::resource("/introspect").post(token::introspect))
+        .service(readable("/userinfo", userinfo::get).post(userinfo::post))
         .service(
             web::resource("/token")
                 .route(web::post().to(token::token))
