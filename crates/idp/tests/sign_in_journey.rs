@@ -550,6 +550,10 @@ fn registered_and_unknown_emails_get_the_same_answers(f: &Fixture) {
     assert_eq!(answers[0].0, 303);
     assert!(answers[0].2.contains("Si EMAIL est l’adresse de contact"));
     assert!(answers[0].3.contains("Il vous reste 4 essais"));
+    // The registered address's wrong code is recorded against its account; the unknown
+    // address has no one to name, and leaves no row.
+    assert_eq!(f.audit_count("reset.code_failed", None), 1);
+    assert_eq!(f.audit_count("reset.code_failed", Some("code-wrong")), 1);
 }
 
 fn language_follows_ui_locales_then_the_switch_then_the_browser(f: &Fixture) {
