@@ -327,7 +327,7 @@ fn keys_command(settings: &Settings, action: KeysCommand) -> Result<(), crate::e
                 SigningAlg::ALL.to_vec()
             } else {
                 vec![SigningAlg::parse(&alg).ok_or_else(|| {
-                    crate::config::ConfigError::Source(format!(
+                    crate::error::Error::Command(format!(
                         "unknown algorithm `{alg}`; use RS256, ES256, EdDSA or all"
                     ))
                 })?]
@@ -389,7 +389,7 @@ fn audit_command(settings: &Settings, action: AuditCommand) -> Result<bool, crat
                 .ok()
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .ok_or_else(|| {
-                    crate::config::ConfigError::Source(format!(
+                    crate::error::Error::Command(format!(
                         "--before `{before}` is not a date: use YYYY-MM-DD"
                     ))
                 })?;
@@ -452,14 +452,14 @@ fn roles_command(
         RolesCommand::Revoke { email, role } => (email, role, false),
     };
     let role = Role::parse(role_name).ok_or_else(|| {
-        crate::config::ConfigError::Source(format!(
+        crate::error::Error::Command(format!(
             "unknown role `{role_name}`; use auditor, helpdesk or admin"
         ))
     })?;
     let store = open_store(settings)?;
     let mut conn = store.connection()?;
     let user = crate::store::users::find_by_email(&mut conn, email)?.ok_or_else(|| {
-        crate::config::ConfigError::Source(format!("no person has the email address `{email}`"))
+        crate::error::Error::Command(format!("no person has the email address `{email}`"))
     })?;
     let changed = crate::store::write_transaction(&mut conn, |conn| {
         let changed = if grant {
@@ -512,7 +512,7 @@ fn hasher_of(settings: &Settings) -> Result<crate::crypto::KeyedHasher, crate::e
 
 fn reason_of(text: &str) -> Result<crate::staff::Reason, crate::error::Error> {
     crate::staff::Reason::parse(text)
-        .map_err(|r| crate::config::ConfigError::Source(format!("--reason: {r}")).into())
+        .map_err(|r| crate::error::Error::Command(format!("--reason: {r}")))
 }
 
 /// Prints a refusal (as JSON with `--json`); the command then exits with 1.
@@ -542,7 +542,7 @@ fn users_command(
     match action {
         UsersCommand::Import { file } => {
             let input = std::fs::File::open(&file).map_err(|e| {
-                crate::config::ConfigError::Source(format!("cannot open {}: {e}", file.display()))
+                crate::error::Error::Command(format!("cannot open {}: {e}", file.display()))
             })?;
             let size = input.metadata().map(|m| m.len()).unwrap_or(0);
             let bar = indicatif::ProgressBar::with_draw_target(
@@ -561,7 +561,7 @@ fn users_command(
                 std::io::BufReader::with_capacity(1 << 16, input),
                 |bytes| bar.set_position(bytes),
             )
-            .map_err(|e| crate::config::ConfigError::Source(e.to_string()))?;
+            .map_err(|e| crate::error::Error::Command(e.to_string()))?;
             bar.finish_and_clear();
             let seconds = started.elapsed().as_secs_f64();
             audit::append(
@@ -711,7 +711,7 @@ fn users_command(
                     &settings.issuer(),
                     &started,
                 ))
-                .map_err(|e| crate::config::ConfigError::Source(e.to_string()))?;
+                .map_err(|e| crate::error::Error::Command(e.to_string()))?;
             done(
                 json,
                 &started.user,

@@ -32,6 +32,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    /// What a command was given cannot be used (an unknown role, a file that cannot be read,
+    /// an email no one has). The message says which, and what to give instead.
+    #[error("{0}")]
+    Command(String),
 }
 
 /// Body of an error answer: an RFC 6749-style object, also used outside OAuth endpoints.
@@ -48,6 +52,7 @@ impl ResponseError for Error {
             Error::Store(StoreError::Pool(_) | StoreError::Connect(_))
             | Error::Redis(_)
             | Error::Mail(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Command(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

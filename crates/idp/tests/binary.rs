@@ -973,6 +973,12 @@ fn roles_are_granted_and_revoked_from_the_command_line() {
     let out = run(dir.path(), &[&grant[..], &["root"]].concat(), &env);
     assert!(!out.status.success());
     assert!(text(&out).contains("unknown role `root`"), "{}", text(&out));
+    // A command's input is not the configuration: the message does not say it is.
+    assert!(
+        !text(&out).contains("configuration error"),
+        "{}",
+        text(&out)
+    );
     let out = run(
         dir.path(),
         &[
@@ -987,7 +993,7 @@ fn roles_are_granted_and_revoked_from_the_command_line() {
     );
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("no person has the email address"),
+        text(&out).contains("error: no person has the email address"),
         "{}",
         text(&out)
     );
