@@ -243,6 +243,12 @@ fn requests_no_handler_takes_get_a_clear_answer() {
         ),
         (reqwest::Method::POST, "/jwks", "GET, HEAD"),
         (reqwest::Method::GET, "/login/resend", "POST"),
+        // GETs that act (an export is recorded, a callback redeems its code, an authorization
+        // request may issue one, a session may end): GET only.
+        (reqwest::Method::HEAD, "/audit/export.csv", "GET"),
+        (reqwest::Method::HEAD, "/account/callback", "GET"),
+        (reqwest::Method::HEAD, "/authorize", "GET"),
+        (reqwest::Method::HEAD, "/end_session", "GET, POST"),
     ] {
         let r = http
             .request(method.clone(), server.url(path))

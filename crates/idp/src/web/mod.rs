@@ -21,7 +21,8 @@ use actix_web::{web, FromRequest, Handler, Resource, Responder};
 
 /// A resource answering GET and HEAD with `handler`: a general-purpose server answers HEAD
 /// wherever it answers GET (RFC 9110, section 9.1). A method a resource does not take gets 405
-/// with `Allow`.
+/// with `Allow`. The few GETs that act (redeeming a one-time code, an export recorded in the
+/// audit log) take GET only: a HEAD must not spend a code or record an export no one received.
 fn readable<F, Args>(path: &str, handler: F) -> Resource
 where
     F: Handler<Args> + Clone,
@@ -41,7 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/.well-known/openid-configuration",
             authorize::discovery,
         ))
-        .service(readable("/authorize", authorize::authorize))
+        .service(web::resource("/authorize").get(authorize::authorize))
         .service(readable("/assets/guichet.css", login::stylesheet))
         .service(readable("/dev/outbox", dev::outbox))
         .service(readable("/login", login::page).post(login::submit_password))
@@ -56,12 +57,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/login/enrol/app").post(login::submit_enrol_app))
         .service(web::resource("/login/enrol/email").post(login::submit_enrol_email))
         .service(readable("/account", account::page))
-        .service(readable("/account/callback", account::callback))
+        .service(web::resource("/account/callback").get(account::callback))
         .service(web::resource("/account/sessions/end").post(account::end_session))
         .service(readable("/account/api/sign-ins", account::api_sign_ins))
         .service(readable("/audit", audit::page))
-        .service(readable("/audit/export.csv", audit::export_csv))
-        .service(readable("/audit/export.jsonl", audit::export_jsonl))
+        .service(web::resource("/audit/export.csv").get(audit::export_csv))
+        .service(web::resource("/audit/export.jsonl").get(audit::export_jsonl))
         .service(readable("/audit/api/events", audit::api_events))
         .service(readable("/staff", staff::search))
         .service(readable("/staff/people/{id}", staff::person))
@@ -82,7 +83,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             readable("/email-change", staff::email_change_form).post(staff::email_change_submit),
         )
         .service(readable("/consent", authorize::consent_form).post(authorize::consent_submit))
-        .service(readable("/end_session", logout::end_session_get).post(logout::end_session_post))
+        .service(
+            web::resource("/end_session")
+                .get(logout::end_session_get)
+                .post(logout::end_session_post),
+        )
         .service(web::resource("/end_session/confirm").post(logout::end_session_confirm))
         .service(web::resource("/revoke").post(token::revoke))
         .service(web::resource("/introspect").post(token::introspect))
