@@ -5,8 +5,9 @@
 // Started by crates/idp/tests/audit_console.rs, which passes through the environment:
 //   IDP_URL, OUTBOX_DIR, ARTIFACTS_DIR
 //   AUDITOR_EMAIL, MEMBER_EMAIL, PASSWORD   two people with emailed codes, one password
-//   MEMBER_ID, MEMBER_PORTAL_EVENTS         the member's id, and how many seeded events of
-//                                           theirs name the portal file-portal
+//   MEMBER_ID, MEMBER_CODE                  the member's id and member code
+//   MEMBER_PORTAL_EVENTS                    how many seeded events of theirs name the portal
+//                                           file-portal
 // Any failed check throws: the process exits non-zero and the Rust test fails.
 
 import { readFileSync } from 'node:fs';
@@ -18,6 +19,9 @@ const IDP_URL = env('IDP_URL');
 const OUTBOX_DIR = env('OUTBOX_DIR');
 const ARTIFACTS_DIR = env('ARTIFACTS_DIR');
 const MEMBER_ID = env('MEMBER_ID');
+// How the console shows the member: as they are now (email, member code), then the id the
+// log keeps.
+const MEMBER_SHOWN = `${env('MEMBER_EMAIL')} (${env('MEMBER_CODE')}) ${MEMBER_ID}`;
 const screenshot = screenshots(ARTIFACTS_DIR);
 
 const codes = (recipient) => outboxCodes(OUTBOX_DIR, recipient);
@@ -66,7 +70,7 @@ try {
   await page.waitForURL(/subject=/);
   let found = await rows(page);
   assert.ok(found.length > Number(env('MEMBER_PORTAL_EVENTS')), `${found.length} rows`);
-  for (const r of found) assert.equal(r[4], MEMBER_ID, `a row of someone else: ${r}`);
+  for (const r of found) assert.equal(r[4], MEMBER_SHOWN, `a row of someone else: ${r}`);
 
   // And by portal: exactly the seeded events of that person at that portal.
   await page.fill('#client', 'file-portal');
@@ -75,8 +79,9 @@ try {
   found = await rows(page);
   assert.equal(found.length, Number(env('MEMBER_PORTAL_EVENTS')));
   for (const r of found) {
-    assert.equal(r[4], MEMBER_ID);
+    assert.equal(r[4], MEMBER_SHOWN);
     assert.equal(r[5], 'file-portal');
+    assert.equal(r[3], 'file-portal', 'a client id as actor names no one');
   }
   await screenshot(page, 'audit-filtre-personne-portail');
 
@@ -95,6 +100,9 @@ try {
   await page.goto(IDP_URL + '/audit?event_type=audit.exported');
   found = await rows(page);
   assert.equal(found.length, 1, 'one export recorded');
+  const [exporter, exporterId] = found[0][3].split(' ');
+  assert.equal(exporter, env('AUDITOR_EMAIL'), 'the auditor exported, named by email');
+  assert.match(exporterId, /^[0-9a-f-]{36}$/);
   assert.match(found[0][7], /"format":"csv"/);
   assert.match(found[0][7], /"rows":/);
   await screenshot(page, 'audit-export-journalise');

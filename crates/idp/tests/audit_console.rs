@@ -97,6 +97,7 @@ fn auditor_console_in_chromium() {
             ("MEMBER_EMAIL", MEMBER.into()),
             ("PASSWORD", PASSWORD.into()),
             ("MEMBER_ID", member.clone()),
+            ("MEMBER_CODE", MEMBER_CODE.into()),
             ("MEMBER_PORTAL_EVENTS", "3".into()),
         ],
         "audit console passed",

@@ -164,6 +164,7 @@ on_both_backends!(
     users_insert_and_find,
     users_email_unique_ignoring_case,
     users_member_code_unique,
+    users_named_by_email_and_code_from_their_ids,
     users_set_password_clears_reset,
     users_exactly_one_second_factor,
     users_totp_step_accepted_once,
@@ -253,6 +254,31 @@ fn users_email_unique_ignoring_case(db: &TestDb) {
         .expect_err("duplicate email refused");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert_eq!(users::count(&mut conn).expect("count"), 1);
+}
+
+fn users_named_by_email_and_code_from_their_ids(db: &TestDb) {
+    let mut conn = db.conn();
+    let mut member = new_user("membre@example.org");
+    member.member_code = Some("R77001".into());
+    let member = users::insert(&mut conn, &member, now()).expect("member");
+    let staff = add_user(&mut conn, "soutien@example.org");
+    let mut named =
+        users::emails_and_codes(&mut conn, &[&member.id, "file-portal", &staff.id, "cli"])
+            .expect("named");
+    named.sort();
+    let mut expected = vec![
+        (
+            member.id.clone(),
+            "membre@example.org".to_string(),
+            Some("R77001".to_string()),
+        ),
+        (staff.id.clone(), "soutien@example.org".to_string(), None),
+    ];
+    expected.sort();
+    assert_eq!(named, expected, "only ids of people, each once");
+    assert!(users::emails_and_codes(&mut conn, &[])
+        .expect("none")
+        .is_empty());
 }
 
 fn users_member_code_unique(db: &TestDb) {

@@ -158,6 +158,42 @@ pub async fn page(
     Ok((rows, next))
 }
 
+/// Who the person ids among `events`' subjects and actors are, as auditors read them: the
+/// contact email, with the member code when there is one. The log keeps ids, which stay the
+/// same when an email changes; the console names people as they are now.
+pub async fn people_named(
+    state: &AppState,
+    events: &[AuditEvent],
+) -> Result<std::collections::HashMap<String, String>, Error> {
+    let mut ids: Vec<String> = events
+        .iter()
+        .flat_map(|e| [e.subject.clone(), e.actor.clone()])
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let found = state
+        .store
+        .run(move |conn| {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            users::emails_and_codes(conn, &ids)
+        })
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(|(id, email, code)| {
+            let label = match code {
+                Some(code) => format!("{email} ({code})"),
+                None => email,
+            };
+            (id, label)
+        })
+        .collect())
+}
+
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {

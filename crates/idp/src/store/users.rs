@@ -289,6 +289,18 @@ pub fn find_by_id(conn: &mut DbConnection, id: &str) -> StoreResult<Option<User>
     .transpose()
 }
 
+/// The contact email and member code of each of `ids` that names a person, for showing who an
+/// id is (ids of no one, such as client ids, are left out).
+pub fn emails_and_codes(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> StoreResult<Vec<(String, String, Option<String>)>> {
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::email, users::member_code))
+        .load(conn)?)
+}
+
 /// The person whose contact email this is, ignoring case and surrounding spaces.
 pub fn find_by_email(conn: &mut DbConnection, email: &str) -> StoreResult<Option<User>> {
     let key = email_key(email);

@@ -24,7 +24,10 @@ struct Row {
     at: String,
     event_type: String,
     actor: String,
+    /// Who the actor is, when it is a person: email (member code).
+    actor_named: Option<String>,
     subject: String,
+    subject_named: Option<String>,
     client: String,
     ip: String,
     detail: String,
@@ -91,11 +94,15 @@ pub async fn page(
         Err(problem) => (Vec::new(), None, Some(t.get(problem.message_id()))),
         Ok(filter) => {
             let (events, next) = console::page(&state, filter, form.before).await?;
+            let people = console::people_named(&state, &events).await?;
+            let named = |id: &Option<String>| id.as_ref().and_then(|id| people.get(id)).cloned();
             let rows = events
                 .into_iter()
                 .map(|e| Row {
                     seq: e.seq,
                     at: e.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    actor_named: named(&e.actor),
+                    subject_named: named(&e.subject),
                     event_type: e.event_type,
                     actor: e.actor.unwrap_or_default(),
                     subject: e.subject.unwrap_or_default(),
