@@ -302,6 +302,48 @@ fn an_export_streams_every_matching_row_newest_first() {
         paged, seqs,
         "the pages hold the export's rows, in its order"
     );
+    // The console pages the same way, and links back to the newest events from any page but
+    // the first.
+    let console = |query: &str| {
+        http.get(format!("{base}/audit?{query}"))
+            .header("Cookie", format!("guichet_account={token}; {session}"))
+            .send()
+            .expect("console")
+            .text()
+            .expect("html")
+    };
+    let filter = format!(
+        "from=&until=&subject={}&client=file-portal&event_type=&ip=",
+        MEMBER.replace('@', "%40")
+    );
+    // A link to `query` as the page writes it (HTML-escaped).
+    let link = |id: &str, query: &str| {
+        format!(
+            "id=\"{id}\" href=\"/audit?{}\"",
+            query.replace('&', "&amp;")
+        )
+    };
+    let second_page = format!("{filter}&before={}", seqs[49]);
+    let first = console(&filter);
+    assert!(first.contains(&link("older", &second_page)), "{first}");
+    assert!(
+        !first.contains("id=\"newest\""),
+        "the first page is the newest"
+    );
+    let second = console(&second_page);
+    assert!(
+        second.contains(&format!("<td>{}</td>", seqs[50])),
+        "{second}"
+    );
+    assert!(
+        !second.contains(&format!("<td>{}</td>", seqs[49])),
+        "no row twice"
+    );
+    assert!(second.contains(&link("newest", &filter)), "{second}");
+    assert!(
+        second.contains(&link("older", &format!("{filter}&before={}", seqs[99]))),
+        "{second}"
+    );
 
     let events = audit::recent(&mut d.store.connection().expect("conn"), 20).expect("audit");
     let exported = events

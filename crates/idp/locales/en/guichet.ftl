@@ -197,6 +197,7 @@ audit-export-csv = Export as CSV
 audit-export-jsonl = Export as JSON Lines
 audit-none = No event matches these filters.
 audit-older = Older events
+audit-newest = Newest events
 audit-col-time = Time (UTC)
 audit-col-actor = Actor
 audit-col-subject = Person

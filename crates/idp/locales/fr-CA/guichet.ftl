@@ -197,6 +197,7 @@ audit-export-csv = Exporter en CSV
 audit-export-jsonl = Exporter en JSON Lines
 audit-none = Aucun événement ne correspond à ces filtres.
 audit-older = Événements plus anciens
+audit-newest = Événements les plus récents
 audit-col-time = Heure (UTC)
 audit-col-actor = Acteur
 audit-col-subject = Personne

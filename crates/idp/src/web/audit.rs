@@ -44,6 +44,8 @@ struct ConsolePage<'a> {
     rows: Vec<Row>,
     query: String,
     older: Option<String>,
+    /// Back to the first page, from any other.
+    newest: Option<String>,
 }
 
 /// The filter as a query string (without paging), for export and paging links.
@@ -134,6 +136,7 @@ pub async fn page(
             rows,
             query: query_of(&form),
             older,
+            newest: form.before.map(|_| format!("/audit?{}", query_of(&form))),
         }
         .render(),
     );
