@@ -9,7 +9,7 @@ use demo::{DemoPlan, DEMO_MEMBER, DEMO_STAFF};
 fn main() -> anyhow::Result<()> {
     let mut settings = idp::config::Settings::load(None).context("loading configuration")?;
     settings.dev_mode = true;
-    idp::telemetry::init(&settings);
+    idp::telemetry::init(&settings, idp::telemetry::LogOutput::Stdout);
     let plan = DemoPlan::from_env(&settings)?;
     plan.register(&mut settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -218,7 +218,15 @@ impl Cli {
                 return ExitCode::from(2);
             }
         };
-        crate::telemetry::init(&settings);
+        let serving = matches!(self.command, Command::Serve);
+        crate::telemetry::init(
+            &settings,
+            if serving {
+                crate::telemetry::LogOutput::Stdout
+            } else {
+                crate::telemetry::LogOutput::Stderr
+            },
+        );
         let result = match self.command {
             Command::Serve => serve(settings),
             Command::Migrate => migrate(&settings),
@@ -248,7 +256,11 @@ impl Cli {
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                tracing::error!(error = %e, "failed");
+                // A server's failure also goes to its log, for whoever collects it; a command's
+                // log is on standard error already, where the line below goes.
+                if serving {
+                    tracing::error!(error = %e, "failed");
+                }
                 eprintln!("error: {e}");
                 ExitCode::FAILURE
             }

@@ -90,6 +90,10 @@ fn serves_on_sqlite_by_default_with_security_headers() {
     let (exit, logs) = server.terminate();
     assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}\n{logs}");
     assert!(!logs.contains("ERROR"), "no error line:\n{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no colour codes in a log that is not a terminal:\n{logs}"
+    );
 
     assert!(
         logs.contains("generated a new one"),
@@ -979,6 +983,12 @@ fn roles_are_granted_and_revoked_from_the_command_line() {
     let out = run(dir.path(), &[&grant[..], &["root"]].concat(), &env);
     assert!(!out.status.success());
     assert!(text(&out).contains("unknown role `root`"), "{}", text(&out));
+    // Standard output is for answers (and `--json`): a failure and the log go to standard
+    // error, said once, without colour codes outside a terminal.
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("unknown role").count(), 1, "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
     // A command's input is not the configuration: the message does not say it is.
     assert!(
         !text(&out).contains("configuration error"),
