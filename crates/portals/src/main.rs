@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let mut args = Args::parse();
     args.secret = std::env::var("GUICHET_PORTAL_CLIENT_SECRET").ok();
