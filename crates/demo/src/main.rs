@@ -47,6 +47,11 @@ fn main() -> anyhow::Result<()> {
             "  5. Open {public_url}/staff with {DEMO_STAFF} (first login as in 1): the helpdesk"
         );
         println!("     console. Find member 12345, unlock, reset the method, change the email...");
+        println!(
+            "  6. Open {public_url}/audit with {DEMO_STAFF}: the audit log of all of the above."
+        );
+        println!("     Filter by person (12345) or portal, export as CSV; in another terminal,");
+        println!("     `cargo run -p idp -- audit verify` walks the log's hash chain.");
         println!("Press Ctrl+C to stop.");
         println!();
         tokio::select! {
