@@ -181,6 +181,19 @@ fn requests_no_handler_takes_get_a_clear_answer() {
         }
     }
 
+    // The language switch leads back to the console asked for, not to a sign-in page.
+    let body = http
+        .get(server.url("/audit?before=abc"))
+        .header("Accept-Language", "en")
+        .send()
+        .expect("GET")
+        .text()
+        .expect("body");
+    assert!(
+        body.contains("href=\"/login/lang?to=fr-CA&amp;next=audit\""),
+        "{body}"
+    );
+
     // The JSON APIs: an error object, never a text/plain parser message. A value sent is not
     // echoed (serde would quote it), in the answer or in the log.
     let apis: Vec<(&str, reqwest::blocking::RequestBuilder, u16, &str)> = vec![

@@ -145,7 +145,7 @@ refused-parameter-too-long = Un paramètre de la demande est trop long.
 refused-parameter-repeated = Un paramètre de la demande est répété.
 
 ## Demandes illisibles, adresses sans page
-unreadable-title = Demande incomprise
+unreadable-title = Demande non comprise
 unreadable-message = Cette demande n’a pas pu être lue : l’adresse ou le formulaire envoyé n’est pas valide.
 unreadable-too-large = Le formulaire envoie plus que ce que ce service accepte.
 unreadable-next = Revenez à la page précédente et recommencez. Si le problème persiste, communiquez avec nous.

@@ -78,21 +78,25 @@ fn translate(t: Tr, notice: &Notice) -> String {
 }
 
 /// The error page: `title_id`, `message_id` and `next_id` name its three texts in the
-/// message files.
+/// message files. Its language switch leads back to `page` (a name [`switch_language`] takes),
+/// or to the sign-in page.
 pub fn error_page(
     lang: Lang,
     status: StatusCode,
-    title_id: &str,
-    message_id: &str,
-    next_id: &str,
+    [title_id, message_id, next_id]: [&str; 3],
+    page: Option<&str>,
 ) -> HttpResponse {
     let t = Tr(lang);
+    let other = lang.other().tag();
     html(
         status,
         ErrorPage {
             t,
             title: t.get(title_id),
-            switch_href: format!("/login/lang?to={}", lang.other().tag()),
+            switch_href: match page {
+                Some(page) => format!("/login/lang?to={other}&next={page}"),
+                None => format!("/login/lang?to={other}"),
+            },
             message: t.get(message_id),
             next_step: t.get(next_id),
         }
@@ -105,9 +109,8 @@ pub fn expired_page(lang: Lang) -> HttpResponse {
     error_page(
         lang,
         StatusCode::BAD_REQUEST,
-        "expired-title",
-        "expired-message",
-        "expired-next",
+        ["expired-title", "expired-message", "expired-next"],
+        None,
     )
 }
 
@@ -116,9 +119,8 @@ pub fn refused_page(lang: Lang, message_id: &str) -> HttpResponse {
     error_page(
         lang,
         StatusCode::BAD_REQUEST,
-        "refused-title",
-        message_id,
-        "refused-next",
+        ["refused-title", message_id, "refused-next"],
+        None,
     )
 }
 
@@ -318,6 +320,19 @@ fn submission(req: &HttpRequest, csrf: String, https: bool) -> Submission {
     }
 }
 
+/// The pages a language switch may lead back to, by the name its `next` gives (never a URL,
+/// so the switch cannot send anyone elsewhere).
+pub const SWITCH_PAGES: [(&str, &str); 8] = [
+    ("reset", "/login/reset"),
+    ("consent", "/consent"),
+    ("account", "/account"),
+    ("audit", "/audit"),
+    ("staff", "/staff"),
+    ("clients", "/staff/clients"),
+    ("policies", "/staff/policies"),
+    ("email-change", "/email-change"),
+];
+
 /// Query of `GET /login`.
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -364,17 +379,11 @@ pub async fn switch_language(
     query: web::Query<LangQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let back = match query.next.as_deref() {
-        Some("reset") => "/login/reset",
-        Some("consent") => "/consent",
-        Some("account") => "/account",
-        Some("audit") => "/audit",
-        Some("staff") => "/staff",
-        Some("clients") => "/staff/clients",
-        Some("policies") => "/staff/policies",
-        Some("email-change") => "/email-change",
-        _ => "/login",
-    };
+    let back = query
+        .next
+        .as_deref()
+        .and_then(|name| SWITCH_PAGES.iter().find(|(n, _)| *n == name))
+        .map_or("/login", |(_, path)| *path);
     let Some(lang) = query.to.as_deref().and_then(Lang::parse) else {
         return Ok(see_other(back).finish());
     };

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::app::AppState;
 use crate::authn::journey::page_lang;
 use crate::error::ErrorBody;
-use crate::web::login::{error_page, lang_hints};
+use crate::web::login::{error_page, lang_hints, SWITCH_PAGES};
 
 /// What could not be read, for the answer's status and wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,25 +68,31 @@ fn json_error(status: StatusCode, error: &'static str, description: &'static str
         })
 }
 
-fn page(
-    req: &HttpRequest,
-    status: StatusCode,
-    title: &str,
-    message: &str,
-    next: &str,
-) -> HttpResponse {
+fn page(req: &HttpRequest, status: StatusCode, texts: [&str; 3]) -> HttpResponse {
     let https = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|state| state.https);
     error_page(
         page_lang(&lang_hints(req, https)),
         status,
-        title,
-        message,
-        next,
+        texts,
+        switch_back_to(req.path()),
     )
 }
 
+/// The page a language switch from here leads back to: the one the request was for, when it
+/// is one the switch knows (a console page with a mistyped filter, say); the longest match,
+/// so that `/staff/clients` is not taken for `/staff`.
+fn switch_back_to(path: &str) -> Option<&'static str> {
+    SWITCH_PAGES
+        .iter()
+        .filter(|(_, page)| {
+            path.strip_prefix(page)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .max_by_key(|(_, page)| page.len())
+        .map(|(name, _)| *name)
+}
 fn answer<E>(cause: E, what: Unreadable, req: &HttpRequest) -> actix_web::Error
 where
     E: std::fmt::Debug + std::fmt::Display + 'static,
@@ -102,9 +108,7 @@ where
         page(
             req,
             what.status(),
-            "unreadable-title",
-            what.message_id(),
-            "unreadable-next",
+            ["unreadable-title", what.message_id(), "unreadable-next"],
         )
     };
     InternalError::from_response(cause, response).into()
@@ -145,9 +149,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         page(
             &req,
             StatusCode::NOT_FOUND,
-            "not-found-title",
-            "not-found-message",
-            "not-found-next",
+            ["not-found-title", "not-found-message", "not-found-next"],
         )
     }
 }
@@ -170,6 +172,22 @@ mod tests {
         ] {
             let req = TestRequest::with_uri(path).to_http_request();
             assert_eq!(is_json_api(&req), json, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_language_switch_leads_back_to_the_page_asked_for() {
+        for (path, back) in [
+            ("/audit", Some("audit")),
+            ("/staff/clients", Some("clients")),
+            ("/staff/clients/x/disable", Some("clients")),
+            ("/staff/people/x", Some("staff")),
+            ("/login/reset", Some("reset")),
+            ("/login", None),
+            ("/auditx", None),
+            ("/nope", None),
+        ] {
+            assert_eq!(switch_back_to(path), back, "{path}");
         }
     }
 }
