@@ -165,6 +165,7 @@ on_both_backends!(
     users_email_unique_ignoring_case,
     users_member_code_unique,
     users_named_by_email_and_code_from_their_ids,
+    name_keys_emptied_by_a_migration_are_filled_again,
     users_set_password_clears_reset,
     users_exactly_one_second_factor,
     users_totp_step_accepted_once,
@@ -1922,6 +1923,40 @@ fn users_found_by_words_of_their_name(db: &TestDb) {
     );
     assert!(names("%").is_empty(), "`%` is a letter, not a wildcard");
     assert!(names("   ").is_empty());
+    // Typed without accents, or with them where the name has none: still found.
+    assert_eq!(names("marie-eve"), vec!["marie@example.org"]);
+    assert_eq!(
+        names("EVE marie"),
+        vec!["marie@example.org"],
+        "each word anywhere in the name"
+    );
+    assert_eq!(names("trémblay").len(), 2);
+}
+
+fn name_keys_emptied_by_a_migration_are_filled_again(db: &TestDb) {
+    let mut conn = db.conn();
+    let mut helene = new_user("helene@example.org");
+    helene.given_name = "Hélène".into();
+    helene.family_name = "Émond-Côté".into();
+    let helene = users::insert(&mut conn, &helene, now()).expect("insert");
+    let mut nameless = new_user("sans-nom@example.org");
+    nameless.given_name = String::new();
+    nameless.family_name = String::new();
+    users::insert(&mut conn, &nameless, now()).expect("insert");
+    // What the migration that changed the keys' form does to every row.
+    conn.batch_execute("UPDATE users SET name_key = ''")
+        .expect("empty the keys");
+    assert!(users::search_by_name(&mut conn, "helene", 10)
+        .expect("search")
+        .is_empty());
+    assert_eq!(users::fill_name_keys(&mut conn).expect("fill"), 1);
+    assert_eq!(users::fill_name_keys(&mut conn).expect("fill"), 0, "once");
+    let found = users::search_by_name(&mut conn, "helene emond-cote", 10).expect("search");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, helene.id);
+    // Starting again (migrations, then the fill) changes nothing more.
+    idp::store::run_migrations(&mut conn).expect("migrations");
+    assert_eq!(users::fill_name_keys(&mut conn).expect("fill"), 0);
 }
 
 fn email_changes_one_per_person_and_per_address(db: &TestDb) {

@@ -659,12 +659,12 @@ pub(crate) fn in_transaction(conn: &mut DbConnection) -> bool {
 pub fn run_migrations(conn: &mut DbConnection) -> StoreResult<usize> {
     let migration_error =
         |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
-    match conn {
+    let applied = match conn {
         DbConnection::Sqlite(c) => {
             let applied = c
                 .run_pending_migrations(SQLITE_MIGRATIONS)
                 .map_err(migration_error)?;
-            Ok(applied.len())
+            applied.len()
         }
         DbConnection::Postgres(c) => {
             c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))?;
@@ -673,9 +673,14 @@ pub fn run_migrations(conn: &mut DbConnection) -> StoreResult<usize> {
                 .map(|applied| applied.len())
                 .map_err(migration_error);
             c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))?;
-            result
+            result?
         }
-    }
+    };
+    // Values SQL cannot compute the same way on both backends, left empty by a migration, are
+    // computed here (each step finds nothing to do once done, and may run on several
+    // instances at once).
+    users::fill_name_keys(conn)?;
+    Ok(applied)
 }
 
 /// Current time as stored: UTC, microsecond precision (what both backends keep).

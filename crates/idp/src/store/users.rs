@@ -153,13 +153,45 @@ impl<'a> UserInsert<'a> {
     }
 }
 
-/// The searchable form of a full name: lower-cased, single spaces.
+/// The searchable form of a full name: lower-cased, without accents, single spaces, so that
+/// "helene emond" finds Hélène Émond (and "Émond" finds Emond).
 pub fn name_key(given_name: &str, family_name: &str) -> String {
-    format!("{given_name} {family_name}")
-        .split_whitespace()
+    fold(&format!("{given_name} {family_name}"))
+}
+
+/// `text` lower-cased, without the accents of Latin letters (canonical decomposition, then
+/// the combining diacritical marks dropped), its words separated by single spaces.
+fn fold(text: &str) -> String {
+    let decomposed = icu_normalizer::DecomposingNormalizerBorrowed::new_nfd().normalize(text);
+    let bare: String = decomposed
+        .chars()
+        .filter(|c| !('\u{0300}'..='\u{036f}').contains(c))
+        .collect();
+    bare.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
+}
+
+/// Fills the name keys left empty by the migration that changed their form: each is computed
+/// again from the name. Runs after the migrations, at every start; once the keys are filled it
+/// finds nothing to do. Returns how many it filled.
+pub fn fill_name_keys(conn: &mut DbConnection) -> StoreResult<usize> {
+    let empty: Vec<(String, String, String)> = users::table
+        .filter(users::name_key.eq(""))
+        .filter(users::given_name.ne("").or(users::family_name.ne("")))
+        .select((users::id, users::given_name, users::family_name))
+        .load(conn)?;
+    super::write_transaction(conn, |conn| {
+        let mut filled = 0;
+        for (id, given_name, family_name) in &empty {
+            filled += diesel::update(users::table.find(id))
+                .filter(users::name_key.eq(""))
+                .set(users::name_key.eq(name_key(given_name, family_name)))
+                .execute(conn)?;
+        }
+        Ok(filled)
+    })
 }
 
 /// The login name derived from a contact email: trimmed and lower-cased, so lookups and the
@@ -231,9 +263,8 @@ pub fn member_code_holders(
 pub fn search_by_name(conn: &mut DbConnection, words: &str, limit: i64) -> StoreResult<Vec<User>> {
     let mut query = users::table.into_boxed();
     let mut any = false;
-    for word in words.split_whitespace() {
+    for word in fold(words).split(' ').filter(|w| !w.is_empty()) {
         let escaped = word
-            .to_lowercase()
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");

@@ -1,0 +1,1 @@
+UPDATE users SET name_key = lower(given_name || ' ' || family_name);
