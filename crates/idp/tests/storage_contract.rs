@@ -1931,6 +1931,33 @@ fn users_found_by_words_of_their_name(db: &TestDb) {
         "each word anywhere in the name"
     );
     assert_eq!(names("trémblay").len(), 2);
+    // In alphabetical order, accents aside (byte order would put É after Z).
+    for (email, given, family) in [
+        ("zola@example.org", "Anne", "Zola"),
+        ("emond@example.org", "Luc", "Émond"),
+        ("cote@example.org", "Éric", "Côté"),
+        ("cote2@example.org", "Alain", "Cote"),
+    ] {
+        let mut person = new_user(email);
+        person.given_name = given.into();
+        person.family_name = family.into();
+        users::insert(&mut conn, &person, now()).expect("insert");
+    }
+    let in_order: Vec<String> = users::search_by_name(&mut conn, "e", 10)
+        .expect("search")
+        .into_iter()
+        .map(|u| u.email)
+        .filter(|e| !e.contains("tremblay") && !e.starts_with("marie") && !e.starts_with("jean"))
+        .collect();
+    assert_eq!(
+        in_order,
+        vec![
+            "cote2@example.org",
+            "cote@example.org",
+            "emond@example.org",
+            "zola@example.org"
+        ]
+    );
 }
 
 fn name_keys_emptied_by_a_migration_are_filled_again(db: &TestDb) {

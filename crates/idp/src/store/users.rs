@@ -259,7 +259,8 @@ pub fn member_code_holders(
         .collect())
 }
 
-/// People whose full name contains every word of `words` (case-insensitive), by name.
+/// People whose full name contains every word of `words` (case and accents aside), in
+/// alphabetical order of family then given name.
 pub fn search_by_name(conn: &mut DbConnection, words: &str, limit: i64) -> StoreResult<Vec<User>> {
     let mut query = users::table.into_boxed();
     let mut any = false;
@@ -274,7 +275,7 @@ pub fn search_by_name(conn: &mut DbConnection, words: &str, limit: i64) -> Store
     if !any {
         return Ok(Vec::new());
     }
-    query
+    let mut found = query
         .order((
             users::family_name.asc(),
             users::given_name.asc(),
@@ -285,7 +286,11 @@ pub fn search_by_name(conn: &mut DbConnection, words: &str, limit: i64) -> Store
         .load(conn)?
         .into_iter()
         .map(User::try_from)
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()?;
+    // The database's order is byte-wise on SQLite (and on a `C` collation): Émond after Zola.
+    // People read names in alphabetical order, accents aside.
+    found.sort_by_cached_key(|u| (fold(&u.family_name), fold(&u.given_name), u.id.clone()));
+    Ok(found)
 }
 
 /// Removes the person's second factor and requires the emailed first-login journey at the
