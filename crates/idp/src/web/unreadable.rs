@@ -31,14 +31,13 @@ impl Unreadable {
         }
     }
 
-    fn description(self, json_api: bool) -> &'static str {
-        match (self, json_api) {
-            (Self::Query, _) => "The query string could not be read.",
-            (Self::Body, true) => "The body is not the JSON object this endpoint takes.",
-            (Self::Body, false) => "The form could not be read.",
-            (Self::ContentType, true) => "The body must be application/json.",
-            (Self::ContentType, false) => "The body must be application/x-www-form-urlencoded.",
-            (Self::TooLarge, _) => "The body is larger than allowed.",
+    /// The API's `error_description`; pages say it with their messages.
+    fn description(self) -> &'static str {
+        match self {
+            Self::Query => "The query string could not be read.",
+            Self::Body => "The body is not the JSON object this endpoint takes.",
+            Self::ContentType => "The body must be application/json.",
+            Self::TooLarge => "The body is larger than allowed.",
         }
     }
 
@@ -50,13 +49,18 @@ impl Unreadable {
     }
 }
 
+/// Whether `path` is `prefix` or below it (`/staff/api/x` is under `/staff/api`; `/staff/apis`
+/// is not).
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Paths answered in JSON: the staff and audit APIs.
 fn is_json_api(req: &HttpRequest) -> bool {
-    let path = req.path();
-    ["/staff/api", "/audit/api"].iter().any(|prefix| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    ["/staff/api", "/audit/api"]
+        .iter()
+        .any(|prefix| under(req.path(), prefix))
 }
 
 fn json_error(status: StatusCode, error: &'static str, description: &'static str) -> HttpResponse {
@@ -86,24 +90,20 @@ fn page(req: &HttpRequest, status: StatusCode, texts: [&str; 3]) -> HttpResponse
 fn switch_back_to(path: &str) -> Option<&'static str> {
     SWITCH_PAGES
         .iter()
-        .filter(|(_, page)| {
-            path.strip_prefix(page)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        .filter(|(_, page)| under(path, page))
         .max_by_key(|(_, page)| page.len())
         .map(|(name, _)| *name)
 }
-fn answer<E>(cause: E, what: Unreadable, req: &HttpRequest) -> actix_web::Error
-where
-    E: std::fmt::Debug + std::fmt::Display + 'static,
-{
+
+/// The answer for a request that could not be read.
+fn answer(what: Unreadable, req: &HttpRequest) -> actix_web::Error {
     tracing::info!(
         path = req.path(),
         status = what.status().as_u16(),
         "request could not be read"
     );
     let response = if is_json_api(req) {
-        json_error(what.status(), "invalid_request", what.description(true))
+        json_error(what.status(), "invalid_request", what.description())
     } else {
         page(
             req,
@@ -111,12 +111,13 @@ where
             ["unreadable-title", what.message_id(), "unreadable-next"],
         )
     };
-    InternalError::from_response(cause, response).into()
+    // The parser's own error is dropped here, not carried as the cause: it may quote a value.
+    InternalError::from_response(what.description(), response).into()
 }
 
 /// The error handler of every `Query` extractor.
-pub fn query(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
-    answer(err, Unreadable::Query, req)
+pub fn query(_: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    answer(Unreadable::Query, req)
 }
 
 /// The error handler of every `Form` extractor.
@@ -126,7 +127,7 @@ pub fn form(err: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
         UrlencodedError::Overflow { .. } => Unreadable::TooLarge,
         _ => Unreadable::Body,
     };
-    answer(err, what, req)
+    answer(what, req)
 }
 
 /// The error handler of every `Json` extractor.
@@ -138,7 +139,7 @@ pub fn json(err: JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
         }
         _ => Unreadable::Body,
     };
-    answer(err, what, req)
+    answer(what, req)
 }
 
 /// Every request no route takes: a page saying so, or a JSON error under the APIs.
