@@ -175,7 +175,8 @@ fn fold(text: &str) -> String {
 
 /// Fills the name keys left empty by the migration that changed their form: each is computed
 /// again from the name. Runs after the migrations, at every start; once the keys are filled it
-/// finds nothing to do. Returns how many it filled.
+/// finds nothing to do, through a partial index of the empty keys alone
+/// (`users_name_key_unfilled`), so it costs no scan of the people. Returns how many it filled.
 pub fn fill_name_keys(conn: &mut DbConnection) -> StoreResult<usize> {
     let empty: Vec<(String, String, String)> = users::table
         .filter(users::name_key.eq(""))
