@@ -250,30 +250,74 @@ fn requests_no_handler_takes_get_a_clear_answer() {
         assert!(!body.contains("987654321987"), "{case}: {body}");
     }
 
-    // A method a path does not take: 405 naming those it does. HEAD wherever GET.
-    for (method, path, allow) in [
-        (reqwest::Method::DELETE, "/login", "GET, HEAD, POST"),
+    // A method a path does not take: 405 naming those it does, HEAD wherever GET; its body is
+    // a page (`false`) or, where clients call, an error object (`true`). A HEAD has no body.
+    use reqwest::Method;
+    for (method, path, allow, json) in [
+        (Method::DELETE, "/login", "GET, HEAD, POST", false),
+        (Method::GET, "/login/resend", "POST", false),
+        (Method::PUT, "/staff/api/clients", "GET, HEAD, POST", true),
+        (Method::POST, "/audit/api/events", "GET, HEAD", true),
+        (Method::POST, "/jwks", "GET, HEAD", true),
+        (Method::GET, "/token", "POST", true),
+        (Method::GET, "/revoke", "POST", true),
+        (Method::PUT, "/introspect", "POST", true),
+        (Method::DELETE, "/userinfo", "GET, HEAD, POST", true),
         (
-            reqwest::Method::PUT,
-            "/staff/api/clients",
-            "GET, HEAD, POST",
+            Method::POST,
+            "/.well-known/openid-configuration",
+            "GET, HEAD",
+            true,
         ),
-        (reqwest::Method::POST, "/jwks", "GET, HEAD"),
-        (reqwest::Method::GET, "/login/resend", "POST"),
         // GETs that act (an export is recorded, a callback redeems its code, an authorization
         // request may issue one, a session may end): GET only.
-        (reqwest::Method::HEAD, "/audit/export.csv", "GET"),
-        (reqwest::Method::HEAD, "/account/callback", "GET"),
-        (reqwest::Method::HEAD, "/authorize", "GET"),
-        (reqwest::Method::HEAD, "/end_session", "GET, POST"),
+        (Method::HEAD, "/audit/export.csv", "GET", false),
+        (Method::HEAD, "/account/callback", "GET", false),
+        (Method::HEAD, "/authorize", "GET", false),
+        (Method::HEAD, "/end_session", "GET, POST", false),
     ] {
+        let case = format!("{method} {path}");
         let r = http
             .request(method.clone(), server.url(path))
+            .header("Accept-Language", "fr-CA")
             .send()
             .expect("send");
-        assert_eq!(r.status(), 405, "{method} {path}");
-        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(r.status(), 405, "{case}");
+        assert_eq!(r.headers()["allow"], allow, "{case}");
+        let content_type = r.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .to_owned();
+        let body = r.text().expect("body");
+        if json {
+            assert_eq!(content_type, "application/json", "{case}");
+            let json: serde_json::Value = serde_json::from_str(&body).expect("an error object");
+            assert_eq!(json["error"], "invalid_request", "{case}");
+            assert!(json["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("Allow")));
+        } else {
+            assert_eq!(content_type, "text/html; charset=utf-8", "{case}");
+            if method != Method::HEAD {
+                assert_eq!(
+                    alert(&body),
+                    "Cette adresse n’accepte pas ce type de demande."
+                );
+                assert!(body.contains("href=\"/login/lang?to=en"), "{case}: {body}");
+            }
+        }
     }
+    let r = http
+        .delete(server.url("/login"))
+        .header("Accept-Language", "en")
+        .send()
+        .expect("DELETE");
+    let body = r.text().expect("body");
+    assert!(body.contains("<html lang=\"en\""), "{body}");
+    assert_eq!(
+        alert(&body),
+        "This address does not take this kind of request."
+    );
     let get = http.get(server.url("/jwks")).send().expect("GET");
     let head = http.head(server.url("/jwks")).send().expect("HEAD");
     assert_eq!(head.status(), 200);

@@ -152,6 +152,8 @@ unreadable-next = Go back to the previous page and try again. If it happens agai
 not-found-title = Page not found
 not-found-message = There is no page at this address.
 not-found-next = Check the address, or go back to the portal you came from.
+not-allowed-title = Request not accepted here
+not-allowed-message = This address does not take this kind of request.
 
 ## Account page
 account-title = My account

@@ -152,6 +152,8 @@ unreadable-next = Revenez à la page précédente et recommencez. Si le problèm
 not-found-title = Page introuvable
 not-found-message = Aucune page ne se trouve à cette adresse.
 not-found-next = Vérifiez l’adresse ou retournez au portail d’où vous venez.
+not-allowed-title = Demande non acceptée ici
+not-allowed-message = Cette adresse n’accepte pas ce type de demande.
 
 ## Account page
 account-title = Mon compte

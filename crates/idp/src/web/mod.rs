@@ -17,86 +17,162 @@ pub mod token;
 pub mod unreadable;
 pub mod userinfo;
 
-use actix_web::{web, FromRequest, Handler, Resource, Responder};
+use actix_web::dev::{AppService, HttpServiceFactory};
+use actix_web::{web, FromRequest, Handler, HttpRequest, Resource, Responder};
 
-/// A resource answering GET and HEAD with `handler`: a general-purpose server answers HEAD
-/// wherever it answers GET (RFC 9110, section 9.1). A method a resource does not take gets 405
-/// with `Allow`. The few GETs that act (redeeming a one-time code, an export recorded in the
-/// audit log) take GET only: a HEAD must not spend a code or record an export no one received.
-fn readable<F, Args>(path: &str, handler: F) -> Resource
-where
-    F: Handler<Args> + Clone,
-    Args: FromRequest + 'static,
-    F::Output: Responder + 'static,
-{
-    web::resource(path).get(handler.clone()).head(handler)
+/// One path of the route table and the methods it takes. A method it does not take gets 405
+/// with `Allow` naming those it does, and a body its callers can read: a page in the person's
+/// language, or an error object on the protocol endpoints and the JSON APIs.
+struct Path {
+    resource: Resource,
+    allow: Vec<&'static str>,
 }
 
-/// Every route of the identity provider, in one table: one resource per path, so that a
-/// method it does not take gets 405 with `Allow` rather than the "no page here" answer.
+/// The path `path`, taking no method yet.
+fn path(path: &str) -> Path {
+    Path {
+        resource: web::resource(path),
+        allow: Vec::new(),
+    }
+}
+
+impl Path {
+    /// GET only: for the few GETs that act (redeeming a one-time code, an export recorded in
+    /// the audit log), where a HEAD must not spend a code or record an export no one received.
+    fn get<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self.resource.get(handler);
+        self.allow.push("GET");
+        self
+    }
+
+    /// GET and HEAD: a general-purpose server answers HEAD wherever GET only reads (RFC 9110,
+    /// section 9.1).
+    fn read<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args> + Clone,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self.resource.get(handler.clone()).head(handler);
+        self.allow.extend(["GET", "HEAD"]);
+        self
+    }
+
+    fn post<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self.resource.post(handler);
+        self.allow.push("POST");
+        self
+    }
+}
+
+impl HttpServiceFactory for Path {
+    fn register(self, config: &mut AppService) {
+        let allow = self.allow.join(", ");
+        self.resource
+            .default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move { unreadable::not_allowed(&req, &allow) }
+            }))
+            .register(config)
+    }
+}
+
+/// Every route of the identity provider, in one table: one entry per path, so that a method
+/// it does not take gets 405 rather than the "no page here" answer.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(readable("/health/live", health::live))
-        .service(readable("/health/ready", health::ready))
-        .service(readable("/jwks", jwks::jwks))
-        .service(readable(
-            "/.well-known/openid-configuration",
-            authorize::discovery,
-        ))
-        .service(web::resource("/authorize").get(authorize::authorize))
-        .service(readable("/assets/guichet.css", login::stylesheet))
-        .service(readable("/dev/outbox", dev::outbox))
-        .service(readable("/login", login::page).post(login::submit_password))
-        .service(readable("/login/lang", login::switch_language))
-        .service(web::resource("/login/second-factor").post(login::submit_second_factor))
-        .service(web::resource("/login/resend").post(login::resend))
-        .service(web::resource("/login/restart").post(login::restart))
-        .service(readable("/login/reset", login::reset_page).post(login::submit_reset_email))
-        .service(web::resource("/login/reset/code").post(login::submit_reset_code))
-        .service(web::resource("/login/password").post(login::submit_new_password))
-        .service(web::resource("/login/enrol").post(login::submit_enrol_choice))
-        .service(web::resource("/login/enrol/app").post(login::submit_enrol_app))
-        .service(web::resource("/login/enrol/email").post(login::submit_enrol_email))
-        .service(readable("/account", account::page))
-        .service(web::resource("/account/callback").get(account::callback))
-        .service(web::resource("/account/sessions/end").post(account::end_session))
-        .service(readable("/account/api/sign-ins", account::api_sign_ins))
-        .service(readable("/audit", audit::page))
-        .service(web::resource("/audit/export.csv").get(audit::export_csv))
-        .service(web::resource("/audit/export.jsonl").get(audit::export_jsonl))
-        .service(readable("/audit/api/events", audit::api_events))
-        .service(readable("/staff", staff::search))
-        .service(readable("/staff/people/{id}", staff::person))
-        .service(web::resource("/staff/people/{id}/{action}").post(staff::person_action))
-        .service(readable("/staff/clients", staff::clients).post(staff::create_client))
-        .service(web::resource("/staff/clients/{id}/{action}").post(staff::client_action))
-        .service(web::resource("/staff/keys/rotate").post(staff::rotate_keys))
-        .service(readable("/staff/policies", staff::policies).post(staff::change_policies))
+    cfg.service(path("/health/live").read(health::live))
+        .service(path("/health/ready").read(health::ready))
+        .service(path("/jwks").read(jwks::jwks))
+        .service(path("/.well-known/openid-configuration").read(authorize::discovery))
+        .service(path("/authorize").get(authorize::authorize))
+        .service(path("/assets/guichet.css").read(login::stylesheet))
+        .service(path("/dev/outbox").read(dev::outbox))
         .service(
-            readable("/staff/api/policies", staff_api::policies).post(staff_api::change_policies),
+            path("/login")
+                .read(login::page)
+                .post(login::submit_password),
         )
-        .service(readable("/staff/api/people", staff_api::find))
-        .service(readable("/staff/api/people/{id}", staff_api::person))
-        .service(web::resource("/staff/api/people/{id}/{action}").post(staff_api::person_action))
-        .service(readable("/staff/api/clients", staff_api::clients).post(staff_api::create_client))
-        .service(web::resource("/staff/api/clients/{id}/secret").post(staff_api::rotate_secret))
+        .service(path("/login/lang").read(login::switch_language))
+        .service(path("/login/second-factor").post(login::submit_second_factor))
+        .service(path("/login/resend").post(login::resend))
+        .service(path("/login/restart").post(login::restart))
         .service(
-            readable("/email-change", staff::email_change_form).post(staff::email_change_submit),
+            path("/login/reset")
+                .read(login::reset_page)
+                .post(login::submit_reset_email),
         )
-        .service(readable("/consent", authorize::consent_form).post(authorize::consent_submit))
+        .service(path("/login/reset/code").post(login::submit_reset_code))
+        .service(path("/login/password").post(login::submit_new_password))
+        .service(path("/login/enrol").post(login::submit_enrol_choice))
+        .service(path("/login/enrol/app").post(login::submit_enrol_app))
+        .service(path("/login/enrol/email").post(login::submit_enrol_email))
+        .service(path("/account").read(account::page))
+        .service(path("/account/callback").get(account::callback))
+        .service(path("/account/sessions/end").post(account::end_session))
+        .service(path("/account/api/sign-ins").read(account::api_sign_ins))
+        .service(path("/audit").read(audit::page))
+        .service(path("/audit/export.csv").get(audit::export_csv))
+        .service(path("/audit/export.jsonl").get(audit::export_jsonl))
+        .service(path("/audit/api/events").read(audit::api_events))
+        .service(path("/staff").read(staff::search))
+        .service(path("/staff/people/{id}").read(staff::person))
+        .service(path("/staff/people/{id}/{action}").post(staff::person_action))
         .service(
-            web::resource("/end_session")
+            path("/staff/clients")
+                .read(staff::clients)
+                .post(staff::create_client),
+        )
+        .service(path("/staff/clients/{id}/{action}").post(staff::client_action))
+        .service(path("/staff/keys/rotate").post(staff::rotate_keys))
+        .service(
+            path("/staff/policies")
+                .read(staff::policies)
+                .post(staff::change_policies),
+        )
+        .service(
+            path("/staff/api/policies")
+                .read(staff_api::policies)
+                .post(staff_api::change_policies),
+        )
+        .service(path("/staff/api/people").read(staff_api::find))
+        .service(path("/staff/api/people/{id}").read(staff_api::person))
+        .service(path("/staff/api/people/{id}/{action}").post(staff_api::person_action))
+        .service(
+            path("/staff/api/clients")
+                .read(staff_api::clients)
+                .post(staff_api::create_client),
+        )
+        .service(path("/staff/api/clients/{id}/secret").post(staff_api::rotate_secret))
+        .service(
+            path("/email-change")
+                .read(staff::email_change_form)
+                .post(staff::email_change_submit),
+        )
+        .service(
+            path("/consent")
+                .read(authorize::consent_form)
+                .post(authorize::consent_submit),
+        )
+        .service(
+            path("/end_session")
                 .get(logout::end_session_get)
                 .post(logout::end_session_post),
         )
-        .service(web::resource("/end_session/confirm").post(logout::end_session_confirm))
-        .service(web::resource("/revoke").post(token::revoke))
-        .service(web::resource("/introspect").post(token::introspect))
-        .service(readable("/userinfo", userinfo::get).post(userinfo::post))
-        .service(
-            web::resource("/token")
-                .route(web::post().to(token::token))
-                .default_service(web::to(token::method_not_allowed)),
-        );
+        .service(path("/end_session/confirm").post(logout::end_session_confirm))
+        .service(path("/revoke").post(token::revoke))
+        .service(path("/introspect").post(token::introspect))
+        .service(path("/userinfo").read(userinfo::get).post(userinfo::post))
+        .service(path("/token").post(token::token));
 }
 
 /// `at` (UTC, as stored) as people read it: in `zone`, to the minute, with the zone's

@@ -69,14 +69,3 @@ pub async fn introspect(
     let answer = crate::oidc::revocation::introspect(&state, token_input(&req, body)).await?;
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }
-
-/// Any method but POST on the token endpoint.
-pub async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::MethodNotAllowed()
-        .insert_header((header::ALLOW, "POST"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(crate::error::ErrorBody {
-            error: "invalid_request",
-            error_description: "The token endpoint accepts POST only.",
-        })
-}

@@ -5,6 +5,7 @@
 //! sent, which may be a password.
 
 use actix_web::error::{InternalError, JsonPayloadError, QueryPayloadError, UrlencodedError};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -56,11 +57,24 @@ fn under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Paths answered in JSON: the staff and audit APIs.
-fn is_json_api(req: &HttpRequest) -> bool {
-    ["/staff/api", "/audit/api"]
-        .iter()
-        .any(|prefix| under(req.path(), prefix))
+/// Paths answered in JSON: the JSON APIs, and the protocol endpoints a client calls (RFC 6749
+/// error objects there).
+const JSON_PATHS: [&str; 11] = [
+    "/staff/api",
+    "/audit/api",
+    "/account/api",
+    "/token",
+    "/revoke",
+    "/introspect",
+    "/userinfo",
+    "/jwks",
+    "/.well-known",
+    "/health/live",
+    "/health/ready",
+];
+
+fn answers_in_json(req: &HttpRequest) -> bool {
+    JSON_PATHS.iter().any(|prefix| under(req.path(), prefix))
 }
 
 fn json_error(status: StatusCode, error: &'static str, description: &'static str) -> HttpResponse {
@@ -102,7 +116,7 @@ fn answer(what: Unreadable, req: &HttpRequest) -> actix_web::Error {
         status = what.status().as_u16(),
         "request could not be read"
     );
-    let response = if is_json_api(req) {
+    let response = if answers_in_json(req) {
         json_error(what.status(), "invalid_request", what.description())
     } else {
         page(
@@ -142,9 +156,35 @@ pub fn json(err: JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
     answer(what, req)
 }
 
+/// A method `allow` does not list, on a path that takes those. `HEAD` answers carry no body,
+/// whatever is built here.
+pub fn not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+    let mut response = if answers_in_json(req) {
+        json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "This endpoint does not take this method; the Allow header lists those it takes.",
+        )
+    } else {
+        page(
+            req,
+            StatusCode::METHOD_NOT_ALLOWED,
+            [
+                "not-allowed-title",
+                "not-allowed-message",
+                "unreadable-next",
+            ],
+        )
+    };
+    if let Ok(value) = HeaderValue::from_str(allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
 /// Every request no route takes: a page saying so, or a JSON error under the APIs.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    if is_json_api(&req) {
+    if answers_in_json(&req) {
         json_error(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
     } else {
         page(
@@ -161,18 +201,23 @@ mod tests {
     use actix_web::test::TestRequest;
 
     #[test]
-    fn only_the_api_prefixes_answer_in_json() {
+    fn only_the_apis_and_protocol_endpoints_answer_in_json() {
         for (path, json) in [
             ("/staff/api", true),
             ("/staff/api/people/x", true),
             ("/audit/api/events", true),
             ("/staff/apis", false),
+            ("/account/api/sign-ins", true),
+            ("/token", true),
+            ("/.well-known/openid-configuration", true),
+            ("/tokens", false),
+            ("/account", false),
             ("/staff", false),
             ("/audit", false),
             ("/login", false),
         ] {
             let req = TestRequest::with_uri(path).to_http_request();
-            assert_eq!(is_json_api(&req), json, "{path}");
+            assert_eq!(answers_in_json(&req), json, "{path}");
         }
     }
 
