@@ -627,12 +627,15 @@ fn users_command(
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({ "people": found.iter().map(crate::staff::PersonStatus::to_json).collect::<Vec<_>>() })
+                    serde_json::json!({
+                        "people": found.people.iter().map(crate::staff::PersonStatus::to_json).collect::<Vec<_>>(),
+                        "more": found.more,
+                    })
                 );
-            } else if found.is_empty() {
+            } else if found.people.is_empty() {
                 println!("nobody found");
             } else {
-                for s in &found {
+                for s in &found.people {
                     let u = &s.user;
                     println!(
                         "{}  {} {} <{}>  code {}  {}  2FA {}{}",
@@ -646,6 +649,12 @@ fn users_command(
                         s.locked_until
                             .map(|t| format!("  locked until {}", t.format("%Y-%m-%d %H:%M UTC")))
                             .unwrap_or_default()
+                    );
+                }
+                if found.more {
+                    println!(
+                        "more than {} match: the first in alphabetical order are listed; add a word to narrow the search",
+                        staff::SEARCH_LIMIT
                     );
                 }
             }

@@ -1356,6 +1356,7 @@ fn helpdesk_and_client_operations_from_the_command_line() {
         1,
         "by name"
     );
+    assert_eq!(found["more"], false, "no more than listed");
 
     let (ok, _) = json(&[
         "users",

@@ -813,3 +813,76 @@ fn a_new_contact_email_takes_effect_once_its_code_is_entered() {
     assert_eq!(detail(&changed[0])["new"], new_email);
     assert_eq!(detail(&changed[0])["old"], MEMBER);
 }
+
+#[test]
+fn a_name_many_share_lists_the_first_fifty_and_says_there_are_more() {
+    let s = deployment();
+    let mut conn = s.d.store.connection().expect("conn");
+    // 52 Tremblays: Élise first in alphabetical order, accents aside; byte order would put
+    // her after every "Personne".
+    let mut given: Vec<String> = (0..51).map(|i| format!("Personne {i:02}")).collect();
+    given.push("Élise".into());
+    for (i, name) in given.iter().enumerate() {
+        let person = users::NewUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: format!("tremblay{i}@example.org"),
+            member_code: None,
+            given_name: name.clone(),
+            family_name: "Tremblay".into(),
+            locale: "fr-CA".into(),
+            password_hash: None,
+            must_reset: true,
+        };
+        users::insert(&mut conn, &person, idp::store::now()).expect("insert");
+    }
+    drop(conn);
+
+    let (cookies, token) = console_sign_in(&s, HELPDESK);
+    let (status, html) = page(&s, &cookies, "/staff?q=tremblay");
+    assert_eq!(status, 200);
+    let listed: Vec<&str> = html
+        .split("<tr><td><a href=\"/staff/people/")
+        .skip(1)
+        .map(|row| {
+            row.split("</a>")
+                .next()
+                .expect("name")
+                .split('>')
+                .nth(1)
+                .expect("name")
+        })
+        .collect();
+    assert_eq!(listed.len(), 50, "{html}");
+    assert_eq!(listed[0], "Élise Tremblay");
+    assert_eq!(listed[1], "Personne 00 Tremblay");
+    assert_eq!(listed[49], "Personne 48 Tremblay");
+    let more = html
+        .split("id=\"more\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the page says more match");
+    assert!(more.contains("50") && more.contains("alphab"), "{more}");
+    let (_, html) = page(&s, &cookies, "/staff?q=tremblay+elise");
+    assert!(!html.contains("id=\"more\""), "one found, no more");
+
+    let (status, body) = api(
+        &s,
+        reqwest::Method::GET,
+        "/staff/api/people?q=tremblay",
+        &token,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body["people"].as_array().expect("people").len(), 50);
+    assert_eq!(body["people"][0]["email"], "tremblay51@example.org");
+    assert_eq!(body["more"], true);
+    let (_, body) = api(
+        &s,
+        reqwest::Method::GET,
+        "/staff/api/people?q=personne+50",
+        &token,
+        None,
+    );
+    assert_eq!(body["people"].as_array().expect("people").len(), 1);
+    assert_eq!(body["more"], false);
+}

@@ -1958,6 +1958,17 @@ fn users_found_by_words_of_their_name(db: &TestDb) {
             "zola@example.org"
         ]
     );
+    // When more match than are asked for, the first in that order are the ones listed (byte
+    // order would pick Tremblay_Roy before Émond).
+    let first: Vec<String> = users::search_by_name(&mut conn, "o", 3)
+        .expect("search")
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(
+        first,
+        vec!["cote2@example.org", "cote@example.org", "emond@example.org"]
+    );
 }
 
 fn name_keys_emptied_by_a_migration_are_filled_again(db: &TestDb) {

@@ -217,6 +217,7 @@ staff-search-label = Email address, member code or name
 staff-search-hint = Member codes: 5-digit licence (54321), R and 5 digits (R12345), E and 8 digits (E12342012), or 8 digits starting with 500 (50012345).
 staff-search = Search
 staff-nobody = Nobody matches. Check the spelling, or search by email address or member code.
+staff-more = More than { $limit } people match: the first { $limit } in alphabetical order are listed. Add a word of the name, or search by email address or member code.
 staff-no-such-person = No person has that id, email address or member code.
 staff-invalid-member-code = That member code is not valid. Use 5 digits, R and 5 digits, E and 8 digits, or 8 digits starting with 500.
 staff-query-too-short = Type at least two letters of a name, an email address or a member code.

@@ -217,6 +217,7 @@ staff-search-label = Adresse courriel, numéro de membre ou nom
 staff-search-hint = Numéros de membre : permis de 5 chiffres (54321), R suivi de 5 chiffres (R12345), E suivi de 8 chiffres (E12342012) ou 8 chiffres débutant par 500 (50012345).
 staff-search = Rechercher
 staff-nobody = Personne ne correspond. Vérifiez l’orthographe, ou cherchez par adresse courriel ou numéro de membre.
+staff-more = Plus de { $limit } personnes correspondent : les { $limit } premières par ordre alphabétique sont affichées. Ajoutez un mot du nom, ou cherchez par adresse courriel ou numéro de membre.
 staff-no-such-person = Aucune personne n’a cet identifiant, cette adresse courriel ou ce numéro de membre.
 staff-invalid-member-code = Ce numéro de membre n’est pas valide. Utilisez 5 chiffres, R suivi de 5 chiffres, E suivi de 8 chiffres, ou 8 chiffres débutant par 500.
 staff-query-too-short = Saisissez au moins deux lettres d’un nom, une adresse courriel ou un numéro de membre.

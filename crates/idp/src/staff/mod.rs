@@ -349,30 +349,40 @@ impl PersonQuery {
     }
 }
 
-/// The people matching `query`, at most [`SEARCH_LIMIT`].
-pub fn find_people(conn: &mut DbConnection, query: &PersonQuery) -> StoreResult<Vec<User>> {
-    Ok(match query {
-        PersonQuery::Email(email) => users::find_by_email(conn, email)?.into_iter().collect(),
-        PersonQuery::MemberCode(code) => users::find_by_member_code(conn, code.as_str())?
-            .into_iter()
-            .collect(),
-        PersonQuery::Name(words) => users::search_by_name(conn, words, SEARCH_LIMIT)?,
-    })
+/// What a search found: at most [`SEARCH_LIMIT`] people, each with where their account stands
+/// (the search of the console, the API and `idp users find`).
+#[derive(Debug, Clone)]
+pub struct PeopleFound {
+    pub people: Vec<PersonStatus>,
+    /// More people match than are listed: the first in alphabetical order are; a word more
+    /// narrows the search.
+    pub more: bool,
 }
 
-/// The people matching `query`, each with where their account stands (the search of the
-/// console, the API and `idp users find`).
+/// The people matching `query`: an email address and a member code name one person at most; a
+/// name's words list the first [`SEARCH_LIMIT`] in alphabetical order.
 pub fn find_with_status(
     conn: &mut DbConnection,
     hasher: &KeyedHasher,
     query: &PersonQuery,
-) -> StoreResult<Vec<PersonStatus>> {
+) -> StoreResult<PeopleFound> {
+    let mut users = match query {
+        PersonQuery::Email(email) => users::find_by_email(conn, email)?.into_iter().collect(),
+        PersonQuery::MemberCode(code) => users::find_by_member_code(conn, code.as_str())?
+            .into_iter()
+            .collect(),
+        // One more than listed says whether there are more.
+        PersonQuery::Name(words) => users::search_by_name(conn, words, SEARCH_LIMIT + 1)?,
+    };
+    let limit = usize::try_from(SEARCH_LIMIT).unwrap_or(usize::MAX);
+    let more = users.len() > limit;
+    users.truncate(limit);
     let at = crate::store::now();
-    let mut found = Vec::new();
-    for user in find_people(conn, query)? {
-        found.extend(status(conn, hasher, &user.id, at)?);
+    let mut people = Vec::with_capacity(users.len());
+    for user in users {
+        people.extend(status(conn, hasher, &user.id, at)?);
     }
-    Ok(found)
+    Ok(PeopleFound { people, more })
 }
 
 /// The one person an email address, a member code or an id names (the command line's way of

@@ -154,9 +154,10 @@ impl<'a> UserInsert<'a> {
 }
 
 /// The searchable form of a full name: lower-cased, without accents, single spaces, so that
-/// "helene emond" finds Hélène Émond (and "Émond" finds Emond).
+/// "helene emond" finds Hélène Émond (and "Émond" finds Emond). The family name comes first, so
+/// that keys in byte order are people in the order they are listed.
 pub fn name_key(given_name: &str, family_name: &str) -> String {
-    fold(&format!("{given_name} {family_name}"))
+    fold(&format!("{family_name} {given_name}"))
 }
 
 /// `text` lower-cased, without the accents of Latin letters (canonical decomposition, then
@@ -183,15 +184,42 @@ pub fn fill_name_keys(conn: &mut DbConnection) -> StoreResult<usize> {
         .filter(users::given_name.ne("").or(users::family_name.ne("")))
         .select((users::id, users::given_name, users::family_name))
         .load(conn)?;
-    super::write_transaction(conn, |conn| {
-        let mut filled = 0;
-        for (id, given_name, family_name) in &empty {
-            filled += diesel::update(users::table.find(id))
-                .filter(users::name_key.eq(""))
-                .set(users::name_key.eq(name_key(given_name, family_name)))
-                .execute(conn)?;
+    if empty.is_empty() {
+        return Ok(0);
+    }
+    super::write_transaction(conn, |conn| match conn {
+        // One statement per 10,000 people: a round trip per person made an upgrade of 100,000
+        // people take 8 s on PostgreSQL.
+        DbConnection::Postgres(pg) => {
+            use diesel::sql_types::{Array, Text};
+            let mut filled = 0;
+            for chunk in empty.chunks(10_000) {
+                let ids: Vec<&str> = chunk.iter().map(|(id, _, _)| id.as_str()).collect();
+                let keys: Vec<String> = chunk
+                    .iter()
+                    .map(|(_, given_name, family_name)| name_key(given_name, family_name))
+                    .collect();
+                filled += diesel::sql_query(
+                    "UPDATE users SET name_key = filled.key \
+                     FROM unnest($1::text[], $2::text[]) AS filled(id, key) \
+                     WHERE users.id = filled.id AND users.name_key = ''",
+                )
+                .bind::<Array<Text>, _>(&ids)
+                .bind::<Array<Text>, _>(&keys)
+                .execute(pg)?;
+            }
+            Ok(filled)
         }
-        Ok(filled)
+        DbConnection::Sqlite(_) => {
+            let mut filled = 0;
+            for (id, given_name, family_name) in &empty {
+                filled += diesel::update(users::table.find(id))
+                    .filter(users::name_key.eq(""))
+                    .set(users::name_key.eq(name_key(given_name, family_name)))
+                    .execute(conn)?;
+            }
+            Ok(filled)
+        }
     })
 }
 
@@ -260,8 +288,8 @@ pub fn member_code_holders(
         .collect())
 }
 
-/// People whose full name contains every word of `words` (case and accents aside), in
-/// alphabetical order of family then given name.
+/// People whose full name contains every word of `words` (case and accents aside): the first
+/// `limit` in alphabetical order of family then given name, in that order.
 pub fn search_by_name(conn: &mut DbConnection, words: &str, limit: i64) -> StoreResult<Vec<User>> {
     let mut query = users::table.into_boxed();
     let mut any = false;
@@ -277,20 +305,17 @@ pub fn search_by_name(conn: &mut DbConnection, words: &str, limit: i64) -> Store
         return Ok(Vec::new());
     }
     let mut found = query
-        .order((
-            users::family_name.asc(),
-            users::given_name.asc(),
-            users::id.asc(),
-        ))
+        .order((users::name_key.asc(), users::id.asc()))
         .limit(limit)
         .select(UserRow::as_select())
         .load(conn)?
         .into_iter()
         .map(User::try_from)
         .collect::<StoreResult<Vec<_>>>()?;
-    // The database's order is byte-wise on SQLite (and on a `C` collation): Émond after Zola.
-    // People read names in alphabetical order, accents aside.
-    found.sort_by_cached_key(|u| (fold(&u.family_name), fold(&u.given_name), u.id.clone()));
+    // The keys' order picks which people are listed when more match. It is the listing's
+    // order on SQLite and on a `C` collation; a linguistic collation on PostgreSQL weighs
+    // spaces and hyphens differently, so the list is put in the same order on both.
+    found.sort_by_cached_key(|u| (name_key(&u.given_name, &u.family_name), u.id.clone()));
     Ok(found)
 }
 

@@ -131,6 +131,8 @@ struct SearchPage {
     error: Option<String>,
     searched: bool,
     people: Vec<PersonRow>,
+    /// More people match than are listed.
+    more: Option<String>,
 }
 
 fn state_label(t: Tr, state: &str) -> String {
@@ -156,11 +158,11 @@ pub async fn search(
     }
     let t = Tr(lang);
     let typed = query.q.trim().to_string();
-    let (people, error) = if typed.is_empty() {
-        (Vec::new(), None)
+    let (people, more, error) = if typed.is_empty() {
+        (Vec::new(), None, None)
     } else {
         match PersonQuery::parse(&typed) {
-            Err(refusal) => (Vec::new(), Some(t.get(refusal.message_id()))),
+            Err(refusal) => (Vec::new(), None, Some(t.get(refusal.message_id()))),
             Ok(parsed) => {
                 let hasher = state.hasher.clone();
                 let found = state
@@ -168,6 +170,7 @@ pub async fn search(
                     .run(move |conn| staff::find_with_status(conn, &hasher, &parsed))
                     .await?;
                 let rows = found
+                    .people
                     .iter()
                     .map(|s| PersonRow {
                         id: s.user.id.clone(),
@@ -177,7 +180,10 @@ pub async fn search(
                         state: state_label(t, s.state()),
                     })
                     .collect();
-                (rows, None)
+                let more = found
+                    .more
+                    .then(|| t.arg("staff-more", "limit", staff::SEARCH_LIMIT));
+                (rows, more, None)
             }
         }
     };
@@ -196,6 +202,7 @@ pub async fn search(
             query: typed,
             error,
             people,
+            more,
         }
         .render(),
     )))

@@ -98,16 +98,18 @@ pub async fn find(
         Err(r) => return Ok(refused(&r)),
     };
     let hasher = state.hasher.clone();
-    let people = state
+    let found = state
         .store
         .run(move |conn| staff::find_with_status(conn, &hasher, &parsed))
-        .await?
+        .await?;
+    let people = found
+        .people
         .iter()
         .map(PersonStatus::to_json)
         .collect::<Vec<_>>();
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "people": people }),
+        &serde_json::json!({ "people": people, "more": found.more }),
     ))
 }
 
