@@ -60,7 +60,7 @@ mod tests {
             FR_CA,
             EN,
             &["portal", "issuer", "email"],
-            &["tries", "seconds", "minutes", "min"],
+            &["tries", "seconds", "minutes", "min", "limit"],
         )
         .expect("complete catalogs");
         assert!(count > 90, "{count} messages");
