@@ -178,6 +178,17 @@ fn requests_no_handler_takes_get_a_clear_answer() {
                 "{case}: {body}"
             );
             assert_eq!(alert(&body), expected, "{case}, {lang}");
+            // The console has a page to switch back to; the others say it in both languages.
+            let (other_lang, other_text) = if lang == "en" {
+                ("fr-CA", fr)
+            } else {
+                ("en", en)
+            };
+            let bilingual = body.contains(&format!(
+                "<section class=\"other-language\" lang=\"{other_lang}\""
+            )) && body.contains(other_text);
+            assert_eq!(bilingual, !path.starts_with("/audit"), "{case}, {lang}");
+            assert_eq!(body.contains("/login/lang"), !bilingual, "{case}, {lang}");
         }
     }
 
@@ -303,7 +314,13 @@ fn requests_no_handler_takes_get_a_clear_answer() {
                     alert(&body),
                     "Cette adresse n’accepte pas ce type de demande."
                 );
-                assert!(body.contains("href=\"/login/lang?to=en"), "{case}: {body}");
+                // No page to switch back to: the other language is on the page itself.
+                assert!(!body.contains("/login/lang"), "{case}: {body}");
+                assert!(
+                    body.contains("<section class=\"other-language\" lang=\"en\"")
+                        && body.contains("This address does not take this kind of request."),
+                    "{case}: {body}"
+                );
             }
         }
     }

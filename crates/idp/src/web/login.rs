@@ -67,6 +67,16 @@ struct ErrorPage {
     switch_href: String,
     message: String,
     next_step: String,
+    /// The same texts in the other language, when no page can be switched back to.
+    other: Option<ErrorTexts>,
+}
+
+/// An error page's texts in one language.
+struct ErrorTexts {
+    tag: &'static str,
+    title: String,
+    message: String,
+    next_step: String,
 }
 
 fn translate(t: Tr, notice: &Notice) -> String {
@@ -78,8 +88,9 @@ fn translate(t: Tr, notice: &Notice) -> String {
 }
 
 /// The error page: `title_id`, `message_id` and `next_id` name its three texts in the
-/// message files. Its language switch leads back to `page` (a name [`switch_language`] takes),
-/// or to the sign-in page.
+/// message files. Its language switch leads back to `page` (a name [`switch_language`] takes).
+/// Without one there is nothing to switch back to (a sign-in page would say the request
+/// expired), so the page says it in both languages instead, as bilingual sites do.
 pub fn error_page(
     lang: Lang,
     status: StatusCode,
@@ -87,18 +98,28 @@ pub fn error_page(
     page: Option<&str>,
 ) -> HttpResponse {
     let t = Tr(lang);
-    let other = lang.other().tag();
+    let other = Tr(lang.other());
+    let (switch_href, other) = match page {
+        Some(page) => (format!("/login/lang?to={}&next={page}", other.tag()), None),
+        None => (
+            String::new(),
+            Some(ErrorTexts {
+                tag: other.tag(),
+                title: other.get(title_id),
+                message: other.get(message_id),
+                next_step: other.get(next_id),
+            }),
+        ),
+    };
     html(
         status,
         ErrorPage {
             t,
             title: t.get(title_id),
-            switch_href: match page {
-                Some(page) => format!("/login/lang?to={other}&next={page}"),
-                None => format!("/login/lang?to={other}"),
-            },
+            switch_href,
             message: t.get(message_id),
             next_step: t.get(next_id),
+            other,
         }
         .render(),
     )
