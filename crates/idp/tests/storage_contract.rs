@@ -161,6 +161,7 @@ fn refresh(
 on_both_backends!(
     TestDb::new;
     migrations_are_idempotent,
+    every_migration_reverts_and_applies_again,
     users_insert_and_find,
     users_email_unique_ignoring_case,
     users_member_code_unique,
@@ -209,6 +210,76 @@ on_both_backends!(
 fn migrations_are_idempotent(db: &TestDb) {
     let mut conn = db.conn();
     assert_eq!(run_migrations(&mut conn).expect("re-run migrations"), 0);
+}
+
+/// The database's own description of its schema (tables, columns, indexes, constraints,
+/// triggers), one line each, sorted; the migrations' bookkeeping table aside.
+fn schema_lines(conn: &mut DbConnection) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        line: String,
+    }
+    let lines: Vec<Line> = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "SELECT type || ' ' || name || ': ' || coalesce(sql, '') AS line FROM sqlite_master \
+             WHERE name NOT LIKE 'sqlite_%' AND tbl_name <> '__diesel_schema_migrations'",
+        )
+        .load(c),
+        DbConnection::Postgres(c) => diesel::sql_query(
+            "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' \
+                    || is_nullable || ' ' || coalesce(column_default, '') AS line \
+             FROM information_schema.columns WHERE table_schema = 'public' \
+             AND table_name <> '__diesel_schema_migrations' \
+             UNION ALL SELECT 'index ' || indexdef FROM pg_indexes \
+             WHERE schemaname = 'public' AND tablename <> '__diesel_schema_migrations' \
+             UNION ALL SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' \
+                    || pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE connamespace = 'public'::regnamespace \
+             AND conrelid::regclass::text <> '__diesel_schema_migrations' \
+             UNION ALL SELECT 'trigger ' || tgrelid::regclass::text || ' ' || tgname \
+             FROM pg_trigger WHERE NOT tgisinternal \
+             UNION ALL SELECT 'function ' || proname FROM pg_proc \
+             WHERE pronamespace = 'public'::regnamespace",
+        )
+        .load(c),
+    }
+    .expect("schema");
+    let mut lines: Vec<String> = lines.into_iter().map(|l| l.line).collect();
+    lines.sort();
+    lines
+}
+
+/// Every migration's `down.sql` undoes its `up.sql`: reverting them all leaves nothing, and
+/// applying them again gives the same schema.
+fn every_migration_reverts_and_applies_again(db: &TestDb) {
+    use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+    let mut conn = db.conn();
+    // A person, so that the downs that rewrite rows have one to rewrite.
+    add_user(&mut conn, "revert@example.org");
+    let migrated = schema_lines(&mut conn);
+    assert!(migrated.len() > 30, "schema read: {}", migrated.len());
+    let folder = |backend: &str| {
+        FileBasedMigrations::from_path(format!(
+            "{}/../../migrations/{backend}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("migration folder")
+    };
+    let reverted = match &mut *conn {
+        DbConnection::Sqlite(c) => c.revert_all_migrations(folder("sqlite")),
+        DbConnection::Postgres(c) => c.revert_all_migrations(folder("postgres")),
+    }
+    .expect("every down.sql runs")
+    .len();
+    assert!(reverted >= 12, "{reverted} reverted");
+    assert_eq!(
+        schema_lines(&mut conn),
+        Vec::<String>::new(),
+        "nothing left"
+    );
+    assert_eq!(run_migrations(&mut conn).expect("apply again"), reverted);
+    assert_eq!(schema_lines(&mut conn), migrated);
 }
 
 fn users_insert_and_find(db: &TestDb) {
