@@ -792,13 +792,12 @@ impl Settings {
             }
             None => {}
         }
-        if self.log_level.trim().is_empty()
-            || tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err()
-        {
+        if !log_filter_reads_as_meant(&self.log_level) {
             return Err(ConfigError::invalid(
                 "log_level",
                 format!(
-                    "`{}` is not a log filter such as `info` or `idp=debug,info`",
+                    "`{}` is not a log filter such as `info` or `idp=debug,info` \
+                     (levels: error, warn, info, debug, trace, off)",
                     self.log_level
                 ),
             ));
@@ -985,6 +984,25 @@ fn describe_figment_error(error: figment::Error) -> String {
         .join("; ")
 }
 
+/// Whether `filter` is a log filter that `tracing` reads as it is meant: one that parses, and
+/// in which every bare word is a level. `tracing` takes any other bare word (`verbose`,
+/// `warning`) for a target name, which would log that target alone and silence the rest.
+fn log_filter_reads_as_meant(filter: &str) -> bool {
+    !filter.trim().is_empty()
+        && tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+        && filter
+            .split(',')
+            .map(str::trim)
+            .filter(|directive| !directive.is_empty())
+            .all(|directive| {
+                directive.contains('=')
+                    || directive.contains('[')
+                    || directive
+                        .parse::<tracing_subscriber::filter::LevelFilter>()
+                        .is_ok()
+            })
+}
+
 #[cfg(test)]
 // figment::Jail's closures return figment's own (large) error type.
 #[allow(clippy::result_large_err)]
@@ -1006,6 +1024,34 @@ mod tests {
             DatabaseTarget::Sqlite(_)
         ));
         assert_eq!(s.bind_addr().expect("bind").port(), 8080);
+    }
+
+    #[test]
+    fn a_log_level_that_would_silence_the_logs_is_refused() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "idp=debug,info",
+            "idp=trace,actix_web=warn",
+        ] {
+            assert!(log_filter_reads_as_meant(good), "{good}");
+        }
+        for bad in ["", " ", "verbose", "warning", "info,verbose", "idp=loud"] {
+            assert!(!log_filter_reads_as_meant(bad), "{bad}");
+        }
+        let s = Settings {
+            log_level: "warning".into(),
+            ..Settings::default()
+        };
+        let err = s
+            .validate()
+            .expect_err("warning is not a level")
+            .to_string();
+        assert!(
+            err.contains("log_level") && err.contains("warn, info"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -177,6 +177,29 @@ impl WorkerSettings {
                 "username and password go together",
             ));
         }
+        if self.log_format != "text" && self.log_format != "json" {
+            return Err(invalid("log_format", "use `text` or `json`"));
+        }
+        // `tracing` takes a bare word that is not a level (`verbose`, `warning`) for a target
+        // name: only that target would log, and the rest would be silent.
+        let bare_words_are_levels = self.log_level.split(',').all(|directive| {
+            directive.contains('=')
+                || directive.contains('[')
+                || directive
+                    .trim()
+                    .parse::<tracing_subscriber::filter::LevelFilter>()
+                    .is_ok()
+        });
+        if self.log_level.trim().is_empty()
+            || tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err()
+            || !bare_words_are_levels
+        {
+            return Err(invalid(
+                "log_level",
+                "not a log filter such as `info` or `mail_worker=debug,info` \
+                 (levels: error, warn, info, debug, trace, off)",
+            ));
+        }
         if let Some(bind) = &self.metrics_bind {
             bind.parse::<std::net::SocketAddr>()
                 .map_err(|e| invalid("metrics_bind", e.to_string()))?;
@@ -241,5 +264,30 @@ mod tests {
         let mut s = valid();
         s.smtp.username = Some("u".into());
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn log_settings_that_would_not_log_as_meant_are_refused() {
+        for good in ["info", "off", "mail_worker=debug,info"] {
+            let s = WorkerSettings {
+                log_level: good.into(),
+                ..valid()
+            };
+            assert!(s.validate().is_ok(), "{good}");
+        }
+        for bad in ["", "verbose", "warning", "info,verbose"] {
+            let s = WorkerSettings {
+                log_level: bad.into(),
+                ..valid()
+            };
+            let err = s.validate().expect_err(bad).to_string();
+            assert!(err.contains("GUICHET_WORKER_LOG_LEVEL"), "{bad}: {err}");
+        }
+        let s = WorkerSettings {
+            log_format: "jsn".into(),
+            ..valid()
+        };
+        let err = s.validate().expect_err("jsn").to_string();
+        assert!(err.contains("GUICHET_WORKER_LOG_FORMAT"), "{err}");
     }
 }
