@@ -444,6 +444,11 @@ fn who_may_read_act_and_manage_clients() {
     let (helpdesk_cookies, helpdesk_token) = console_sign_in(&s, HELPDESK);
     let (_, html) = page(&s, &helpdesk_cookies, &person);
     let csrf = csrf_of(&html);
+    assert!(html.contains("form-unlock") && html.contains("form-reset-2fa"));
+    assert!(
+        !html.contains("form-invite"),
+        "no first-login invitation for a person who has activated"
+    );
     assert_eq!(
         post(&s, &helpdesk_cookies, &unlock, &[("reason", "no token")]),
         400

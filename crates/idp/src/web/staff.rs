@@ -234,6 +234,8 @@ struct PersonPage {
     method: String,
     must_reset: bool,
     disabled: bool,
+    /// A first-login invitation can be sent: the person has not activated (nor been disabled).
+    can_invite: bool,
     roles: String,
     live_sessions: usize,
     pending_email: Option<String>,
@@ -275,6 +277,7 @@ fn person_page(
         }),
         must_reset: u.must_reset,
         disabled: u.disabled,
+        can_invite: !u.disabled && (u.must_reset || u.password_hash.is_none()),
         roles: s
             .roles
             .iter()
