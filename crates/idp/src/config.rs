@@ -451,7 +451,8 @@ pub struct ClientSettings {
     /// First-party portals skip the consent screen.
     #[serde(default)]
     pub first_party: bool,
-    /// `password`, or `upstream:NAME` for a federated first factor.
+    /// The first factor: `password`, the only one this version has. A federated sign-in
+    /// service (`upstream:NAME`) is refused at start rather than silently replaced.
     #[serde(default = "ClientSettings::default_first_factor")]
     pub first_factor: String,
     /// Level an SSO session must have reached for this portal.
@@ -618,6 +619,18 @@ impl ClientSettings {
         }
         if crate::oidc::keys::SigningAlg::parse(&self.id_token_alg).is_none() {
             return Err(("id_token_alg", "use RS256, ES256 or EdDSA".into()));
+        }
+        if self.first_factor != "password" {
+            return Err((
+                "first_factor",
+                if self.first_factor.starts_with("upstream:") {
+                    "a federated sign-in service as first factor is not supported by this \
+                     version; use password"
+                        .into()
+                } else {
+                    "use password".into()
+                },
+            ));
         }
         // An unknown level would rank lowest and be satisfied by any session.
         if ![crate::oidc::flow::ACR_MFA, crate::oidc::flow::ACR_PASSWORD]
@@ -1354,6 +1367,20 @@ mod tests {
                     ..client("x")
                 },
                 "required_level",
+            ),
+            (
+                ClientSettings {
+                    first_factor: "upstream:clicsequr".into(),
+                    ..client("x")
+                },
+                "not supported by this version",
+            ),
+            (
+                ClientSettings {
+                    first_factor: "pasword".into(),
+                    ..client("x")
+                },
+                "first_factor",
             ),
             (
                 ClientSettings {
