@@ -352,6 +352,190 @@ fn requests_no_handler_takes_get_a_clear_answer() {
     assert!(logs.contains("request could not be read"), "{logs}");
 }
 
+/// Junk of every kind a browser or a client can send (query strings, forms and JSON bodies
+/// with odd values, wrong content types, forged cookies and credentials, odd languages),
+/// thrown at every route with every method: never a 5xx, and every refusal has a body that
+/// says why, as a page or as a JSON error object. The same seed gives the same requests.
+#[test]
+fn junk_sent_to_every_route_gets_a_clear_answer() {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    const PATHS: [&str; 45] = [
+        "/authorize",
+        "/login",
+        "/login/lang",
+        "/login/second-factor",
+        "/login/resend",
+        "/login/restart",
+        "/login/reset",
+        "/login/reset/code",
+        "/login/password",
+        "/login/enrol",
+        "/login/enrol/app",
+        "/login/enrol/email",
+        "/account",
+        "/account/callback",
+        "/account/sessions/end",
+        "/account/api/sign-ins",
+        "/audit",
+        "/audit/export.csv",
+        "/audit/export.jsonl",
+        "/audit/api/events",
+        "/staff",
+        "/staff/people/x",
+        "/staff/people/x/unlock",
+        "/staff/clients",
+        "/staff/clients/x/disable",
+        "/staff/keys/rotate",
+        "/staff/policies",
+        "/staff/api/policies",
+        "/staff/api/people",
+        "/staff/api/people/x",
+        "/staff/api/people/x/unlock",
+        "/staff/api/clients",
+        "/staff/api/clients/x/secret",
+        "/email-change",
+        "/consent",
+        "/end_session",
+        "/end_session/confirm",
+        "/revoke",
+        "/introspect",
+        "/userinfo",
+        "/token",
+        "/jwks",
+        "/.well-known/openid-configuration",
+        "/dev/outbox",
+        "/health/ready",
+    ];
+    const KEYS: [&str; 28] = [
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "prompt",
+        "max_age",
+        "ui_locales",
+        "login_hint",
+        "response_mode",
+        "to",
+        "next",
+        "q",
+        "before",
+        "from",
+        "subject",
+        "code",
+        "id_token_hint",
+        "grant_type",
+        "token",
+        "csrf",
+        "email",
+        "password",
+        "reason",
+        "sid",
+    ];
+    const VALUES: [&str; 14] = [
+        "",
+        "a",
+        "%00",
+        "%ff%fe",
+        "%C3%A9",
+        "%27%22%3C%3E",
+        "-1",
+        "99999999999999999999",
+        "%5B%5D",
+        "null",
+        "%25",
+        "%zz",
+        "%E2%80%AE",
+        "..%2F..%2Fetc%2Fpasswd",
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("GUICHET_DEV_MODE", "true")]);
+    let http = client();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let pairs = |rng: &mut rand::rngs::StdRng| {
+        (0..rng.gen_range(0..5))
+            .map(|_| {
+                let key = KEYS.choose(rng).expect("key");
+                let value = VALUES.choose(rng).expect("value");
+                format!("{key}={value}")
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let long = "A".repeat(5000);
+    let mut sent = 0;
+    for path in PATHS {
+        for _ in 0..24 {
+            let query = pairs(&mut rng);
+            let method = [
+                reqwest::Method::GET,
+                reqwest::Method::POST,
+                reqwest::Method::POST,
+                reqwest::Method::PUT,
+            ]
+            .choose(&mut rng)
+            .expect("method")
+            .clone();
+            let url = if query.is_empty() {
+                server.url(path)
+            } else {
+                server.url(&format!("{path}?{query}"))
+            };
+            let mut request = http.request(method.clone(), url);
+            if method != reqwest::Method::GET {
+                let (content_type, body) = match rng.gen_range(0..5) {
+                    0 => (
+                        "application/json",
+                        r#"{"reason": 5, "email": []}"#.to_string(),
+                    ),
+                    1 => ("application/json", "{bad".to_string()),
+                    2 => ("text/plain", pairs(&mut rng)),
+                    3 => ("application/x-www-form-urlencoded", long.clone()),
+                    _ => ("application/x-www-form-urlencoded", pairs(&mut rng)),
+                };
+                request = request.header("Content-Type", content_type).body(body);
+            }
+            request = match rng.gen_range(0..6) {
+                0 => request.header("Cookie", "__Host-guichet_tx=%ff; __Host-guichet_lang=xx"),
+                1 => request.header("Authorization", "Bearer %27%22"),
+                2 => request.header("Authorization", "Basic Og=="),
+                3 => request.header("Accept-Language", "xx-YY;q=abc, *"),
+                4 => request.header("Cookie", format!("__Host-guichet_sso={long}")),
+                _ => request,
+            };
+            let r = request.send().expect("an answer");
+            sent += 1;
+            let status = r.status();
+            let content_type = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let body = r.bytes().expect("body");
+            let case = format!("{method} {path}?{query}");
+            assert!(status.as_u16() < 500, "{case}: {status}");
+            if status.is_client_error() {
+                assert!(!body.is_empty(), "{case}: {status} without a body");
+                assert!(
+                    content_type.starts_with("text/html") || content_type == "application/json",
+                    "{case}: {status} as {content_type:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(sent, PATHS.len() * 24);
+    let (exit, logs) = server.terminate();
+    assert!(exit.success(), "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+    assert!(!logs.contains(" ERROR "), "no error line:\n{logs}");
+}
+
 /// The status line answered to `request`, sent as raw bytes to the server on `port`.
 fn raw_status_line(port: &str, request: &[u8]) -> String {
     use std::io::{Read, Write};

@@ -14,6 +14,21 @@ pub const IDP: &str = env!("CARGO_BIN_EXE_idp");
 pub struct Server {
     child: Child,
     pub base: String,
+    /// Readers of its standard output and error, each kept until the stream ends: a pipe left
+    /// unread would fill up and block the server on its next log line.
+    output: Vec<std::thread::JoinHandle<String>>,
+}
+
+/// Reads `stream` to its end on a thread of its own; the thread gives back what it read.
+fn drain(stream: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    })
 }
 
 impl Server {
@@ -30,10 +45,18 @@ impl Server {
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = cmd.spawn().expect("spawn idp serve");
+        let mut child = cmd.spawn().expect("spawn idp serve");
+        let output = [
+            child.stdout.take().map(drain),
+            child.stderr.take().map(drain),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let mut server = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            output,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -73,25 +96,10 @@ impl Server {
             assert!(Instant::now() < deadline, "idp did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         };
-        let mut logs = String::new();
-        for stream in [
-            self.child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read>),
-            self.child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        }
+        let logs = std::mem::take(&mut self.output)
+            .into_iter()
+            .map(|reader| reader.join().expect("output reader"))
+            .collect();
         (exit, logs)
     }
 }
