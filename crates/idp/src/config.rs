@@ -55,6 +55,7 @@ pub struct Settings {
     pub sign_in: SignInSettings,
     pub mail: MailSettings,
     pub audit: AuditSettings,
+    pub help: HelpSettings,
     /// Portals registered with this Guichet (OAuth clients), synchronised to the database at
     /// every start.
     pub clients: Vec<ClientSettings>,
@@ -78,6 +79,7 @@ impl Default for Settings {
             keys: KeySettings::default(),
             tokens: TokenSettings::default(),
             sign_in: SignInSettings::default(),
+            help: HelpSettings::default(),
             mail: MailSettings::default(),
             audit: AuditSettings::default(),
             clients: Vec::new(),
@@ -215,6 +217,43 @@ impl Default for AuditSettings {
             checkpoint_interval_secs: 3600,
             stream_to_log: false,
         }
+    }
+}
+
+/// How people reach the helpdesk that every "contact us" of the pages means: shown at the foot
+/// of every page. Each is optional; with none, the foot says only "Need help? Contact us."
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HelpSettings {
+    /// A telephone number as people dial it (`514 555-0100`, `+1 514 555-0100 poste 2`).
+    pub phone: Option<String>,
+    /// An email address.
+    pub email: Option<String>,
+    /// A page with the helpdesk's hours and other ways to reach it (https).
+    pub url: Option<String>,
+}
+
+impl HelpSettings {
+    /// Checks each value that is set; `Err` holds the key and why.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Some(phone) = &self.phone {
+            let digits = phone.chars().filter(char::is_ascii_digit).count();
+            if phone.chars().count() > 40 || phone.chars().any(char::is_control) || digits < 3 {
+                return Err((
+                    "help.phone",
+                    "a telephone number of at most 40 characters, such as `514 555-0100`".into(),
+                ));
+            }
+        }
+        if let Some(email) = &self.email {
+            if !crate::authn::plausible_email(email) {
+                return Err(("help.email", format!("`{email}` is not an email address")));
+            }
+        }
+        if let Some(url) = &self.url {
+            check_client_uri(url).map_err(|m| ("help.url", format!("`{url}`: {m}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -775,6 +814,9 @@ impl Settings {
     /// Checks values that parse but are unusable or insecure.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        self.help
+            .check()
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         self.public_url()?;
         self.display_time_zone()?;
         let target = self.database_target()?;

@@ -1688,3 +1688,77 @@ fn helpdesk_and_client_operations_from_the_command_line() {
         assert!(!e.detail.contains(&secret));
     }
 }
+
+/// The helpdesk every "contact us" means, at the foot of every page when configured, in the
+/// page's language; a value that cannot be right is refused at start, naming its key.
+#[test]
+fn the_foot_of_every_page_says_how_to_reach_the_helpdesk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("GUICHET_HELP__PHONE", "514 555-0100 poste 2"),
+            ("GUICHET_HELP__EMAIL", "soutien@example.org"),
+            ("GUICHET_HELP__URL", "https://example.org/nous-joindre"),
+        ],
+    );
+    let http = client();
+    let foot = |path: &str, lang: &str| {
+        let body = http
+            .get(server.url(path))
+            .header("Accept-Language", lang)
+            .send()
+            .expect("GET")
+            .text()
+            .expect("body");
+        let start = body.find("<footer>").expect("footer");
+        body[start..start + body[start..].find("</footer>").expect("end")].to_string()
+    };
+    let en = foot("/login/reset", "en");
+    assert_eq!(
+        en,
+        "<footer><p>Need help? Contact us: <a href=\"tel:5145550100\">514 555-0100 poste 2</a> · \
+         <a href=\"mailto:soutien@example.org\">soutien@example.org</a> · \
+         <a href=\"https://example.org/nous-joindre\">other ways to reach us</a></p>"
+    );
+    let fr = foot("/nope", "fr-CA");
+    assert!(
+        fr.starts_with(
+            "<footer><p>Besoin d’aide? Communiquez avec nous : <a href=\"tel:5145550100\">"
+        ) && fr.contains("autres façons de nous joindre"),
+        "{fr}"
+    );
+    drop(server);
+
+    // One of them alone, with no separator left over.
+    let server = Server::start(
+        dir.path(),
+        &[("GUICHET_HELP__EMAIL", "soutien@example.org")],
+    );
+    let body = client()
+        .get(server.url("/login/reset"))
+        .header("Accept-Language", "en")
+        .send()
+        .expect("GET")
+        .text()
+        .expect("body");
+    assert!(
+        body.contains(
+            "<footer><p>Need help? Contact us: \
+             <a href=\"mailto:soutien@example.org\">soutien@example.org</a></p></footer>"
+        ),
+        "{body}"
+    );
+    drop(server);
+
+    for (key, value) in [
+        ("GUICHET_HELP__PHONE", "call us"),
+        ("GUICHET_HELP__EMAIL", "soutien"),
+        ("GUICHET_HELP__URL", "http://example.org/contact"),
+    ] {
+        let out = run(dir.path(), &["check-config"], &[(key, value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+    }
+}
