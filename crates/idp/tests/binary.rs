@@ -193,13 +193,7 @@ fn requests_no_handler_takes_get_a_clear_answer() {
     }
 
     // The language switch leads back to the console asked for, not to a sign-in page.
-    let body = http
-        .get(server.url("/audit?before=abc"))
-        .header("Accept-Language", "en")
-        .send()
-        .expect("GET")
-        .text()
-        .expect("body");
+    let body = page_in(&server, "/audit?before=abc", "en");
     assert!(
         body.contains("href=\"/login/lang?to=fr-CA&amp;next=audit\""),
         "{body}"
@@ -534,6 +528,17 @@ fn junk_sent_to_every_route_gets_a_clear_answer() {
     assert!(exit.success(), "{logs}");
     assert!(!logs.contains("panicked"), "{logs}");
     assert!(!logs.contains(" ERROR "), "no error line:\n{logs}");
+}
+
+/// The page at `path`, asked for in `lang`.
+fn page_in(server: &Server, path: &str, lang: &str) -> String {
+    client()
+        .get(server.url(path))
+        .header("Accept-Language", lang)
+        .send()
+        .expect("GET")
+        .text()
+        .expect("body")
 }
 
 /// The status line answered to `request`, sent as raw bytes to the server on `port`.
@@ -1702,26 +1707,19 @@ fn the_foot_of_every_page_says_how_to_reach_the_helpdesk() {
             ("GUICHET_HELP__URL", "https://example.org/nous-joindre"),
         ],
     );
-    let http = client();
-    let foot = |path: &str, lang: &str| {
-        let body = http
-            .get(server.url(path))
-            .header("Accept-Language", lang)
-            .send()
-            .expect("GET")
-            .text()
-            .expect("body");
+    let foot = |server: &Server, path: &str, lang: &str| {
+        let body = page_in(server, path, lang);
         let start = body.find("<footer>").expect("footer");
         body[start..start + body[start..].find("</footer>").expect("end")].to_string()
     };
-    let en = foot("/login/reset", "en");
+    let en = foot(&server, "/login/reset", "en");
     assert_eq!(
         en,
         "<footer><p>Need help? Contact us: <a href=\"tel:5145550100\">514 555-0100 poste 2</a> · \
          <a href=\"mailto:soutien@example.org\">soutien@example.org</a> · \
          <a href=\"https://example.org/nous-joindre\">other ways to reach us</a></p>"
     );
-    let fr = foot("/nope", "fr-CA");
+    let fr = foot(&server, "/nope", "fr-CA");
     assert!(
         fr.starts_with(
             "<footer><p>Besoin d’aide? Communiquez avec nous : <a href=\"tel:5145550100\">"
@@ -1735,19 +1733,10 @@ fn the_foot_of_every_page_says_how_to_reach_the_helpdesk() {
         dir.path(),
         &[("GUICHET_HELP__EMAIL", "soutien@example.org")],
     );
-    let body = client()
-        .get(server.url("/login/reset"))
-        .header("Accept-Language", "en")
-        .send()
-        .expect("GET")
-        .text()
-        .expect("body");
-    assert!(
-        body.contains(
-            "<footer><p>Need help? Contact us: \
-             <a href=\"mailto:soutien@example.org\">soutien@example.org</a></p></footer>"
-        ),
-        "{body}"
+    assert_eq!(
+        foot(&server, "/login/reset", "en"),
+        "<footer><p>Need help? Contact us: \
+         <a href=\"mailto:soutien@example.org\">soutien@example.org</a></p>"
     );
     drop(server);
 
