@@ -150,7 +150,7 @@ impl AppState {
             .transpose()?;
         let https = settings.public_url()?.scheme() == "https";
         let time_zone = settings.display_time_zone()?;
-        crate::web::set_help_contact(&settings.help);
+        crate::config::set_help_contact(&settings.help);
         let discovery = actix_web::web::Bytes::from(
             crate::oidc::service::discovery_document(&settings.issuer()).to_string(),
         );

@@ -218,6 +218,8 @@ impl Cli {
                 return ExitCode::from(2);
             }
         };
+        // Pages and the messages of every command say how to reach the helpdesk.
+        crate::config::set_help_contact(&settings.help);
         let serving = matches!(self.command, Command::Serve);
         crate::telemetry::init(
             &settings,

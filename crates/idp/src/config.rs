@@ -233,6 +233,22 @@ pub struct HelpSettings {
     pub url: Option<String>,
 }
 
+/// The `[help]` of the configuration `idp serve` started with: the foot of every page and
+/// every message sent say it, and neither has the settings at hand (a page's layout has no
+/// state of its own; messages are composed by the mail worker from what the job carries).
+static HELP: std::sync::OnceLock<HelpSettings> = std::sync::OnceLock::new();
+
+/// Keeps `help` for [`help_contact`]; the first call wins.
+pub fn set_help_contact(help: &HelpSettings) {
+    let _ = HELP.set(help.clone());
+}
+
+/// The helpdesk's contact details, when any is configured.
+pub fn help_contact() -> Option<&'static HelpSettings> {
+    HELP.get()
+        .filter(|h| h.phone.is_some() || h.email.is_some() || h.url.is_some())
+}
+
 impl HelpSettings {
     /// Checks each value that is set; `Err` holds the key and why.
     fn check(&self) -> Result<(), (&'static str, String)> {

@@ -119,7 +119,19 @@ impl MailQueue {
 
     /// Queues `job`, within two seconds or not at all. The outbox write happens on the
     /// blocking pool.
-    pub async fn enqueue(&self, job: MailJob) -> Result<(), MailError> {
+    pub async fn enqueue(&self, mut job: MailJob) -> Result<(), MailError> {
+        // How to reach the helpdesk every message's "contact us" means, for the worker to say.
+        if let Some(help) = crate::config::help_contact() {
+            for (name, value) in [
+                (mail_queue::PARAM_HELP_PHONE, &help.phone),
+                (mail_queue::PARAM_HELP_EMAIL, &help.email),
+                (mail_queue::PARAM_HELP_URL, &help.url),
+            ] {
+                if let Some(value) = value {
+                    job.parameters.insert(name.to_string(), value.clone());
+                }
+            }
+        }
         match self {
             Self::Redis(queue) => tokio::time::timeout(ENQUEUE_TIMEOUT, queue.append(&job))
                 .await

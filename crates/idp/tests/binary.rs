@@ -1523,7 +1523,10 @@ fn members_are_imported_from_csv_with_errors_by_line_and_idempotently() {
 #[test]
 fn helpdesk_and_client_operations_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = [("GUICHET_DATABASE_URL", "sqlite://data/guichet.db")];
+    let env = [
+        ("GUICHET_DATABASE_URL", "sqlite://data/guichet.db"),
+        ("GUICHET_HELP__PHONE", "514 555-0100"),
+    ];
     assert!(run(dir.path(), &["migrate"], &env).status.success());
     let store = support::open_store(idp::store::DatabaseTarget::Sqlite(
         dir.path().join("data/guichet.db"),
@@ -1623,6 +1626,12 @@ fn helpdesk_and_client_operations_from_the_command_line() {
     let jobs = outbox.messages().expect("messages");
     assert!(jobs.iter().any(|j| j.recipient == "marie.t@example.org"
         && j.template == mail_queue::Template::EmailChangeCode));
+    // Every message says how to reach the helpdesk its "contact us" means.
+    for job in &jobs {
+        assert_eq!(job.parameters[mail_queue::PARAM_HELP_PHONE], "514 555-0100");
+        let text = mail_worker::compose::compose(job).expect("composed").text;
+        assert!(text.contains(": 514 555-0100\n"), "{text}");
+    }
     assert!(jobs.iter().any(|j| j.recipient == "marie@example.org"
         && j.template == mail_queue::Template::EmailChangeNotice));
 

@@ -13,6 +13,26 @@ use serde::{Deserialize, Serialize};
 /// Version of [`MailJob`]'s encoding. A consumer refuses jobs of another version rather than
 /// guessing at their meaning.
 pub const CONTRACT_VERSION: u16 = 1;
+
+/// Job parameters that say how to reach the helpdesk every message's "contact us" means, when
+/// the idp's configuration gives them (each optional; a worker that does not know them leaves
+/// them out).
+pub const PARAM_HELP_PHONE: &str = "help_phone";
+/// See [`PARAM_HELP_PHONE`].
+pub const PARAM_HELP_EMAIL: &str = "help_email";
+/// See [`PARAM_HELP_PHONE`].
+pub const PARAM_HELP_URL: &str = "help_url";
+
+/// A telephone number as a `tel:` URI takes it: its `+` and digits, up to the first letter
+/// (an extension written `poste 2` is left out). Pages and messages link the helpdesk's number
+/// alike.
+pub fn dialable(phone: &str) -> String {
+    phone
+        .chars()
+        .take_while(|c| !c.is_alphabetic())
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect()
+}
 /// Redis stream the idp appends jobs to.
 pub const STREAM: &str = "guichet:mail";
 /// Consumer group shared by every mail worker.

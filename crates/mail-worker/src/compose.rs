@@ -144,6 +144,61 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A value the sender gave, if it can go in a message as it is: short, on one line, without
+/// what would break out of an HTML attribute.
+fn plain_parameter<'a>(job: &'a MailJob, name: &str) -> Option<&'a str> {
+    job.parameters.get(name).map(String::as_str).filter(|v| {
+        !v.is_empty()
+            && v.chars().count() <= 254
+            && !v
+                .chars()
+                .any(|c| c.is_control() || matches!(c, '"' | '<' | '>'))
+    })
+}
+
+/// "To reach us:" and the helpdesk's telephone number, email address and page the job
+/// carries, as text and as HTML links; `None` when it carries none.
+fn help_line(job: &MailJob) -> Option<(String, String)> {
+    let phone = plain_parameter(job, mail_queue::PARAM_HELP_PHONE);
+    let email = plain_parameter(job, mail_queue::PARAM_HELP_EMAIL).filter(|e| e.contains('@'));
+    let url = plain_parameter(job, mail_queue::PARAM_HELP_URL)
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+    let mut text = Vec::new();
+    let mut links = Vec::new();
+    if let Some(phone) = phone {
+        let number = mail_queue::dialable(phone);
+        text.push(phone.to_string());
+        links.push(format!(
+            "<a href=\"tel:{}\">{}</a>",
+            escape(&number),
+            escape(phone)
+        ));
+    }
+    if let Some(email) = email {
+        text.push(email.to_string());
+        links.push(format!(
+            "<a href=\"mailto:{}\">{}</a>",
+            escape(email),
+            escape(email)
+        ));
+    }
+    if let Some(url) = url {
+        text.push(url.to_string());
+        links.push(format!("<a href=\"{}\">{}</a>", escape(url), escape(url)));
+    }
+    if text.is_empty() {
+        return None;
+    }
+    let lead = match job.locale {
+        Locale::FrCa => "Pour nous joindre :",
+        Locale::En => "To reach us:",
+    };
+    Some((
+        format!("{lead} {}", text.join(" · ")),
+        format!("{} {}", escape(lead), links.join(" · ")),
+    ))
+}
+
 /// Composes `job` in its language.
 pub fn compose(job: &MailJob) -> Result<Composed, ComposeError> {
     let w = wording(job.template, job.locale);
@@ -205,9 +260,14 @@ pub fn compose(job: &MailJob) -> Result<Composed, ComposeError> {
     text.push_str(w.not_you);
     text.push('\n');
     html.push_str(&format!(
-        "<p style=\"color:#555\">{}</p></body></html>",
+        "<p style=\"color:#555\">{}</p>",
         escape(w.not_you)
     ));
+    if let Some((line, links)) = help_line(job) {
+        text.push_str(&format!("\n{line}\n"));
+        html.push_str(&format!("<p style=\"color:#555\">{links}</p>"));
+    }
+    html.push_str("</body></html>");
     Ok(Composed {
         subject: w.subject.to_string(),
         text,
@@ -274,6 +334,49 @@ mod tests {
                 assert!(c.html.ends_with("</body></html>"));
             }
         }
+    }
+
+    #[test]
+    fn the_helpdesk_the_job_names_is_how_to_reach_us() {
+        let plain = compose(&job(Template::LockoutNotice, Locale::En, None)).expect("en");
+        assert!(!plain.text.contains("To reach us"), "{}", plain.text);
+        let mut j = job(Template::LockoutNotice, Locale::FrCa, None);
+        for (name, value) in [
+            (mail_queue::PARAM_HELP_PHONE, "514 555-0100 poste 2"),
+            (mail_queue::PARAM_HELP_EMAIL, "soutien@example.org"),
+            (
+                mail_queue::PARAM_HELP_URL,
+                "https://example.org/nous-joindre",
+            ),
+        ] {
+            j.parameters.insert(name.into(), value.into());
+        }
+        let fr = compose(&j).expect("fr");
+        assert!(
+            fr.text.ends_with(
+                "\nPour nous joindre : 514 555-0100 poste 2 · soutien@example.org · \
+                 https://example.org/nous-joindre\n"
+            ),
+            "{}",
+            fr.text
+        );
+        assert!(
+            fr.html.contains(
+                "Pour nous joindre : <a href=\"tel:5145550100\">514 555-0100 poste 2</a> · \
+                 <a href=\"mailto:soutien@example.org\">soutien@example.org</a> · \
+                 <a href=\"https://example.org/nous-joindre\">https://example.org/nous-joindre</a></p></body></html>"
+            ),
+            "{}",
+            fr.html
+        );
+        // A value that would break out of the message's HTML is left out.
+        j.parameters.insert(
+            mail_queue::PARAM_HELP_URL.into(),
+            "https://example.org/\"><script>".into(),
+        );
+        let fr = compose(&j).expect("fr");
+        assert!(!fr.html.contains("script") && !fr.text.contains("script"));
+        assert!(fr.html.contains("mailto:soutien@example.org"));
     }
 
     #[test]

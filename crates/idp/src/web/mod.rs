@@ -17,8 +17,6 @@ pub mod token;
 pub mod unreadable;
 pub mod userinfo;
 
-use std::sync::OnceLock;
-
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::{web, FromRequest, Handler, HttpRequest, Resource, Responder};
 
@@ -175,31 +173,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(path("/introspect").post(token::introspect))
         .service(path("/userinfo").read(userinfo::get).post(userinfo::post))
         .service(path("/token").post(token::token));
-}
-
-/// How people reach the helpdesk, for the foot of every page: the configuration's `[help]`,
-/// read once at start (the layout every page extends has no state of its own to carry it).
-static HELP: OnceLock<crate::config::HelpSettings> = OnceLock::new();
-
-/// Keeps `help` for [`help_contact`]; the first call wins.
-pub fn set_help_contact(help: &crate::config::HelpSettings) {
-    let _ = HELP.set(help.clone());
-}
-
-/// The helpdesk's contact details, when any is configured.
-pub fn help_contact() -> Option<&'static crate::config::HelpSettings> {
-    HELP.get()
-        .filter(|h| h.phone.is_some() || h.email.is_some() || h.url.is_some())
-}
-
-/// `phone` as a `tel:` URI's number: its `+` and digits, up to the first letter (an
-/// extension written `poste 2` is left out).
-pub fn tel(phone: &str) -> String {
-    phone
-        .chars()
-        .take_while(|c| !c.is_alphabetic())
-        .filter(|c| c.is_ascii_digit() || *c == '+')
-        .collect()
 }
 
 /// `at` (UTC, as stored) as people read it: in `zone`, to the minute, with the zone's
