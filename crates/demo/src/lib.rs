@@ -51,8 +51,16 @@ impl DemoPlan {
         })
     }
 
-    /// Registers both portals (unless the configuration already declares them).
+    /// Registers both portals (unless the configuration already declares them), and an
+    /// example helpdesk for the pages' "contact us" (unless the configuration names one).
     pub fn register(&self, settings: &mut Settings) {
+        if settings.help == idp::config::HelpSettings::default() {
+            settings.help = idp::config::HelpSettings {
+                phone: Some("514 555-0100".into()),
+                email: Some(DEMO_STAFF.into()),
+                url: None,
+            };
+        }
         let portal = |id: &str, name: &str, url: &str, secret: &str| ClientSettings {
             id: id.into(),
             name: name.into(),

@@ -94,6 +94,18 @@ fn demo_starts_on_embedded_defaults_and_prints_urls() {
         let r = no_redirects.get(&to).send().expect("authorize");
         assert_eq!(r.headers()["location"], "/login", "{client_id}");
     }
+    // Its pages say how to reach the example helpdesk.
+    let page = client
+        .get(format!("http://127.0.0.1:{port}/login"))
+        .send()
+        .expect("sign-in page")
+        .text()
+        .expect("page");
+    assert!(
+        page.contains("<a href=\"tel:5145550100\">514 555-0100</a>")
+            && page.contains("mailto:soutien@example.org"),
+        "{page}"
+    );
     // The demo member exists and must do the first login.
     let store = idp::store::Store::open(
         idp::store::DatabaseTarget::Sqlite(dir.path().join("data/guichet.db")),
