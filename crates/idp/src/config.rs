@@ -220,8 +220,9 @@ impl Default for AuditSettings {
     }
 }
 
-/// How people reach the helpdesk that every "contact us" of the pages means: shown at the foot
-/// of every page. Each is optional; with none, the foot says only "Need help? Contact us."
+/// How people reach the helpdesk that every "contact us" of the pages and messages means: shown
+/// at the foot of every page and the end of every message. Each is optional; with none, the
+/// foot says only "Need help? Contact us." and messages say nothing more.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HelpSettings {
@@ -863,7 +864,7 @@ impl Settings {
             }
             None => {}
         }
-        if !log_filter_reads_as_meant(&self.log_level) {
+        if !mail_worker::settings::log_filter_reads_as_meant(&self.log_level) {
             return Err(ConfigError::invalid(
                 "log_level",
                 format!(
@@ -1055,25 +1056,6 @@ fn describe_figment_error(error: figment::Error) -> String {
         .join("; ")
 }
 
-/// Whether `filter` is a log filter that `tracing` reads as it is meant: one that parses, and
-/// in which every bare word is a level. `tracing` takes any other bare word (`verbose`,
-/// `warning`) for a target name, which would log that target alone and silence the rest.
-fn log_filter_reads_as_meant(filter: &str) -> bool {
-    !filter.trim().is_empty()
-        && tracing_subscriber::EnvFilter::try_new(filter).is_ok()
-        && filter
-            .split(',')
-            .map(str::trim)
-            .filter(|directive| !directive.is_empty())
-            .all(|directive| {
-                directive.contains('=')
-                    || directive.contains('[')
-                    || directive
-                        .parse::<tracing_subscriber::filter::LevelFilter>()
-                        .is_ok()
-            })
-}
-
 #[cfg(test)]
 // figment::Jail's closures return figment's own (large) error type.
 #[allow(clippy::result_large_err)]
@@ -1099,18 +1081,6 @@ mod tests {
 
     #[test]
     fn a_log_level_that_would_silence_the_logs_is_refused() {
-        for good in [
-            "info",
-            "WARN",
-            "off",
-            "idp=debug,info",
-            "idp=trace,actix_web=warn",
-        ] {
-            assert!(log_filter_reads_as_meant(good), "{good}");
-        }
-        for bad in ["", " ", "verbose", "warning", "info,verbose", "idp=loud"] {
-            assert!(!log_filter_reads_as_meant(bad), "{bad}");
-        }
         let s = Settings {
             log_level: "warning".into(),
             ..Settings::default()

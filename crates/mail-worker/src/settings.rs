@@ -108,6 +108,26 @@ pub enum SettingsError {
     },
 }
 
+/// Whether `filter` is a log filter that `tracing` reads as it is meant: one that parses, and
+/// in which every bare word is a level. `tracing` takes any other bare word (`verbose`,
+/// `warning`) for a target name, which would log that target alone and silence the rest. The
+/// idp checks its own `log_level` with this too.
+pub fn log_filter_reads_as_meant(filter: &str) -> bool {
+    !filter.trim().is_empty()
+        && tracing_subscriber::EnvFilter::try_new(filter).is_ok()
+        && filter
+            .split(',')
+            .map(str::trim)
+            .filter(|directive| !directive.is_empty())
+            .all(|directive| {
+                directive.contains('=')
+                    || directive.contains('[')
+                    || directive
+                        .parse::<tracing_subscriber::filter::LevelFilter>()
+                        .is_ok()
+            })
+}
+
 fn invalid(key: &'static str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid {
         key,
@@ -180,20 +200,7 @@ impl WorkerSettings {
         if self.log_format != "text" && self.log_format != "json" {
             return Err(invalid("log_format", "use `text` or `json`"));
         }
-        // `tracing` takes a bare word that is not a level (`verbose`, `warning`) for a target
-        // name: only that target would log, and the rest would be silent.
-        let bare_words_are_levels = self.log_level.split(',').all(|directive| {
-            directive.contains('=')
-                || directive.contains('[')
-                || directive
-                    .trim()
-                    .parse::<tracing_subscriber::filter::LevelFilter>()
-                    .is_ok()
-        });
-        if self.log_level.trim().is_empty()
-            || tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err()
-            || !bare_words_are_levels
-        {
+        if !log_filter_reads_as_meant(&self.log_level) {
             return Err(invalid(
                 "log_level",
                 "not a log filter such as `info` or `mail_worker=debug,info` \
@@ -264,6 +271,22 @@ mod tests {
         let mut s = valid();
         s.smtp.username = Some("u".into());
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn a_log_filter_is_read_as_meant_when_its_bare_words_are_levels() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "idp=debug,info",
+            "idp=trace,actix_web=warn",
+        ] {
+            assert!(log_filter_reads_as_meant(good), "{good}");
+        }
+        for bad in ["", " ", "verbose", "warning", "info,verbose", "idp=loud"] {
+            assert!(!log_filter_reads_as_meant(bad), "{bad}");
+        }
     }
 
     #[test]
