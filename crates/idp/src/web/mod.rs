@@ -77,11 +77,12 @@ impl Path {
 
 impl HttpServiceFactory for Path {
     fn register(self, config: &mut AppService) {
-        let allow = self.allow.join(", ");
+        // Built once per path; method names always make a valid header value.
+        let allow = actix_web::http::header::HeaderValue::from_str(&self.allow.join(", ")).ok();
         self.resource
             .default_service(web::to(move |req: HttpRequest| {
                 let allow = allow.clone();
-                async move { unreadable::not_allowed(&req, &allow) }
+                async move { unreadable::not_allowed(&req, allow) }
             }))
             .register(config)
     }

@@ -158,7 +158,7 @@ pub fn json(err: JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
 
 /// A method `allow` does not list, on a path that takes those. `HEAD` answers carry no body,
 /// whatever is built here.
-pub fn not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+pub fn not_allowed(req: &HttpRequest, allow: Option<HeaderValue>) -> HttpResponse {
     let mut response = if answers_in_json(req) {
         json_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -176,8 +176,8 @@ pub fn not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
             ],
         )
     };
-    if let Ok(value) = HeaderValue::from_str(allow) {
-        response.headers_mut().insert(header::ALLOW, value);
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
     }
     response
 }
